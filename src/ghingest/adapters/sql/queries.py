@@ -1,0 +1,199 @@
+"""Read queries as SQLAlchemy Core statements, shared by every SQL backend, and the rows' mapping to views."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import Row
+
+from ghingest.adapters.sql.schema import deliveries, events, release_changes, releases
+from ghingest.core.events import EventRecord
+from ghingest.core.pagination import MAX_PAGE_SIZE, decode_cursor, encode_cursor
+from ghingest.core.releases import (
+    ChangeOrder,
+    HistoryEntry,
+    ReleaseChange,
+    ReleaseContent,
+    ReleaseRecord,
+    ReleaseState,
+)
+from ghingest.core.states import DeliveryStatus
+from ghingest.ports import DeliveryView, EventQuery, EventView, ReleaseQuery, ReleaseView
+
+
+def page_size(limit: int) -> int:
+    return max(1, min(limit, MAX_PAGE_SIZE))
+
+
+def select_delivery(delivery_id: str) -> sa.Select[Any]:
+    return sa.select(deliveries).where(deliveries.c.delivery_id == delivery_id)
+
+
+def delivery_view(row: Row[Any]) -> DeliveryView:
+    m = row._mapping
+    return DeliveryView(
+        seq=m["seq"],
+        delivery_id=m["delivery_id"],
+        event=m["event"],
+        status=DeliveryStatus(m["status"]),
+        headers=orjson.loads(m["headers"]),
+        body=bytes(m["body"]),
+        content_kind=m["content_kind"],
+        secret_index=m["secret_index"],
+        received_at=m["received_at"],
+        processed_at=m["processed_at"],
+        attempts=m["attempts"],
+        error=m["error"],
+    )
+
+
+def select_events(query: EventQuery) -> sa.Select[Any]:
+    statement = sa.select(events)
+    for column, value in (
+        (events.c.event, query.event),
+        (events.c.action, query.action),
+        (events.c.repository, query.repository),
+        (events.c.status, query.status),
+    ):
+        if value is not None:
+            statement = statement.where(column == value)
+    if query.cursor:
+        (last_seq,) = decode_cursor(query.cursor, types=(int,))
+        statement = statement.where(events.c.seq < last_seq)
+    return statement.order_by(events.c.seq.desc()).limit(page_size(query.limit) + 1)
+
+
+def event_view(row: Row[Any]) -> EventView:
+    m = row._mapping
+    return EventView(
+        seq=m["seq"],
+        record=EventRecord(
+            delivery_id=m["delivery_id"],
+            event=m["event"],
+            action=m["action"],
+            repository=m["repository"],
+            organization=m["organization"],
+            sender=m["sender"],
+            installation_id=m["installation_id"],
+            hook_id=m["hook_id"],
+        ),
+        status=DeliveryStatus(m["status"]),
+        received_at=m["received_at"],
+        processed_at=m["processed_at"],
+        error=m["error"],
+    )
+
+
+def event_cursor(view: EventView) -> str:
+    return encode_cursor([view.seq])
+
+
+def select_releases(query: ReleaseQuery) -> sa.Select[Any]:
+    statement = sa.select(releases)
+    if query.repository is not None:
+        statement = statement.where(releases.c.repository == query.repository)
+    if query.state is not None:
+        statement = statement.where(releases.c.state == query.state)
+    if query.prerelease is not None:
+        statement = statement.where(releases.c.prerelease == query.prerelease)
+    if query.since is not None:
+        statement = statement.where(releases.c.sort_at >= query.since)
+    if query.until is not None:
+        statement = statement.where(releases.c.sort_at < query.until)
+    if query.search:
+        statement = statement.where(releases.c.id.in_(_search_ids(query.search)))
+    if query.cursor:
+        sort_at, release_id = decode_cursor(query.cursor, types=(str, int))
+        statement = statement.where(sa.tuple_(releases.c.sort_at, releases.c.id) < (sort_at, release_id))
+    return statement.order_by(releases.c.sort_at.desc(), releases.c.id.desc()).limit(page_size(query.limit) + 1)
+
+
+def fts_query(text: str) -> str:
+    """A user's search text as an FTS5 query: every word must match, the last one as a prefix."""
+    words = [word.replace('"', '""') for word in text.split() if word.strip('"')]
+    if not words:
+        return '""'
+    return " ".join(f'"{word}"' for word in words[:-1]) + (" " if len(words) > 1 else "") + f'"{words[-1]}"*'
+
+
+def _search_ids(text: str) -> sa.Select[Any]:
+    """Ids of releases whose tag, name or notes match (SQLite FTS5 index `releases_fts`)."""
+    return (
+        sa.select(sa.literal_column("rowid"))
+        .select_from(sa.table("releases_fts"))
+        .where(sa.text("releases_fts MATCH :fts").bindparams(fts=fts_query(text)))
+    )
+
+
+def release_cursor(view: ReleaseView) -> str:
+    return encode_cursor([sort_at(view.record.content), view.record.release_id])
+
+
+def sort_at(content: ReleaseContent) -> str:
+    return content.published_at or content.created_at or ""
+
+
+def content_of(row_mapping: Any) -> ReleaseContent:
+    m = row_mapping
+    return ReleaseContent(
+        repository=m["repository"],
+        tag=m["tag"],
+        name=m["name"],
+        author_login=m["author_login"],
+        author_avatar_url=m["author_avatar_url"],
+        draft=bool(m["draft"]),
+        prerelease=bool(m["prerelease"]),
+        created_at=m["created_at"],
+        published_at=m["published_at"],
+        html_url=m["html_url"],
+        body=m["body"],
+    )
+
+
+def release_view(row: Row[Any], history: Sequence[HistoryEntry] = ()) -> ReleaseView:
+    m = row._mapping
+    record = ReleaseRecord(
+        release_id=m["id"],
+        state=ReleaseState(m["state"]),
+        content=content_of(m),
+        content_order=ChangeOrder(m["content_ts"], m["content_seq"]),
+        history=tuple(history),
+    )
+    return ReleaseView(record=record, first_seen_at=m["first_seen_at"], updated_at=m["updated_at"])
+
+
+def select_release(release_id: int) -> sa.Select[Any]:
+    return sa.select(releases).where(releases.c.id == release_id)
+
+
+def select_release_changes(release_id: int) -> sa.Select[Any]:
+    return (
+        sa.select(release_changes)
+        .where(release_changes.c.release_id == release_id)
+        .order_by(release_changes.c.order_ts, release_changes.c.order_seq, release_changes.c.delivery_id)
+    )
+
+
+def release_change_of(row_mapping: Any) -> ReleaseChange:
+    m = row_mapping
+    return ReleaseChange(
+        release_id=m["release_id"],
+        delivery_id=m["delivery_id"],
+        action=m["action"],
+        order=ChangeOrder(m["order_ts"], m["order_seq"]),
+        received_at=m["received_at"],
+        content=ReleaseContent(**orjson.loads(m["content"])),
+    )
+
+
+def history_entry(row: Row[Any]) -> HistoryEntry:
+    m = row._mapping
+    return HistoryEntry(
+        delivery_id=m["delivery_id"],
+        action=m["action"],
+        order=ChangeOrder(m["order_ts"], m["order_seq"]),
+        received_at=m["received_at"],
+    )

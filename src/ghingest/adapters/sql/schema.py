@@ -1,0 +1,112 @@
+"""The relational schema, as SQLAlchemy Core tables: the one description queries are built from.
+
+Migrations (`ghingest/migrations/versions/`) create exactly this; `tests/contract/test_schema.py` checks that the
+migrated database and these tables agree. Timestamps GitHub sends stay ISO-8601 text; timestamps ghingest makes
+are UNIX epoch seconds (REAL / double precision).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("delivery_id", sa.Text, nullable=False, unique=True),
+    sa.Column("event", sa.Text, nullable=False),
+    sa.Column("hook_id", sa.Text),
+    sa.Column("content_kind", sa.Text, nullable=False),
+    sa.Column("headers", sa.Text, nullable=False),  # JSON object of every header as received
+    sa.Column("body", sa.LargeBinary, nullable=False),  # the exact body bytes
+    sa.Column("secret_index", sa.Integer, nullable=False),
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.Column("status", sa.Text, nullable=False, server_default="received"),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", sa.Float, nullable=False, server_default="0"),
+    sa.Column("lease_until", sa.Float, nullable=False, server_default="0"),
+    sa.Column("processed_at", sa.Float),
+    sa.Column("error", sa.Text),
+    sqlite_autoincrement=True,
+)
+sa.Index(
+    "ix_deliveries_pending",
+    deliveries.c.seq,
+    sqlite_where=deliveries.c.status == "received",
+    postgresql_where=deliveries.c.status == "received",
+)
+sa.Index("ix_deliveries_received_at", deliveries.c.received_at)
+sa.Index("ix_deliveries_status_seq", deliveries.c.status, deliveries.c.seq)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),  # = deliveries.seq
+    sa.Column("delivery_id", sa.Text, nullable=False, unique=True),
+    sa.Column("event", sa.Text, nullable=False),
+    sa.Column("action", sa.Text),
+    sa.Column("repository", sa.Text),
+    sa.Column("organization", sa.Text),
+    sa.Column("sender", sa.Text),
+    sa.Column("installation_id", sa.BigInteger),
+    sa.Column("hook_id", sa.BigInteger),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.Column("processed_at", sa.Float),
+)
+sa.Index("ix_events_event_seq", events.c.event, events.c.seq)
+sa.Index("ix_events_repository_seq", events.c.repository, events.c.seq)
+sa.Index("ix_events_status_seq", events.c.status, events.c.seq)
+sa.Index("ix_events_action_seq", events.c.action, events.c.seq)
+
+releases = sa.Table(
+    "releases",
+    metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),  # GitHub's release.id
+    sa.Column("repository", sa.Text),
+    sa.Column("tag", sa.Text),
+    sa.Column("name", sa.Text),
+    sa.Column("author_login", sa.Text),
+    sa.Column("author_avatar_url", sa.Text),
+    sa.Column("draft", sa.Boolean, nullable=False),
+    sa.Column("prerelease", sa.Boolean, nullable=False),
+    sa.Column("created_at", sa.Text),
+    sa.Column("published_at", sa.Text),
+    sa.Column("html_url", sa.Text),
+    sa.Column("body", sa.Text),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("sort_at", sa.Text, nullable=False),  # published_at, else created_at: "newest first"
+    sa.Column("content_ts", sa.Text, nullable=False),
+    sa.Column("content_seq", sa.Integer, nullable=False),
+    sa.Column("first_seen_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+sa.Index("ix_releases_sort", releases.c.sort_at, releases.c.id)
+sa.Index("ix_releases_repository_sort", releases.c.repository, releases.c.sort_at, releases.c.id)
+sa.Index("ix_releases_state_sort", releases.c.state, releases.c.sort_at, releases.c.id)
+
+release_changes = sa.Table(
+    "release_changes",
+    metadata,
+    sa.Column("delivery_id", sa.Text, primary_key=True),
+    sa.Column("release_id", sa.BigInteger, nullable=False),
+    sa.Column("action", sa.Text, nullable=False),
+    sa.Column("order_ts", sa.Text, nullable=False),
+    sa.Column("order_seq", sa.Integer, nullable=False),
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.Column("content", sa.Text, nullable=False),  # JSON of ReleaseContent, so a record can be rebuilt
+)
+sa.Index("ix_release_changes_release", release_changes.c.release_id)
+
+changes = sa.Table(
+    "changes",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("ref", sa.Text, nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sqlite_autoincrement=True,
+)

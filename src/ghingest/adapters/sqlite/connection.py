@@ -1,0 +1,34 @@
+"""Open SQLite connections the way ghingest needs them: WAL, durable commits, foreign keys, a busy timeout."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Literal
+
+Synchronous = Literal["FULL", "NORMAL", "EXTRA"]
+
+
+def path_from_url(url: str) -> Path:
+    """`sqlite:///relative/path.db` or `sqlite:////absolute/path.db` → Path."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix):
+        raise ValueError("a SQLite database URL starts with 'sqlite:///'")
+    return Path(url[len(prefix) :])
+
+
+def connect(path: Path, *, synchronous: Synchronous = "FULL", writer: bool = False) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are begun explicitly).
+
+    The writer connection turns automatic checkpoints off: a background checkpointer runs them, so that no
+    commit waits for one (see ../shared/PERFORMANCE.md, docs/adr/0002-group-commit.md).
+    """
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=10000")
+    if writer:
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+        conn.execute("PRAGMA journal_size_limit=67108864")
+    return conn

@@ -1,0 +1,40 @@
+"""The embedded SQLite backend: one database file holding the inbox, the store and the change feed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ghingest.adapters.sql import migrate
+from ghingest.adapters.sqlite.connection import Synchronous, path_from_url
+from ghingest.adapters.sqlite.feed import SqliteChangeFeed
+from ghingest.adapters.sqlite.inbox import SqliteInbox
+from ghingest.adapters.sqlite.notifier import Notifier
+from ghingest.adapters.sqlite.reader import SqliteReader
+from ghingest.adapters.sqlite.store import SqliteStore
+from ghingest.adapters.sqlite.writer import SqliteWriter
+
+
+class SqliteDatabase:
+    """Owns the writer thread and the read pool; hands out the port implementations built on them."""
+
+    def __init__(self, url: str, *, synchronous: Synchronous = "FULL") -> None:
+        self.url = url
+        self.path: Path = path_from_url(url)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.writer = SqliteWriter(self.path, synchronous=synchronous)
+        self.reader = SqliteReader(self.path)
+        self.work = Notifier()
+        self.changed = Notifier()
+        self.inbox = SqliteInbox(self.writer, self.reader, self.work)
+        self.store = SqliteStore(self.writer, self.reader, self.changed)
+        self.feed = SqliteChangeFeed(self.reader, self.changed)
+
+    def upgrade(self) -> None:
+        migrate.upgrade(self.url)
+
+    def start(self) -> None:
+        self.writer.start()
+
+    def close(self) -> None:
+        self.writer.close()
+        self.reader.close()

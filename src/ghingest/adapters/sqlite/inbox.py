@@ -1,0 +1,87 @@
+"""The SQLite inbox: the `deliveries` table, appended to by group commit and claimed with leases."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from ghingest.adapters.sqlite.notifier import Notifier
+from ghingest.adapters.sqlite.reader import SqliteReader
+from ghingest.adapters.sqlite.writer import SqliteWriter
+from ghingest.core.delivery import ContentKind, IncomingDelivery
+from ghingest.core.processing import StoredDelivery
+from ghingest.core.time import now
+
+_APPEND = (
+    "INSERT INTO deliveries (delivery_id, event, hook_id, content_kind, headers, body, secret_index, received_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (delivery_id) DO NOTHING"
+)
+_CLAIM = (
+    "UPDATE deliveries SET lease_until = ? WHERE seq IN ("
+    " SELECT seq FROM deliveries WHERE status = 'received' AND next_attempt_at <= ? AND lease_until <= ?"
+    " ORDER BY seq LIMIT ?)"
+    " RETURNING seq, delivery_id, event, hook_id, content_kind, headers, body, received_at, secret_index, attempts"
+)
+
+
+class SqliteInbox:
+    def __init__(self, writer: SqliteWriter, reader: SqliteReader, work: Notifier) -> None:
+        self._writer = writer
+        self._reader = reader
+        self._work = work
+
+    async def append(self, delivery: IncomingDelivery, *, received_at: float) -> bool:
+        row = (
+            delivery.delivery_id,
+            delivery.event,
+            delivery.hook_id,
+            delivery.content_kind.value,
+            orjson.dumps(delivery.headers),
+            delivery.body,
+            delivery.secret_index,
+            received_at,
+        )
+
+        def append(conn: sqlite3.Connection) -> bool:
+            return conn.execute(_APPEND, row).rowcount == 1
+
+        stored = await self._writer.run(append, savepoint=False)
+        if stored:
+            self._work.notify()
+        return stored
+
+    async def claim(self, *, limit: int, lease_seconds: float) -> Sequence[StoredDelivery]:
+        at = now()
+
+        def claim(conn: sqlite3.Connection) -> list[StoredDelivery]:
+            rows = conn.execute(_CLAIM, (at + lease_seconds, at, at, limit)).fetchall()
+            return [_stored(row) for row in rows]
+
+        claimed = await self._writer.run(claim, savepoint=False)
+        claimed.sort(key=lambda d: d.seq)
+        return claimed
+
+    async def wait_for_work(self, timeout: float) -> None:
+        await self._work.wait(timeout)
+
+    async def depth(self) -> int:
+        return await self._reader.scalar_int("SELECT count(*) FROM deliveries WHERE status = 'received'")
+
+
+def _stored(row: Any) -> StoredDelivery:
+    seq, delivery_id, event, hook_id, kind, headers, body, received_at, secret_index, attempts = row
+    return StoredDelivery(
+        seq=seq,
+        delivery_id=delivery_id,
+        event=event,
+        hook_id=hook_id,
+        content_kind=ContentKind(kind),
+        headers=orjson.loads(headers),
+        body=bytes(body),
+        received_at=received_at,
+        secret_index=secret_index,
+        attempts=attempts,
+    )

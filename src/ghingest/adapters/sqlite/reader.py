@@ -1,0 +1,47 @@
+"""Read access to the SQLite file through SQLAlchemy Core, off the event loop, on query-only connections."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Row
+
+T = TypeVar("T")
+
+
+class SqliteReader:
+    def __init__(self, path: Path) -> None:
+        self.engine = sa.create_engine(
+            f"sqlite:///{path}",
+            connect_args={"check_same_thread": False, "timeout": 10.0},
+            pool_size=8,
+            max_overflow=8,
+        )
+
+        @event.listens_for(self.engine, "connect")
+        def _on_connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+            dbapi_connection.execute("PRAGMA busy_timeout=10000")
+            dbapi_connection.execute("PRAGMA query_only=1")
+
+    def run_sync(self, work: Callable[[Connection], T]) -> T:
+        with self.engine.connect() as conn:
+            return work(conn)
+
+    async def run(self, work: Callable[[Connection], T]) -> T:
+        return await asyncio.to_thread(self.run_sync, work)
+
+    async def fetch_all(self, statement: sa.Executable) -> Sequence[Row[Any]]:
+        return await self.run(lambda conn: conn.execute(statement).fetchall())
+
+    async def scalar_int(self, sql: str, **params: Any) -> int:
+        value = await self.run(lambda conn: conn.execute(sa.text(sql), params).scalar())
+        return int(value or 0)
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,246 @@
+"""The SQLite store: records processing outcomes in one group-committed transaction, and answers queries."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from ghingest.adapters.sql import queries
+from ghingest.adapters.sqlite.notifier import Notifier
+from ghingest.adapters.sqlite.reader import SqliteReader
+from ghingest.adapters.sqlite.writer import SqliteWriter
+from ghingest.core.events import EventRecord
+from ghingest.core.pagination import Page
+from ghingest.core.processing import StoredDelivery
+from ghingest.core.releases import ReleaseChange, ReleaseRecord, rebuild
+from ghingest.core.states import DeliveryStatus
+from ghingest.ports import (
+    DeliveryView,
+    EventQuery,
+    EventView,
+    Outcome,
+    ReleaseQuery,
+    ReleaseView,
+    ReprocessSelection,
+)
+
+_UPSERT_EVENT = (
+    "INSERT INTO events (seq, delivery_id, event, action, repository, organization, sender, installation_id,"
+    " hook_id, status, error, received_at, processed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (seq) DO UPDATE SET event = excluded.event, action = excluded.action,"
+    " repository = excluded.repository, organization = excluded.organization, sender = excluded.sender,"
+    " installation_id = excluded.installation_id, hook_id = excluded.hook_id, status = excluded.status,"
+    " error = excluded.error, processed_at = excluded.processed_at"
+)
+_UPSERT_RELEASE_CHANGE = (
+    "INSERT INTO release_changes (delivery_id, release_id, action, order_ts, order_seq, received_at, content)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (delivery_id) DO UPDATE SET release_id = excluded.release_id,"
+    " action = excluded.action, order_ts = excluded.order_ts, order_seq = excluded.order_seq,"
+    " content = excluded.content"
+)
+_UPSERT_RELEASE = (
+    "INSERT INTO releases (id, repository, tag, name, author_login, author_avatar_url, draft, prerelease,"
+    " created_at, published_at, html_url, body, state, sort_at, content_ts, content_seq, first_seen_at,"
+    " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (id) DO UPDATE SET repository = excluded.repository, tag = excluded.tag,"
+    " name = excluded.name, author_login = excluded.author_login,"
+    " author_avatar_url = excluded.author_avatar_url, draft = excluded.draft, prerelease = excluded.prerelease,"
+    " created_at = excluded.created_at, published_at = excluded.published_at, html_url = excluded.html_url,"
+    " body = excluded.body, state = excluded.state, sort_at = excluded.sort_at,"
+    " content_ts = excluded.content_ts, content_seq = excluded.content_seq,"
+    " first_seen_at = min(releases.first_seen_at, excluded.first_seen_at), updated_at = excluded.updated_at"
+)
+_SELECT_CHANGES = (
+    "SELECT delivery_id, release_id, action, order_ts, order_seq, received_at, content FROM release_changes"
+    " WHERE release_id = ?"
+)
+_REPROCESS = (
+    "UPDATE deliveries SET status = 'received', attempts = 0, next_attempt_at = 0, lease_until = 0, error = NULL"
+    " WHERE "
+)
+_CHANGE = "INSERT INTO changes (kind, ref, at) VALUES (?, ?, ?)"
+
+
+class SqliteStore:
+    def __init__(self, writer: SqliteWriter, reader: SqliteReader, changed: Notifier) -> None:
+        self._writer = writer
+        self._reader = reader
+        self._changed = changed
+
+    # --- writes -----------------------------------------------------------------------------------------------
+
+    async def record_outcomes(self, outcomes: Sequence[Outcome], *, now: float) -> None:
+        if not outcomes:
+            return
+        await self._writer.run(lambda conn: record_outcomes(conn, outcomes, now))
+        self._changed.notify()
+
+    async def mark_for_reprocess(self, selection: ReprocessSelection) -> int:
+        clauses: list[str] = ["1 = 1"]
+        params: list[str | float] = []
+        if selection.delivery_id is not None:
+            clauses.append("delivery_id = ?")
+            params.append(selection.delivery_id)
+        if selection.since is not None:
+            clauses.append("received_at >= ?")
+            params.append(selection.since)
+        if selection.failed_only:
+            clauses.append("status = 'failed'")
+        # Fixed clauses only; every value is a bound parameter.
+        sql = _REPROCESS + " AND ".join(clauses)
+        count: int = await self._writer.run(lambda conn: conn.execute(sql, params).rowcount)
+        return count
+
+    # --- reads ------------------------------------------------------------------------------------------------
+
+    async def ping(self) -> None:
+        await self._reader.scalar_int("SELECT 1")
+
+    async def get_delivery(self, delivery_id: str) -> DeliveryView | None:
+        rows = await self._reader.fetch_all(queries.select_delivery(delivery_id))
+        return queries.delivery_view(rows[0]) if rows else None
+
+    async def list_events(self, query: EventQuery) -> Page[EventView]:
+        rows = await self._reader.fetch_all(queries.select_events(query))
+        views = [queries.event_view(row) for row in rows]
+        return _page(views, queries.page_size(query.limit), queries.event_cursor)
+
+    async def get_release(self, release_id: int) -> ReleaseView | None:
+        def load(conn: Any) -> ReleaseView | None:
+            row = conn.execute(queries.select_release(release_id)).first()
+            if row is None:
+                return None
+            history = [queries.history_entry(r) for r in conn.execute(queries.select_release_changes(release_id))]
+            return queries.release_view(row, history)
+
+        return await self._reader.run(load)
+
+    async def list_releases(self, query: ReleaseQuery) -> Page[ReleaseView]:
+        rows = await self._reader.fetch_all(queries.select_releases(query))
+        views = [queries.release_view(row) for row in rows]
+        return _page(views, queries.page_size(query.limit), queries.release_cursor)
+
+
+def _page(views: list[Any], size: int, cursor_of: Any) -> Page[Any]:
+    if len(views) > size:
+        return Page(items=views[:size], next_cursor=cursor_of(views[size - 1]))
+    return Page(items=views, next_cursor=None)
+
+
+# --- the transaction that records a batch of outcomes ----------------------------------------------------------
+
+
+def record_outcomes(conn: sqlite3.Connection, outcomes: Sequence[Outcome], now: float) -> None:
+    for outcome in outcomes:
+        delivery = outcome.delivery
+        if outcome.processed is not None:
+            _upsert_event(conn, delivery, outcome.processed.event, DeliveryStatus.PROCESSED, None, now)
+            if outcome.processed.release is not None:
+                _apply_release_change(conn, outcome.processed.release, now)
+            conn.execute(
+                "UPDATE deliveries SET status = 'processed', processed_at = ?, error = NULL,"
+                " attempts = attempts + 1, lease_until = 0 WHERE seq = ?",
+                (now, delivery.seq),
+            )
+        elif outcome.retry_at is not None:
+            conn.execute(
+                "UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = ?, lease_until = 0, error = ?"
+                " WHERE seq = ?",
+                (outcome.retry_at, outcome.error, delivery.seq),
+            )
+        else:
+            if outcome.fallback_event is not None:
+                _upsert_event(conn, delivery, outcome.fallback_event, DeliveryStatus.FAILED, outcome.error, now)
+            conn.execute(
+                "UPDATE deliveries SET status = 'failed', processed_at = ?, error = ?, attempts = attempts + 1,"
+                " lease_until = 0 WHERE seq = ?",
+                (now, outcome.error, delivery.seq),
+            )
+
+
+def _upsert_event(
+    conn: sqlite3.Connection,
+    delivery: StoredDelivery,
+    event: EventRecord,
+    status: DeliveryStatus,
+    error: str | None,
+    now: float,
+) -> None:
+    conn.execute(
+        _UPSERT_EVENT,
+        (
+            delivery.seq,
+            event.delivery_id,
+            event.event,
+            event.action,
+            event.repository,
+            event.organization,
+            event.sender,
+            event.installation_id,
+            event.hook_id,
+            status.value,
+            error,
+            delivery.received_at,
+            now,
+        ),
+    )
+    conn.execute(_CHANGE, ("event", event.delivery_id, now))
+
+
+def _apply_release_change(conn: sqlite3.Connection, change: ReleaseChange, now: float) -> None:
+    content = orjson.dumps(change.content)
+    row = (
+        change.delivery_id,
+        change.release_id,
+        change.action,
+        change.order.timestamp,
+        change.order.seq,
+        change.received_at,
+        content,
+    )
+    existing = conn.execute(
+        "SELECT delivery_id, release_id, action, order_ts, order_seq, received_at, content FROM release_changes"
+        " WHERE delivery_id = ?",
+        (change.delivery_id,),
+    ).fetchone()
+    if existing is not None and tuple(existing[:6]) == row[:6] and bytes(existing[6]) == content:
+        return  # the same delivery, applied before: nothing changes
+    conn.execute(_UPSERT_RELEASE_CHANGE, row)
+    stored = conn.execute(_SELECT_CHANGES, (change.release_id,)).fetchall()
+    changes = [queries.release_change_of(dict(zip(_CHANGE_COLUMNS, r, strict=True))) for r in stored]
+    changes.sort(key=lambda c: (c.order, c.delivery_id))
+    _write_release(conn, rebuild(changes), first_seen_at=min(c.received_at for c in changes), now=now)
+
+
+_CHANGE_COLUMNS = ("delivery_id", "release_id", "action", "order_ts", "order_seq", "received_at", "content")
+
+
+def _write_release(conn: sqlite3.Connection, record: ReleaseRecord, *, first_seen_at: float, now: float) -> None:
+    c = record.content
+    conn.execute(
+        _UPSERT_RELEASE,
+        (
+            record.release_id,
+            c.repository,
+            c.tag,
+            c.name,
+            c.author_login,
+            c.author_avatar_url,
+            c.draft,
+            c.prerelease,
+            c.created_at,
+            c.published_at,
+            c.html_url,
+            c.body,
+            record.state.value,
+            queries.sort_at(c),
+            record.content_order.timestamp,
+            record.content_order.seq,
+            first_seen_at,
+            now,
+        ),
+    )
+    conn.execute(_CHANGE, ("release", str(record.release_id), now))

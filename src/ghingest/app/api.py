@@ -1,0 +1,129 @@
+"""The read API (JSON) and the health, readiness and metrics endpoints."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from ghingest.app.api_models import Delivery, ErrorDocument, Event, EventPage, Release, ReleasePage
+from ghingest.app.auth import require_reader
+from ghingest.app.runtime import Runtime
+from ghingest.core.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from ghingest.core.time import parse_iso
+from ghingest.ports import EventQuery, ReleaseQuery
+
+UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorDocument, "description": "Missing or invalid bearer token."}
+}
+BAD_REQUEST: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorDocument, "description": "Invalid filter or cursor."}
+}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorDocument, "description": "No such resource."}}
+
+api = APIRouter(prefix="/api", dependencies=[Depends(require_reader)], responses=UNAUTHORIZED, tags=["read API"])
+health = APIRouter(tags=["operations"])
+
+
+def runtime_of(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size.")]
+Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page.")]
+
+
+def _iso_filter(name: str, value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        parse_iso(value)
+    except ValueError:
+        raise HTTPException(400, detail=f"{name} must be an ISO-8601 time such as 2024-05-01T00:00:00Z") from None
+    return value
+
+
+@api.get("/releases", response_model=ReleasePage, responses=BAD_REQUEST, summary="List releases, newest first")
+async def list_releases(
+    runtime: RuntimeDep,
+    repo: Annotated[str | None, Query(description="Repository full name, e.g. octo-org/octo-repo.")] = None,
+    state: Literal["draft", "published", "unpublished", "deleted"] | None = None,
+    prerelease: bool | None = None,
+    since: Annotated[str | None, Query(description="Published (or created) at or after, ISO-8601.")] = None,
+    q: Annotated[str | None, Query(max_length=200, description="Search tag, name and notes.")] = None,
+    cursor: Cursor = None,
+    limit: Limit = DEFAULT_PAGE_SIZE,
+) -> ReleasePage:
+    query = ReleaseQuery(
+        repository=repo,
+        state=state,
+        prerelease=prerelease,
+        since=_iso_filter("since", since),
+        search=q or None,
+        cursor=cursor,
+        limit=limit,
+    )
+    page = await runtime.database.store.list_releases(query)
+    return ReleasePage(items=[Release.of(view) for view in page.items], next_cursor=page.next_cursor)
+
+
+@api.get("/releases/{release_id}", response_model=Release, responses=NOT_FOUND, summary="One release, with history")
+async def get_release(runtime: RuntimeDep, release_id: int) -> Release:
+    view = await runtime.database.store.get_release(release_id)
+    if view is None:
+        raise HTTPException(404, detail=f"no release {release_id}")
+    return Release.of(view, with_history=True)
+
+
+@api.get("/events", response_model=EventPage, responses=BAD_REQUEST, summary="List events, newest first")
+async def list_events(
+    runtime: RuntimeDep,
+    event: str | None = None,
+    action: str | None = None,
+    repo: str | None = None,
+    status: Literal["processed", "failed"] | None = None,
+    cursor: Cursor = None,
+    limit: Limit = DEFAULT_PAGE_SIZE,
+) -> EventPage:
+    query = EventQuery(event=event, action=action, repository=repo, status=status, cursor=cursor, limit=limit)
+    page = await runtime.database.store.list_events(query)
+    return EventPage(items=[Event.of(view) for view in page.items], next_cursor=page.next_cursor)
+
+
+@api.get("/deliveries/{delivery_id}", response_model=Delivery, responses=NOT_FOUND, summary="One recorded delivery")
+async def get_delivery(
+    runtime: RuntimeDep,
+    delivery_id: str,
+    raw: Annotated[bool, Query(description="Include the exact body.")] = False,
+) -> Delivery:
+    view = await runtime.database.store.get_delivery(delivery_id)
+    if view is None:
+        raise HTTPException(404, detail=f"no delivery {delivery_id!r}")
+    return Delivery.of(view, raw=raw)
+
+
+@health.get("/healthz", summary="Liveness: the process answers")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@health.get(
+    "/readyz",
+    summary="Readiness: the store answers",
+    responses={503: {"model": ErrorDocument, "description": "The store does not answer."}},
+)
+async def readyz(runtime: RuntimeDep) -> Response:
+    try:
+        await runtime.database.store.ping()
+    except Exception:
+        return JSONResponse({"error": "not_ready", "detail": "the store does not answer"}, status_code=503)
+    return JSONResponse({"status": "ready"})
+
+
+@health.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(runtime: RuntimeDep) -> Response:
+    runtime.metrics.inbox_depth.set(await runtime.database.inbox.depth())
+    return Response(runtime.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -1,0 +1,163 @@
+"""The read API's documents (pydantic models: they are also the OpenAPI schema)."""
+
+from __future__ import annotations
+
+import base64
+
+from pydantic import BaseModel, Field
+
+from ghingest.core.time import iso
+from ghingest.ports import DeliveryView, EventView, ReleaseView
+
+
+class ErrorDocument(BaseModel):
+    error: str = Field(description="A stable error code, e.g. 'invalid_signature'.")
+    detail: str = Field(description="What was wrong, for people.")
+
+
+class HistoryItem(BaseModel):
+    delivery_id: str
+    action: str
+    timestamp: str = Field(description="The payload's own timestamp that orders this change ('' if none).")
+    received_at: str | None
+
+
+class Release(BaseModel):
+    id: int
+    repository: str | None
+    tag: str | None
+    name: str | None
+    author_login: str | None
+    author_avatar_url: str | None
+    draft: bool
+    prerelease: bool
+    state: str = Field(description="draft | published | unpublished | deleted")
+    created_at: str | None
+    published_at: str | None
+    html_url: str | None
+    body: str | None = Field(description="Release notes (Markdown, untrusted).")
+    first_seen_at: str | None
+    updated_at: str | None
+    history: list[HistoryItem] | None = None
+
+    @classmethod
+    def of(cls, view: ReleaseView, *, with_history: bool = False) -> Release:
+        record, content = view.record, view.record.content
+        return cls(
+            id=record.release_id,
+            repository=content.repository,
+            tag=content.tag,
+            name=content.name,
+            author_login=content.author_login,
+            author_avatar_url=content.author_avatar_url,
+            draft=content.draft,
+            prerelease=content.prerelease,
+            state=record.state.value,
+            created_at=content.created_at,
+            published_at=content.published_at,
+            html_url=content.html_url,
+            body=content.body,
+            first_seen_at=iso(view.first_seen_at),
+            updated_at=iso(view.updated_at),
+            history=[
+                HistoryItem(
+                    delivery_id=e.delivery_id,
+                    action=e.action,
+                    timestamp=e.order.timestamp,
+                    received_at=iso(e.received_at),
+                )
+                for e in record.history
+            ]
+            if with_history
+            else None,
+        )
+
+
+class ReleasePage(BaseModel):
+    items: list[Release]
+    next_cursor: str | None
+
+
+class Event(BaseModel):
+    delivery_id: str
+    event: str
+    action: str | None
+    repository: str | None
+    organization: str | None
+    sender: str | None
+    installation_id: int | None
+    hook_id: int | None
+    status: str = Field(description="processed | failed")
+    error: str | None
+    received_at: str | None
+    processed_at: str | None
+
+    @classmethod
+    def of(cls, view: EventView) -> Event:
+        r = view.record
+        return cls(
+            delivery_id=r.delivery_id,
+            event=r.event,
+            action=r.action,
+            repository=r.repository,
+            organization=r.organization,
+            sender=r.sender,
+            installation_id=r.installation_id,
+            hook_id=r.hook_id,
+            status=view.status.value,
+            error=view.error,
+            received_at=iso(view.received_at),
+            processed_at=iso(view.processed_at),
+        )
+
+
+class EventPage(BaseModel):
+    items: list[Event]
+    next_cursor: str | None
+
+
+class Delivery(BaseModel):
+    delivery_id: str
+    event: str
+    status: str = Field(description="received | processed | failed")
+    received_at: str | None
+    processed_at: str | None
+    attempts: int
+    error: str | None
+    secret_index: int = Field(description="Which configured webhook secret verified the signature (0-based).")
+    content_type: str
+    headers: dict[str, str]
+    body: str | None = Field(default=None, description="The exact body (only with ?raw=1).")
+    body_encoding: str | None = Field(default=None, description="'utf-8' or 'base64' (only with ?raw=1).")
+
+    @classmethod
+    def of(cls, view: DeliveryView, *, raw: bool) -> Delivery:
+        body = encoding = None
+        if raw:
+            try:
+                body, encoding = view.body.decode("utf-8"), "utf-8"
+            except UnicodeDecodeError:
+                body, encoding = base64.b64encode(view.body).decode("ascii"), "base64"
+        return cls(
+            delivery_id=view.delivery_id,
+            event=view.event,
+            status=view.status.value,
+            received_at=iso(view.received_at),
+            processed_at=iso(view.processed_at),
+            attempts=view.attempts,
+            error=view.error,
+            secret_index=view.secret_index,
+            content_type=view.content_kind,
+            headers=dict(view.headers),
+            body=body,
+            body_encoding=encoding,
+        )
+
+
+class Accepted(BaseModel):
+    delivery_id: str
+
+
+class Duplicate(BaseModel):
+    delivery_id: str
+    duplicate: bool = True

@@ -1,0 +1,96 @@
+"""The ASGI application: the bare webhook receiver in front, FastAPI (read API, health, metrics) behind it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+import ghingest
+from ghingest.app.api import api, health
+from ghingest.app.auth import TokenAuthenticator
+from ghingest.app.openapi import build_openapi
+from ghingest.app.receiver import PATH, WebhookReceiver
+from ghingest.app.runtime import Runtime
+from ghingest.core.pagination import InvalidCursor
+
+
+def _error_code(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
+    except ValueError:
+        return "error"
+
+
+def create_api(runtime: Runtime, *, manage_runtime: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if manage_runtime:
+            await runtime.start()
+        try:
+            yield
+        finally:
+            if manage_runtime:
+                await runtime.stop()
+
+    app = FastAPI(
+        title="ghingest",
+        version=ghingest.__version__,
+        description="Receive, verify and durably record GitHub webhook deliveries; read releases and events.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.runtime = runtime
+    app.state.authenticator = TokenAuthenticator(runtime.api_tokens.values)
+    app.include_router(health)
+    app.include_router(api)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(
+            {"error": _error_code(exc.status_code), "detail": str(exc.detail)},
+            status_code=exc.status_code,
+            headers=exc.headers,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc'][1:]) or 'request'}: {error['msg']}" for error in exc.errors()
+        )
+        return JSONResponse({"error": "invalid_request", "detail": problems}, status_code=400)
+
+    @app.exception_handler(InvalidCursor)
+    async def invalid_cursor(_request: Request, exc: InvalidCursor) -> JSONResponse:
+        return JSONResponse({"error": "invalid_cursor", "detail": str(exc)}, status_code=400)
+
+    app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+class Application:
+    """Dispatches `POST /webhooks/github` to the bare receiver before any framework code runs."""
+
+    def __init__(self, runtime: Runtime, *, manage_runtime: bool = True) -> None:
+        self.runtime = runtime
+        self.api = create_api(runtime, manage_runtime=manage_runtime)
+        self.receiver = WebhookReceiver(
+            runtime.database.inbox,
+            secrets=[secret.encode("utf-8") for secret in runtime.webhook_secrets.values],
+            metrics=runtime.metrics,
+            allow_sha1=runtime.settings.allow_sha1_signatures,
+            max_body_bytes=runtime.settings.max_body_bytes,
+        )
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == PATH:
+            await self.receiver(scope, receive, send)
+        else:
+            await self.api(scope, receive, send)

@@ -1,0 +1,40 @@
+"""What `serve` tells a person on start: where to point GitHub, and any credential generated just now (once)."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from ghingest.app.receiver import PATH
+from ghingest.app.runtime import Runtime
+
+
+def base_url(runtime: Runtime) -> str:
+    s = runtime.settings
+    if s.public_url:
+        return s.public_url.rstrip("/")
+    host = "127.0.0.1" if s.host in ("0.0.0.0", "::") else s.host  # noqa: S104 - comparing, not binding
+    return f"http://{host}:{s.port}"
+
+
+def first_start_banner(console: Console, runtime: Runtime) -> None:
+    url = base_url(runtime)
+    lines = [f"Webhook URL:   {url}{PATH}", f"Read API:      {url}/api/releases   (docs: {url}/docs)"]
+    secret, token = runtime.webhook_secrets, runtime.api_tokens
+    if secret.generated:
+        lines += [
+            "",
+            "A webhook secret was generated (shown only this once; kept in " + secret.source + "):",
+            f"  {secret.values[0]}",
+            "In GitHub: Settings → Webhooks → Add webhook. Payload URL: the webhook URL above;",
+            "Content type: application/json; Secret: the value above.",
+        ]
+    else:
+        lines.append(f"Webhook secret: from {secret.source}")
+    if token.generated:
+        lines += [
+            "",
+            "An API token was generated (shown only this once; kept in " + token.source + "):",
+            f"  {token.values[0]}",
+            f"  curl -H 'Authorization: Bearer {token.values[0]}' {url}/api/releases",
+        ]
+    console.print("\n".join(["ghingest is starting", *lines]), soft_wrap=True, highlight=False, markup=False)

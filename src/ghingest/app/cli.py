@@ -1,0 +1,222 @@
+"""The `ghingest` command line (Typer)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ghingest.app import samples, sender
+from ghingest.app.credentials import WEBHOOK_SECRET_FILE
+from ghingest.app.logs import configure_logging
+from ghingest.app.settings import ConfigError, Settings, load_settings
+from ghingest.core.time import parse_iso
+from ghingest.ports import ReprocessSelection
+
+app = typer.Typer(
+    help="ghingest: receive, verify, record and process GitHub webhook deliveries.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+console = Console(stderr=True)
+
+
+def _settings(**overrides: object) -> Settings:
+    try:
+        settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ConfigError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    configure_logging(settings.log_level)
+    return settings
+
+
+def _upgrade(settings: Settings) -> None:
+    from ghingest.adapters.sql import migrate
+
+    migrate.upgrade(settings.database_url)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on [env GHINGEST_HOST].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on [env GHINGEST_PORT].")] = None,
+    migrate: Annotated[bool, typer.Option(help="Apply schema migrations before starting.")] = True,
+) -> None:
+    """Run receiver, worker and read API in one process (the embedded profile)."""
+    import uvicorn
+
+    from ghingest.app.asgi import Application
+    from ghingest.app.banner import first_start_banner
+    from ghingest.app.runtime import Runtime
+
+    settings = _settings(host=host, port=port)
+    try:
+        runtime = Runtime.build(settings)
+    except ConfigError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    if migrate:
+        _upgrade(settings)
+    first_start_banner(console, runtime)
+    uvicorn.run(
+        Application(runtime),
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+    )
+
+
+@app.command()
+def worker() -> None:
+    """Run only the worker: process recorded deliveries until interrupted."""
+    from ghingest.app.runtime import Runtime
+
+    settings = _settings()
+    runtime = Runtime.build(settings, generate_credentials=False)
+
+    async def main() -> None:
+        await runtime.start()
+        console.print("worker running; Ctrl-C to stop")
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await runtime.stop()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
+
+
+@app.command()
+def send(
+    url: Annotated[str, typer.Option(help="Where to POST.")] = "http://127.0.0.1:8080/webhooks/github",
+    file: Annotated[Path | None, typer.Option(help="A JSON payload file; default: a sample release.")] = None,
+    event: Annotated[str, typer.Option(help="X-GitHub-Event.")] = "release",
+    secret: Annotated[
+        str | None,
+        typer.Option(envvar="GHINGEST_SEND_SECRET", help="Webhook secret (default: the configured one)."),
+    ] = None,
+    form: Annotated[bool, typer.Option(help="Send as application/x-www-form-urlencoded.")] = False,
+    delivery_id: Annotated[str | None, typer.Option(help="X-GitHub-Delivery (default: a new UUID).")] = None,
+    action: Annotated[str, typer.Option(help="Sample release: the action.")] = "published",
+    release_id: Annotated[int, typer.Option(help="Sample release: release.id.")] = 123456789,
+    tag: Annotated[str, typer.Option(help="Sample release: tag name.")] = "v1.0.0",
+    repo: Annotated[str, typer.Option(help="Sample release: repository full name.")] = "octo-org/octo-repo",
+) -> None:
+    """Sign and POST a payload exactly as GitHub does (all headers, either content type)."""
+    if file is not None:
+        try:
+            payload = file.read_bytes()
+            orjson.loads(payload)
+        except (OSError, orjson.JSONDecodeError) as exc:
+            console.print(f"[red]error:[/red] {file}: not a readable JSON file ({exc.__class__.__name__})")
+            raise typer.Exit(2) from None
+    else:
+        payload = orjson.dumps(
+            samples.release_payload(action=action, release_id=release_id, tag=tag, repository_name=repo)
+        )
+    if secret is None:
+        secret = _configured_secret()
+    request = sender.hookshot_request(payload, event=event, secret=secret, delivery_id=delivery_id, form=form)
+    try:
+        response = sender.send(url, request)
+    except Exception as exc:
+        console.print(f"[red]error:[/red] could not reach {url}: {exc.__class__.__name__}")
+        raise typer.Exit(1) from None
+    typer.echo(f"{response.status_code} {response.text}")
+    if response.status_code >= 300:
+        raise typer.Exit(1)
+
+
+def _configured_secret() -> str:
+    from ghingest.app.credentials import webhook_secrets
+
+    settings = _settings()
+    try:
+        return webhook_secrets(settings, generate=False).values[0]
+    except ConfigError:
+        console.print(
+            "[red]error:[/red] no webhook secret: pass --secret, set GHINGEST_WEBHOOK_SECRETS, or start"
+            f" `ghingest serve` once to generate {settings.data_dir / WEBHOOK_SECRET_FILE}"
+        )
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def reprocess(
+    delivery: Annotated[str | None, typer.Option("--delivery", help="One delivery id.")] = None,
+    since: Annotated[str | None, typer.Option(help="Every delivery received at or after (ISO-8601).")] = None,
+    failed: Annotated[bool, typer.Option("--failed", help="Only deliveries whose processing failed.")] = False,
+) -> None:
+    """Rebuild events and releases from the stored raw deliveries (after a parser fix, say)."""
+    from ghingest.app.runtime import Runtime
+
+    if delivery is None and since is None and not failed:
+        console.print("[red]error:[/red] choose what to reprocess: --delivery ID, --since TIME or --failed")
+        raise typer.Exit(2)
+    try:
+        since_epoch = parse_iso(since) if since else None
+    except ValueError:
+        console.print("[red]error:[/red] --since must be an ISO-8601 time such as 2024-05-01T00:00:00Z")
+        raise typer.Exit(2) from None
+    settings = _settings()
+    _upgrade(settings)
+    runtime = Runtime.build(settings, run_worker=False, generate_credentials=False)
+    selection = ReprocessSelection(delivery_id=delivery, since=since_epoch, failed_only=failed)
+
+    async def main() -> int:
+        await runtime.start()
+        try:
+            marked = await runtime.database.store.mark_for_reprocess(selection)
+            worker = runtime.worker()
+            with Progress(
+                TextColumn("reprocessing"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+            ) as progress:
+                task = progress.add_task("reprocess", total=marked)
+                done = 0
+                while (batch := await worker.run_once()) > 0:
+                    done += batch
+                    progress.update(task, completed=min(done, marked))
+            return marked
+        finally:
+            await runtime.stop()
+
+    marked = asyncio.run(main())
+    if marked == 0:
+        console.print("no delivery matched")
+        raise typer.Exit(1)
+    console.print(f"reprocessed {marked} deliveries")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply schema migrations up to the newest."""
+    settings = _settings()
+    _upgrade(settings)
+    console.print(f"database at {settings.database_url} is up to date")
+
+
+def main() -> None:
+    try:
+        app()
+    except ConfigError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        sys.exit(2)

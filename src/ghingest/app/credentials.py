@@ -1,0 +1,72 @@
+"""The webhook secrets and API tokens in force, and their generation on first start.
+
+Signatures are always required. When no secret is configured, a strong random one is generated once, kept in
+the data directory with mode 0600, and shown once, so that a first `make run` works without weakening anything.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from ghingest.app.settings import ConfigError, Settings
+
+WEBHOOK_SECRET_FILE = "webhook-secret"  # noqa: S105 - a file name, not a secret
+API_TOKEN_FILE = "api-token"  # noqa: S105 - a file name, not a secret
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    values: tuple[str, ...]
+    generated: bool  # created by this start: show it once
+    source: str  # where it came from, for messages (never the value)
+
+    def __repr__(self) -> str:
+        return f"Credential(values=<{len(self.values)} hidden>, generated={self.generated}, source={self.source!r})"
+
+
+def _read_lines(path: Path) -> tuple[str, ...]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    return tuple(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
+
+
+def _generated(path: Path) -> Credential:
+    if path.exists():
+        return Credential(_read_lines(path), generated=False, source=str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(value + "\n")
+    return Credential((value,), generated=True, source=str(path))
+
+
+def webhook_secrets(settings: Settings, *, generate: bool) -> Credential:
+    """Secrets from GHINGEST_WEBHOOK_SECRETS, then GHINGEST_WEBHOOK_SECRETS_FILE; else the generated one."""
+    values = tuple(s.get_secret_value() for s in settings.webhook_secrets)
+    if settings.webhook_secrets_file is not None:
+        from_file = _read_lines(settings.webhook_secrets_file)
+        if not from_file:
+            raise ConfigError("GHINGEST_WEBHOOK_SECRETS_FILE: the file holds no secret")
+        values += from_file
+    if values:
+        return Credential(values, generated=False, source="configuration")
+    path = settings.data_dir / WEBHOOK_SECRET_FILE
+    if not generate and not path.exists():
+        raise ConfigError("GHINGEST_WEBHOOK_SECRETS: no webhook secret is configured")
+    return _generated(path)
+
+
+def api_tokens(settings: Settings, *, generate: bool) -> Credential:
+    values = tuple(s.get_secret_value() for s in settings.api_tokens)
+    if values:
+        return Credential(values, generated=False, source="configuration")
+    path = settings.data_dir / API_TOKEN_FILE
+    if not generate and not path.exists():
+        return Credential((), generated=False, source="none")
+    return _generated(path)

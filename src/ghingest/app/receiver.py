@@ -1,0 +1,136 @@
+"""`POST /webhooks/github`: a bare ASGI callable on the hot path.
+
+It does only what the request path must: parse headers, read the body (never more than the cap), verify the
+signature and the payload's form, and append the delivery durably. 202 only after the append is committed; 200
+for a delivery id already recorded; 503 with `Retry-After` when the store cannot commit. Every error is JSON.
+A bare ASGI callable costs ~20 µs less per request than a framework route (../shared/PERFORMANCE.md).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from ghingest.app.logs import get_logger
+from ghingest.app.metrics import Metrics
+from ghingest.core import delivery as core_delivery
+from ghingest.core.errors import InvalidSignature, PayloadTooLarge, StoreUnavailable, WebhookRejected
+from ghingest.core.time import now
+from ghingest.ports import Inbox
+
+PATH = "/webhooks/github"
+RETRY_AFTER_SECONDS = 5
+
+Scope = dict[str, Any]
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+class ClientGone(Exception):
+    """The client disconnected before sending its whole body."""
+
+
+class WebhookReceiver:
+    def __init__(
+        self,
+        inbox: Inbox,
+        *,
+        secrets: Sequence[bytes],
+        metrics: Metrics,
+        allow_sha1: bool = False,
+        max_body_bytes: int = core_delivery.MAX_BODY_BYTES,
+    ) -> None:
+        if not secrets:
+            raise ValueError("the receiver needs at least one webhook secret")
+        self._inbox = inbox
+        self._secrets = tuple(secrets)
+        self._metrics = metrics
+        self._allow_sha1 = allow_sha1
+        self._max_body = max_body_bytes
+        self._log = get_logger("ghingest.receiver")
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["method"] != "POST":
+            await _respond(send, 405, {"error": "method_not_allowed", "detail": "use POST"}, [(b"allow", b"POST")])
+            return
+        started = time.perf_counter()
+        headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
+        event = headers.get(core_delivery.EVENT_HEADER, "")[:64]
+        try:
+            head = core_delivery.check_head(headers, max_body_bytes=self._max_body)
+            body = await _read_body(receive, self._max_body)
+            delivery = core_delivery.accept(
+                head,
+                headers,
+                body,
+                secrets=self._secrets,
+                allow_sha1=self._allow_sha1,
+                max_body_bytes=self._max_body,
+            )
+        except WebhookRejected as exc:
+            self._rejected(exc, headers, event, started)
+            await _respond(send, exc.status, {"error": exc.code, "detail": exc.detail})
+            return
+        except ClientGone:
+            return
+        try:
+            stored = await self._inbox.append(delivery, received_at=now())
+        except StoreUnavailable as exc:
+            self._metrics.deliveries.labels(event, "unavailable").inc()
+            self._log.error(
+                "delivery.unavailable", delivery_id=delivery.delivery_id, github_event=event, reason=str(exc)
+            )
+            await _respond(
+                send,
+                503,
+                {"error": "store_unavailable", "detail": "the delivery could not be recorded; retry later"},
+                [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())],
+            )
+            return
+        if stored:
+            self._metrics.deliveries.labels(delivery.event, "accepted").inc()
+            await _respond(send, 202, {"delivery_id": delivery.delivery_id})
+        else:
+            self._metrics.deliveries.labels(delivery.event, "duplicate").inc()
+            await _respond(send, 200, {"delivery_id": delivery.delivery_id, "duplicate": True})
+
+    def _rejected(self, exc: WebhookRejected, headers: dict[str, str], event: str, started: float) -> None:
+        self._metrics.deliveries.labels(event or "unknown", "rejected").inc()
+        self._metrics.rejections.labels(exc.code).inc()
+        if isinstance(exc, InvalidSignature):
+            self._metrics.signature_failures.inc()
+        self._log.warning(
+            "delivery.rejected",
+            delivery_id=headers.get(core_delivery.DELIVERY_HEADER, "")[:128] or None,
+            github_event=event or None,
+            outcome=exc.code,
+            status=exc.status,
+            detail=exc.detail,
+            latency_ms=round((time.perf_counter() - started) * 1000, 3),
+        )
+
+
+async def _read_body(receive: Any, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"body exceeds {limit} bytes")
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def _respond(send: Any, status: int, document: dict[str, Any], extra: Sequence[tuple[bytes, bytes]] = ()) -> None:
+    body = orjson.dumps(document)
+    headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode()), *extra]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,64 @@
+"""Wiring: build the backend and the application's parts from validated settings; run their background tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+
+from ghingest.adapters.sqlite.database import SqliteDatabase
+from ghingest.app.credentials import Credential, api_tokens, webhook_secrets
+from ghingest.app.metrics import Metrics
+from ghingest.app.settings import Settings
+from ghingest.app.worker import Worker
+from ghingest.core.retry import RetryPolicy
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    database: SqliteDatabase
+    metrics: Metrics
+    webhook_secrets: Credential
+    api_tokens: Credential
+    run_worker: bool = True
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, settings: Settings, *, run_worker: bool = True, generate_credentials: bool = True) -> Runtime:
+        database = SqliteDatabase(settings.database_url, synchronous=settings.sqlite_synchronous)
+        return cls(
+            settings=settings,
+            database=database,
+            metrics=Metrics(),
+            webhook_secrets=webhook_secrets(settings, generate=generate_credentials),
+            api_tokens=api_tokens(settings, generate=generate_credentials),
+            run_worker=run_worker,
+        )
+
+    def worker(self) -> Worker:
+        s = self.settings
+        return Worker(
+            self.database.inbox,
+            self.database.store,
+            metrics=self.metrics,
+            retry=RetryPolicy(max_attempts=s.worker_max_attempts, base_delay=s.worker_retry_base_delay),
+            batch_size=s.worker_batch_size,
+            poll_interval=s.worker_poll_interval,
+            lease_seconds=s.worker_lease_seconds,
+        )
+
+    async def start(self) -> None:
+        self.database.start()
+        self._stop = asyncio.Event()
+        if self.run_worker:
+            self._tasks.append(asyncio.create_task(self.worker().run(self._stop), name="worker"))
+
+    async def stop(self) -> None:
+        self._stop.set()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(task, timeout=10)
+        self._tasks.clear()
+        self.database.close()

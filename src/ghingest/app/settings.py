@@ -1,0 +1,113 @@
+"""Configuration: `GHINGEST_*` environment variables and an optional TOML file, validated once at start.
+
+The environment wins over the file (`GHINGEST_CONFIG_FILE`). Secrets are `SecretStr`: they print as `**********`
+in logs, `repr` and error messages. An invalid value raises `ConfigError`, whose message names the setting.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from ghingest.core.errors import GhingestError
+
+ENV_PREFIX = "GHINGEST_"
+CONFIG_FILE_ENV = "GHINGEST_CONFIG_FILE"
+
+
+class ConfigError(GhingestError):
+    """The configuration is invalid; the message names the setting."""
+
+
+def _split(value: Any) -> Any:
+    if isinstance(value, str):
+        return tuple(item.strip() for item in value.split(",") if item.strip())
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid")
+
+    database_url: str = "sqlite:///./data/ghingest.db"
+    data_dir: Path = Path("./data")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    public_url: str | None = None  # how GitHub reaches this service, for the first-start instructions
+
+    webhook_secrets: Annotated[tuple[SecretStr, ...], NoDecode] = ()
+    webhook_secrets_file: Path | None = None
+    allow_sha1_signatures: bool = False
+    max_body_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
+
+    api_tokens: Annotated[tuple[SecretStr, ...], NoDecode] = ()
+
+    sqlite_synchronous: Literal["FULL", "EXTRA", "NORMAL"] = "FULL"
+    worker_batch_size: int = Field(default=200, ge=1, le=5000)
+    worker_poll_interval: float = Field(default=0.5, gt=0)
+    worker_max_attempts: int = Field(default=8, ge=1)
+    worker_retry_base_delay: float = Field(default=1.0, gt=0)
+    worker_lease_seconds: float = Field(default=120.0, gt=0)
+
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("webhook_secrets", "api_tokens", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        return _split(value)
+
+    @field_validator("webhook_secrets", "api_tokens")
+    @classmethod
+    def _strong_enough(cls, value: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
+        for secret in value:
+            if len(secret.get_secret_value()) < 8:
+                raise ValueError("each secret must be at least 8 characters long")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        if not value.startswith("sqlite:///"):
+            raise ValueError("only SQLite URLs (sqlite:///path) are supported in this release")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get(CONFIG_FILE_ENV)
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read and validate the configuration once; raise `ConfigError` naming each invalid setting."""
+    config_file = os.environ.get(CONFIG_FILE_ENV)
+    if config_file and not Path(config_file).is_file():
+        raise ConfigError(f"{CONFIG_FILE_ENV}: no such file: {config_file}")
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = ENV_PREFIX + "_".join(str(part) for part in error["loc"][:1]).upper()
+            problems.append(f"{name}: {error['msg']}")
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
+    except ValueError as exc:  # a malformed TOML file
+        raise ConfigError(f"{CONFIG_FILE_ENV}: {exc}") from None

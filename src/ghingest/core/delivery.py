@@ -1,0 +1,145 @@
+"""Turn an HTTP request's headers and exact body bytes into a verified `IncomingDelivery`, or a precise error.
+
+This module performs no I/O: the receiver adapter reads the request and hands over a `Mapping[str, str]` of
+lower-cased header names and the body bytes. The order of checks is fixed so that answers are predictable:
+required headers (400) → content type (415) → size (413) → signature (401) → payload is a JSON object (400).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
+
+from ghingest.core import signature
+from ghingest.core.errors import InvalidPayload, MissingHeader, PayloadTooLarge, UnsupportedMediaType
+
+MAX_BODY_BYTES = 25 * 1024 * 1024  # GitHub caps payloads at 25 MiB
+EVENT_HEADER = "x-github-event"
+DELIVERY_HEADER = "x-github-delivery"
+HOOK_ID_HEADER = "x-github-hook-id"
+CONTENT_TYPE_HEADER = "content-type"
+CONTENT_LENGTH_HEADER = "content-length"
+
+_DELIVERY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+_EVENT_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
+
+
+class ContentKind(StrEnum):
+    JSON = "json"
+    FORM = "form"
+
+
+@dataclass(frozen=True, slots=True)
+class RequestHead:
+    """What can be known and checked before the body is read."""
+
+    delivery_id: str
+    event: str
+    content_kind: ContentKind
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingDelivery:
+    """A verified delivery, ready to be appended to the inbox exactly as it arrived."""
+
+    delivery_id: str
+    event: str
+    hook_id: str | None
+    content_kind: ContentKind
+    headers: Mapping[str, str]
+    body: bytes
+    secret_index: int
+
+
+def content_kind_of(content_type: str) -> ContentKind:
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type == "application/json":
+        return ContentKind.JSON
+    if media_type == "application/x-www-form-urlencoded":
+        return ContentKind.FORM
+    if not media_type:
+        raise UnsupportedMediaType("missing Content-Type header")
+    raise UnsupportedMediaType(
+        f"content type must be application/json or application/x-www-form-urlencoded, not {media_type[:80]!r}"
+    )
+
+
+def check_head(headers: Mapping[str, str], *, max_body_bytes: int = MAX_BODY_BYTES) -> RequestHead:
+    """Check everything that can be checked before reading the body."""
+    event = headers.get(EVENT_HEADER, "").strip()
+    if not event:
+        raise MissingHeader("missing X-GitHub-Event header")
+    if not _EVENT_NAME.fullmatch(event):
+        raise MissingHeader("X-GitHub-Event must be a GitHub event name such as 'release'")
+    delivery_id = headers.get(DELIVERY_HEADER, "").strip()
+    if not delivery_id:
+        raise MissingHeader("missing X-GitHub-Delivery header")
+    if not _DELIVERY_ID.fullmatch(delivery_id):
+        raise MissingHeader("X-GitHub-Delivery must be 1-128 characters of letters, digits, '.', '_', ':' or '-'")
+    kind = content_kind_of(headers.get(CONTENT_TYPE_HEADER, ""))
+    declared = headers.get(CONTENT_LENGTH_HEADER)
+    if declared is not None and declared.strip().isdigit() and int(declared) > max_body_bytes:
+        raise PayloadTooLarge(f"body exceeds {max_body_bytes} bytes")
+    return RequestHead(delivery_id=delivery_id, event=event, content_kind=kind)
+
+
+def payload_bytes(kind: ContentKind, body: bytes) -> bytes:
+    """The JSON document carried by the body: the body itself, or the `payload=` field of a form."""
+    if kind is ContentKind.JSON:
+        return body
+    try:
+        fields = parse_qs(body.decode("ascii"), keep_blank_values=True, strict_parsing=False, max_num_fields=1000)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidPayload("form body is not valid application/x-www-form-urlencoded") from exc
+    values = fields.get("payload")
+    if not values:
+        raise InvalidPayload("form body has no 'payload' field")
+    return values[0].encode("utf-8")
+
+
+def parse_payload(kind: ContentKind, body: bytes) -> dict[str, Any]:
+    """Parse the body into the payload object; raise `InvalidPayload` when it is not a JSON object."""
+    try:
+        document = orjson.loads(payload_bytes(kind, body))
+    except orjson.JSONDecodeError as exc:
+        raise InvalidPayload("payload is not valid JSON") from exc
+    if not isinstance(document, dict):
+        raise InvalidPayload("payload must be a JSON object")
+    return document
+
+
+def accept(
+    head: RequestHead,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    secrets: Sequence[bytes],
+    allow_sha1: bool = False,
+    max_body_bytes: int = MAX_BODY_BYTES,
+) -> IncomingDelivery:
+    """Verify the signature and the payload's form; return the delivery to record."""
+    if len(body) > max_body_bytes:
+        raise PayloadTooLarge(f"body exceeds {max_body_bytes} bytes")
+    secret_index = signature.verify(
+        body,
+        signature_256=headers.get(signature.SHA256_HEADER),
+        signature_sha1=headers.get(signature.SHA1_HEADER),
+        secrets=secrets,
+        allow_sha1=allow_sha1,
+    )
+    parse_payload(head.content_kind, body)
+    return IncomingDelivery(
+        delivery_id=head.delivery_id,
+        event=head.event,
+        hook_id=headers.get(HOOK_ID_HEADER) or None,
+        content_kind=head.content_kind,
+        headers=dict(headers),
+        body=body,
+        secret_index=secret_index,
+    )

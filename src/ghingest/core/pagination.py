@@ -1,0 +1,45 @@
+"""Keyset pagination: opaque cursors that encode the sort key of the last row of a page."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+import orjson
+
+from ghingest.core.errors import GhingestError
+
+T = TypeVar("T")
+MAX_PAGE_SIZE = 200
+DEFAULT_PAGE_SIZE = 50
+
+
+class InvalidCursor(GhingestError):
+    """A cursor that this service did not produce."""
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    items: Sequence[T]
+    next_cursor: str | None
+
+
+def encode_cursor(key: Sequence[str | int | float | None]) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(list(key))).decode("ascii").rstrip("=")
+
+
+def decode_cursor(cursor: str, *, types: Sequence[type]) -> tuple[str | int | float | None, ...]:
+    """Decode a cursor whose items have the given types (None allowed for any item)."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        items = orjson.loads(raw)
+    except (ValueError, orjson.JSONDecodeError) as exc:
+        raise InvalidCursor("cursor is not valid") from exc
+    if not isinstance(items, list) or len(items) != len(types):
+        raise InvalidCursor("cursor is not valid")
+    for item, expected in zip(items, types, strict=True):
+        if item is not None and not isinstance(item, expected):
+            raise InvalidCursor("cursor is not valid")
+    return tuple(items)

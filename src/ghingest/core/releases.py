@@ -1,0 +1,177 @@
+"""Release records: extract a `ReleaseChange` from a `release` delivery and fold changes into one record.
+
+The fold is a join over a total order, so the record is the same whatever order the changes are applied in,
+and applying a change twice changes nothing (docs/adr/0003-release-fold.md):
+
+- **state** is the highest-ranked state any change implies: draft < published < unpublished < deleted.
+  A late `created` never turns a published release back into a draft; `deleted` is final.
+- **content** (tag, name, notes, flags, …) comes from the change with the greatest `ChangeOrder`: the payload's
+  own newest timestamp (`published_at`, else `created_at`), then the order GitHub's deliveries were received in.
+- **history** holds one entry per delivery id, ordered by `ChangeOrder`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import Any
+
+
+class ReleaseState(StrEnum):
+    DRAFT = "draft"
+    PUBLISHED = "published"
+    UNPUBLISHED = "unpublished"
+    DELETED = "deleted"
+
+
+STATE_RANK: Mapping[ReleaseState, int] = {
+    ReleaseState.DRAFT: 0,
+    ReleaseState.PUBLISHED: 1,
+    ReleaseState.UNPUBLISHED: 2,
+    ReleaseState.DELETED: 3,
+}
+
+# What each action says about the release's state; `None` means "as the payload's draft flag says".
+ACTION_STATES: Mapping[str, ReleaseState | None] = {
+    "created": None,
+    "edited": None,
+    "published": ReleaseState.PUBLISHED,
+    "released": ReleaseState.PUBLISHED,
+    "prereleased": ReleaseState.PUBLISHED,
+    "unpublished": ReleaseState.UNPUBLISHED,
+    "deleted": ReleaseState.DELETED,
+}
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class ChangeOrder:
+    """How new a change's information is: the payload's timestamp first, the receipt order second."""
+
+    timestamp: str
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseContent:
+    repository: str | None
+    tag: str | None
+    name: str | None
+    author_login: str | None
+    author_avatar_url: str | None
+    draft: bool
+    prerelease: bool
+    created_at: str | None
+    published_at: str | None
+    html_url: str | None
+    body: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseChange:
+    release_id: int
+    delivery_id: str
+    action: str
+    order: ChangeOrder
+    received_at: float
+    content: ReleaseContent
+
+    @property
+    def implied_state(self) -> ReleaseState:
+        state = ACTION_STATES.get(self.action)
+        if state is not None:
+            return state
+        return ReleaseState.DRAFT if self.content.draft else ReleaseState.PUBLISHED
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    delivery_id: str
+    action: str
+    order: ChangeOrder
+    received_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseRecord:
+    release_id: int
+    state: ReleaseState
+    content: ReleaseContent
+    content_order: ChangeOrder
+    history: tuple[HistoryEntry, ...]
+
+    def has_applied(self, delivery_id: str) -> bool:
+        return any(entry.delivery_id == delivery_id for entry in self.history)
+
+
+def _text(obj: Any, key: str) -> str | None:
+    value = obj.get(key) if isinstance(obj, Mapping) else None
+    return value if isinstance(value, str) else None
+
+
+def release_change(*, delivery_id: str, seq: int, received_at: float, payload: Mapping[str, Any]) -> ReleaseChange:
+    """The change a `release` payload carries. The payload's shape was checked by `events.check_shape`."""
+    release = payload["release"]
+    author = release.get("author")
+    repository = payload.get("repository")
+    created_at = _text(release, "created_at")
+    published_at = _text(release, "published_at")
+    content = ReleaseContent(
+        repository=_text(repository, "full_name"),
+        tag=_text(release, "tag_name"),
+        name=_text(release, "name"),
+        author_login=_text(author, "login"),
+        author_avatar_url=_text(author, "avatar_url"),
+        draft=release.get("draft") is True,
+        prerelease=release.get("prerelease") is True,
+        created_at=created_at,
+        published_at=published_at,
+        html_url=_text(release, "html_url"),
+        body=_text(release, "body"),
+    )
+    timestamp = max(t for t in (created_at, published_at, "") if t is not None)
+    return ReleaseChange(
+        release_id=int(release["id"]),
+        delivery_id=delivery_id,
+        action=str(payload.get("action") or ""),
+        order=ChangeOrder(timestamp=timestamp, seq=seq),
+        received_at=received_at,
+        content=content,
+    )
+
+
+def fold(record: ReleaseRecord | None, change: ReleaseChange) -> ReleaseRecord:
+    """Apply `change` to `record` (None for a release not seen before). Returns `record` itself for a duplicate."""
+    entry = HistoryEntry(change.delivery_id, change.action, change.order, change.received_at)
+    if record is None:
+        return ReleaseRecord(
+            release_id=change.release_id,
+            state=change.implied_state,
+            content=change.content,
+            content_order=change.order,
+            history=(entry,),
+        )
+    if record.release_id != change.release_id:
+        raise ValueError(f"change for release {change.release_id} applied to release {record.release_id}")
+    if record.has_applied(change.delivery_id):
+        return record
+    implied = change.implied_state
+    state = implied if STATE_RANK[implied] > STATE_RANK[record.state] else record.state
+    newer = change.order > record.content_order
+    return replace(
+        record,
+        state=state,
+        content=change.content if newer else record.content,
+        content_order=change.order if newer else record.content_order,
+        history=tuple(sorted((*record.history, entry), key=lambda e: (e.order, e.delivery_id))),
+    )
+
+
+def rebuild(changes: Iterable[ReleaseChange]) -> ReleaseRecord:
+    """The record that all of a release's changes fold into (used when a stored change is replaced)."""
+    record: ReleaseRecord | None = None
+    for change in changes:
+        record = fold(record, change)
+    if record is None:
+        raise ValueError("a release record needs at least one change")
+    return record

@@ -1,0 +1,139 @@
+"""Shared fixtures: real SQLite files in temporary folders, a real uvicorn server on 127.0.0.1, real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import uvicorn
+
+from ghingest.app import samples, sender
+from ghingest.app.asgi import Application
+from ghingest.app.runtime import Runtime
+from ghingest.app.settings import Settings, load_settings
+
+SECRET = "It's a Secret to Everybody"
+TOKEN = "test-api-token-0123456789"
+
+
+@pytest.fixture(autouse=True)
+def _scrub_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees the developer's or CI's GHINGEST_* variables."""
+    for name in list(os.environ):
+        if name.startswith("GHINGEST_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "database_url": f"sqlite:///{tmp_path / 'ghingest.db'}",
+            "data_dir": tmp_path / "data",
+            "webhook_secrets": SECRET,
+            "api_tokens": TOKEN,
+            "worker_poll_interval": 0.05,
+            "worker_retry_base_delay": 0.05,
+        }
+        values.update(overrides)
+        return load_settings(**values)
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class ThreadedServer:
+    """A real uvicorn server running the application in a thread, on its own event loop."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        runtime.database.upgrade()
+        self.runtime = runtime
+        self.app = Application(runtime)
+        self.port = free_port()
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False, lifespan="on"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="test-server", daemon=True)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> ThreadedServer:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("test server did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+
+
+@pytest.fixture
+def server(settings: Settings) -> Iterator[ThreadedServer]:
+    with ThreadedServer(Runtime.build(settings)) as running:
+        yield running
+
+
+@pytest.fixture
+def api(server: ThreadedServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10) as client:
+        yield client
+
+
+def signed(
+    payload: dict[str, Any] | bytes,
+    *,
+    event: str = "release",
+    secret: str = SECRET,
+    delivery_id: str | None = None,
+    form: bool = False,
+) -> sender.SignedRequest:
+    body = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+    return sender.hookshot_request(body, event=event, secret=secret, delivery_id=delivery_id, form=form)
+
+
+def post_webhook(client: httpx.Client, request: sender.SignedRequest) -> httpx.Response:
+    return client.post("/webhooks/github", content=request.body, headers=request.headers)
+
+
+def wait_until(predicate: Callable[[], Any], *, timeout: float = 10.0, interval: float = 0.02) -> Any:
+    """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+def release(**kwargs: Any) -> dict[str, Any]:
+    return samples.release_payload(**kwargs)
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
