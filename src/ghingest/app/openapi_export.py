@@ -1,0 +1,37 @@
+"""Print the OpenAPI document as YAML (`make openapi` writes it to docs/openapi.yaml)."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+def current_document() -> dict[str, Any]:
+    """The document the application serves at /openapi.json, built without starting anything."""
+    from ghingest.app.asgi import Application
+    from ghingest.app.runtime import Runtime
+    from ghingest.app.settings import load_settings
+
+    with tempfile.TemporaryDirectory() as folder:
+        settings = load_settings(
+            database_url=f"sqlite:///{Path(folder) / 'openapi.db'}",
+            data_dir=Path(folder),
+            webhook_secrets="openapi-export-secret",
+            api_tokens="openapi-export-token",
+        )
+        application = Application(Runtime.build(settings))
+        document: dict[str, Any] = application.api.openapi()
+        application.runtime.database.close()
+        return document
+
+
+def main() -> None:
+    yaml.safe_dump(current_document(), sys.stdout, sort_keys=False, allow_unicode=True, width=120)
+
+
+if __name__ == "__main__":
+    main()
