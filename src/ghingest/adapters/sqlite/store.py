@@ -15,7 +15,7 @@ from ghingest.adapters.sqlite.writer import SqliteWriter
 from ghingest.core.events import EventRecord
 from ghingest.core.pagination import Page
 from ghingest.core.processing import StoredDelivery
-from ghingest.core.releases import ReleaseChange, ReleaseRecord, rebuild
+from ghingest.core.releases import ChangeOrder, ReleaseChange, ReleaseRecord, ReleaseState, fold, rebuild
 from ghingest.core.states import DeliveryStatus
 from ghingest.ports import (
     DeliveryView,
@@ -58,8 +58,7 @@ _SELECT_CHANGES = (
     " WHERE release_id = ?"
 )
 _REPROCESS = (
-    "UPDATE deliveries SET status = 'received', attempts = 0, next_attempt_at = 0, lease_until = 0, error = NULL"
-    " WHERE "
+    "UPDATE deliveries SET status = 'received', attempts = 0, next_attempt_at = 0, lease_until = 0, error = NULL WHERE "
 )
 _CHANGE = "INSERT INTO changes (kind, ref, at) VALUES (?, ?, ?)"
 
@@ -191,6 +190,8 @@ def _upsert_event(
 
 
 def _apply_release_change(conn: sqlite3.Connection, change: ReleaseChange, now: float) -> None:
+    """Fold one change into its release. A new change folds into the current record (O(1)); a stored change
+    whose content differs (reprocessing after a parser fix) rebuilds the record from all of its changes."""
     content = orjson.dumps(change.content)
     row = (
         change.delivery_id,
@@ -209,10 +210,35 @@ def _apply_release_change(conn: sqlite3.Connection, change: ReleaseChange, now: 
     if existing is not None and tuple(existing[:6]) == row[:6] and bytes(existing[6]) == content:
         return  # the same delivery, applied before: nothing changes
     conn.execute(_UPSERT_RELEASE_CHANGE, row)
+    if existing is None:
+        current = conn.execute(_SELECT_RELEASE, (change.release_id,)).fetchone()
+        record = fold(None if current is None else _record_of(current), change)
+        first_seen = change.received_at if current is None else min(current[-1], change.received_at)
+        _write_release(conn, record, first_seen_at=first_seen, now=now)
+        return
     stored = conn.execute(_SELECT_CHANGES, (change.release_id,)).fetchall()
     changes = [queries.release_change_of(dict(zip(_CHANGE_COLUMNS, r, strict=True))) for r in stored]
     changes.sort(key=lambda c: (c.order, c.delivery_id))
     _write_release(conn, rebuild(changes), first_seen_at=min(c.received_at for c in changes), now=now)
+
+
+_RELEASE_COLUMNS = (
+    "id", "repository", "tag", "name", "author_login", "author_avatar_url", "draft", "prerelease", "created_at",
+    "published_at", "html_url", "body", "state", "content_ts", "content_seq", "first_seen_at",
+)  # fmt: skip
+_SELECT_RELEASE = f"SELECT {', '.join(_RELEASE_COLUMNS)} FROM releases WHERE id = ?"  # noqa: S608 - fixed columns
+
+
+def _record_of(row: Any) -> ReleaseRecord:
+    """The stored record, without its history: `fold` needs only state, content and order for a new change."""
+    m = dict(zip(_RELEASE_COLUMNS, row, strict=True))
+    return ReleaseRecord(
+        release_id=m["id"],
+        state=ReleaseState(m["state"]),
+        content=queries.content_of(m),
+        content_order=ChangeOrder(m["content_ts"], m["content_seq"]),
+        history=(),
+    )
 
 
 _CHANGE_COLUMNS = ("delivery_id", "release_id", "action", "order_ts", "order_seq", "received_at", "content")
