@@ -1,0 +1,86 @@
+"""Configuration is validated once; an error names the setting; secrets never show."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ghingest.app.credentials import api_tokens, webhook_secrets
+from ghingest.app.settings import ConfigError, load_settings
+
+
+def test_defaults_are_the_embedded_profile() -> None:
+    settings = load_settings()
+    assert settings.database_url == "sqlite:///./data/ghingest.db"
+    assert settings.sqlite_synchronous == "FULL"
+    assert settings.allow_sha1_signatures is False
+
+
+def test_comma_separated_secrets_and_tokens(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GHINGEST_WEBHOOK_SECRETS", "first-secret, second-secret")
+    monkeypatch.setenv("GHINGEST_API_TOKENS", "token-number-one")
+    settings = load_settings()
+    assert [s.get_secret_value() for s in settings.webhook_secrets] == ["first-secret", "second-secret"]
+    assert "first-secret" not in repr(settings)
+    assert "token-number-one" not in str(settings)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("GHINGEST_PORT", "eighty"),
+        ("GHINGEST_SQLITE_SYNCHRONOUS", "OFF"),
+        ("GHINGEST_DATABASE_URL", "mysql://x"),
+        ("GHINGEST_WORKER_BATCH_SIZE", "0"),
+    ],
+)
+def test_an_invalid_value_names_the_setting(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=name):
+        load_settings()
+
+
+def test_a_short_secret_is_refused_without_echoing_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GHINGEST_WEBHOOK_SECRETS", "short")
+    with pytest.raises(ConfigError, match="GHINGEST_WEBHOOK_SECRETS") as caught:
+        load_settings()
+    assert "short" not in str(caught.value).replace("shorter", "")
+
+
+def test_toml_file_and_environment_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "ghingest.toml"
+    config.write_text('port = 9000\nhost = "0.0.0.0"\n', encoding="utf-8")
+    monkeypatch.setenv("GHINGEST_CONFIG_FILE", str(config))
+    monkeypatch.setenv("GHINGEST_PORT", "9100")
+    settings = load_settings()
+    assert (settings.host, settings.port) == ("0.0.0.0", 9100)
+
+
+def test_a_missing_config_file_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("GHINGEST_CONFIG_FILE", str(tmp_path / "nope.toml"))
+    with pytest.raises(ConfigError, match="GHINGEST_CONFIG_FILE"):
+        load_settings()
+
+
+def test_secrets_file_one_per_line(tmp_path: Path) -> None:
+    path = tmp_path / "secrets"
+    path.write_text("# rotated 2024-05\nnew-secret-value\nold-secret-value\n", encoding="utf-8")
+    credential = webhook_secrets(load_settings(webhook_secrets_file=path), generate=False)
+    assert credential.values == ("new-secret-value", "old-secret-value")
+    assert "new-secret-value" not in repr(credential)
+
+
+def test_a_generated_secret_is_strong_private_and_stable(tmp_path: Path) -> None:
+    settings = load_settings(data_dir=tmp_path)
+    first = webhook_secrets(settings, generate=True)
+    assert first.generated and len(first.values[0]) >= 32
+    assert (tmp_path / "webhook-secret").stat().st_mode & 0o777 == 0o600
+    again = webhook_secrets(settings, generate=True)
+    assert again.values == first.values and not again.generated
+    assert api_tokens(settings, generate=True).values != first.values
+
+
+def test_without_a_secret_and_without_generation_it_fails_closed(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no webhook secret"):
+        webhook_secrets(load_settings(data_dir=tmp_path), generate=False)
