@@ -57,7 +57,6 @@ class WebhookReceiver:
             return
         started = time.perf_counter()
         headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
-        event = headers.get(core_delivery.EVENT_HEADER, "")[:64]
         try:
             head = core_delivery.check_head(headers, max_body_bytes=self._max_body)
             body = await _read_body(receive, self._max_body)
@@ -70,7 +69,7 @@ class WebhookReceiver:
                 max_body_bytes=self._max_body,
             )
         except WebhookRejected as exc:
-            self._rejected(exc, headers, event, started)
+            self._rejected(exc, headers, started)
             await _respond(send, exc.status, {"error": exc.code, "detail": exc.detail})
             return
         except ClientGone:
@@ -78,9 +77,9 @@ class WebhookReceiver:
         try:
             stored = await self._inbox.append(delivery, received_at=now())
         except StoreUnavailable as exc:
-            self._metrics.deliveries.labels(event, "unavailable").inc()
+            self._metrics.deliveries.labels(delivery.event, "unavailable").inc()
             self._log.error(
-                "delivery.unavailable", delivery_id=delivery.delivery_id, github_event=event, reason=str(exc)
+                "delivery.unavailable", delivery_id=delivery.delivery_id, github_event=delivery.event, reason=str(exc)
             )
             await _respond(
                 send,
@@ -96,15 +95,17 @@ class WebhookReceiver:
             self._metrics.deliveries.labels(delivery.event, "duplicate").inc()
             await _respond(send, 200, {"delivery_id": delivery.delivery_id, "duplicate": True})
 
-    def _rejected(self, exc: WebhookRejected, headers: dict[str, str], event: str, started: float) -> None:
-        self._metrics.deliveries.labels(event or "unknown", "rejected").inc()
+    def _rejected(self, exc: WebhookRejected, headers: dict[str, str], started: float) -> None:
+        # Rejected requests are unauthenticated: their event name never becomes a metric label (cardinality).
+        self._metrics.deliveries.labels("unverified", "rejected").inc()
         self._metrics.rejections.labels(exc.code).inc()
         if isinstance(exc, InvalidSignature):
             self._metrics.signature_failures.inc()
+        delivery_id, event = core_delivery.loggable_ids(headers)
         self._log.warning(
             "delivery.rejected",
-            delivery_id=headers.get(core_delivery.DELIVERY_HEADER, "")[:128] or None,
-            github_event=event or None,
+            delivery_id=delivery_id,
+            github_event=event,
             outcome=exc.code,
             status=exc.status,
             detail=exc.detail,

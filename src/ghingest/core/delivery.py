@@ -89,6 +89,16 @@ def check_head(headers: Mapping[str, str], *, max_body_bytes: int = MAX_BODY_BYT
     return RequestHead(delivery_id=delivery_id, event=event, content_kind=kind)
 
 
+def loggable_ids(headers: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """The delivery id and event of a request, for logs, only when they are well-formed (else None)."""
+    delivery_id = headers.get(DELIVERY_HEADER, "").strip()
+    event = headers.get(EVENT_HEADER, "").strip()
+    return (
+        delivery_id if _DELIVERY_ID.fullmatch(delivery_id) else None,
+        event if _EVENT_NAME.fullmatch(event) else None,
+    )
+
+
 def payload_bytes(kind: ContentKind, body: bytes) -> bytes:
     """The JSON document carried by the body: the body itself, or the `payload=` field of a form."""
     if kind is ContentKind.JSON:
