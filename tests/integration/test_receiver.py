@@ -155,7 +155,7 @@ def test_a_store_that_cannot_commit_answers_503_with_retry_after(api: httpx.Clie
     assert response.json()["error"] == "store_unavailable"
 
 
-header_value = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=60)
+header_value = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=60).map(str.strip)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
