@@ -190,9 +190,10 @@ def _upsert_event(
 
 
 def _apply_release_change(conn: sqlite3.Connection, change: ReleaseChange, now: float) -> None:
-    """Fold one change into its release. A new change folds into the current record (O(1)); a stored change
-    whose content differs (reprocessing after a parser fix) rebuilds the record from all of its changes."""
-    content = orjson.dumps(change.content)
+    """Fold one change into its release. A change not seen before folds into the current record (O(1)); a
+    delivery applied before (reprocessing, or a redelivered claim) rebuilds the record from all of its changes,
+    so reprocessing repairs a release whatever state its stored record was left in."""
+    content = orjson.dumps(change.content).decode("utf-8")
     row = (
         change.delivery_id,
         change.release_id,
@@ -202,13 +203,7 @@ def _apply_release_change(conn: sqlite3.Connection, change: ReleaseChange, now: 
         change.received_at,
         content,
     )
-    existing = conn.execute(
-        "SELECT delivery_id, release_id, action, order_ts, order_seq, received_at, content FROM release_changes"
-        " WHERE delivery_id = ?",
-        (change.delivery_id,),
-    ).fetchone()
-    if existing is not None and tuple(existing[:6]) == row[:6] and bytes(existing[6]) == content:
-        return  # the same delivery, applied before: nothing changes
+    existing = conn.execute("SELECT 1 FROM release_changes WHERE delivery_id = ?", (change.delivery_id,)).fetchone()
     conn.execute(_UPSERT_RELEASE_CHANGE, row)
     if existing is None:
         current = conn.execute(_SELECT_RELEASE, (change.release_id,)).fetchone()
