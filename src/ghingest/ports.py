@@ -10,11 +10,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from ghingest.core.delivery import IncomingDelivery
+from ghingest.core.delivery import ContentKind, IncomingDelivery
 from ghingest.core.events import EventRecord
+from ghingest.core.forward_states import ForwardStatus
 from ghingest.core.pagination import Page
 from ghingest.core.processing import Processed, StoredDelivery
 from ghingest.core.releases import ReleaseRecord
+from ghingest.core.routing import ForwardTarget
 from ghingest.core.states import DeliveryStatus
 
 
@@ -27,6 +29,7 @@ class Outcome:
     error: str | None = None
     retry_at: float | None = None  # with `error`: when to try again; None with `error` means failed for good
     fallback_event: EventRecord | None = None  # with a final error: the best event record that could be made
+    forwards: tuple[ForwardTarget, ...] = ()  # with `processed`: forward jobs created in the same transaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,3 +152,164 @@ class ChangeFeed(Protocol):
     async def latest_seq(self) -> int: ...
 
     async def wait_for_change(self, after: int, timeout: float) -> None: ...
+
+
+# --- forwarding ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardJob:
+    """A claimed forward job, with what the forwarder needs to build its request."""
+
+    id: int
+    delivery_seq: int
+    delivery_id: str
+    destination: str
+    route: str | None
+    replay: bool
+    attempts: int  # attempts made before this one
+    received_at: float
+    first_attempt_at: float | None
+    event: str
+    content_kind: ContentKind
+    headers: Mapping[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptResult:
+    """One attempt, as the forwarder saw it, and the job's next status (`decide`)."""
+
+    job_id: int
+    destination: str
+    started_at: float
+    latency: float
+    status_code: int | None
+    error: str | None
+    response_excerpt: str | None
+    next_status: ForwardStatus
+    next_attempt_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptView:
+    id: int
+    job_id: int
+    destination: str
+    number: int
+    replay: bool
+    started_at: float
+    latency: float
+    status_code: int | None
+    outcome: str
+    error: str | None
+    response_excerpt: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardView:
+    id: int
+    delivery_seq: int
+    delivery_id: str
+    destination: str
+    route: str | None
+    generation: int
+    replay: bool
+    status: ForwardStatus
+    attempts: int
+    created_at: float
+    next_attempt_at: float | None
+    last_attempt_at: float | None
+    last_status_code: int | None
+    last_error: str | None
+    completed_at: float | None
+    event: str | None = None
+    repository: str | None = None
+    attempt_log: tuple[AttemptView, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DestinationStats:
+    destination: str
+    queued: int  # pending, retry or delivering
+    dead: int
+    attempts: int
+    delivered: int
+    failed: int
+    last_attempt_at: float | None
+    last_success_at: float | None
+    last_error: str | None
+    last_error_at: float | None
+
+    @property
+    def success_rate(self) -> float | None:
+        return None if self.attempts == 0 else self.delivered / self.attempts
+
+
+@dataclass(frozen=True, slots=True)
+class ReplaySelection:
+    """Which deliveries to forward again, and where. Every field narrows; `to` picks one destination instead of
+    the destinations each delivery was forwarded to before."""
+
+    delivery_id: str | None = None
+    event: str | None = None
+    repository: str | None = None  # a glob (`acme/*`)
+    since: float | None = None  # received at or after
+    until: float | None = None  # received before
+    destination: str | None = None  # only forwards that went to this destination
+    dead_only: bool = False  # only forwards that are dead-lettered now
+    job_ids: tuple[int, ...] = ()  # only these forward jobs (a dashboard bulk retry)
+    to: str | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        return (
+            self.delivery_id is None and self.event is None and self.repository is None and self.since is None
+            and self.until is None and self.destination is None and not self.dead_only and not self.job_ids
+        )  # fmt: skip
+
+
+class ForwardQueue(Protocol):
+    """Forward jobs: created with their delivery's outcome (outbox), claimed with leases, retried, dead-lettered."""
+
+    async def claim(self, destination: str, *, limit: int, lease_seconds: float) -> Sequence[ForwardJob]:
+        """Take up to `limit` due jobs of `destination`, hidden from other claimers for `lease_seconds`."""
+        ...
+
+    async def record_attempts(self, results: Sequence[AttemptResult]) -> None:
+        """Record attempts and move their jobs on (delivered, retry at a time, or dead)."""
+        ...
+
+    async def wait_for_work(self, timeout: float) -> None:
+        """Return when new jobs may be due, or after `timeout` seconds."""
+        ...
+
+    async def release_leases(self) -> int:
+        """Make every job in flight due now (a forwarder starting after a crash); return how many."""
+        ...
+
+    async def replay(self, selection: ReplaySelection, *, dry_run: bool = False, chunk: int = 500) -> int:
+        """Create a replay job per selected (delivery, destination); return how many (only count when dry)."""
+        ...
+
+    async def replay_targets(self, selection: ReplaySelection) -> Sequence[tuple[int, str, str | None]]:
+        """The (delivery seq, destination, route) pairs a replay of `selection` creates jobs for."""
+        ...
+
+    async def enqueue_replays(self, targets: Sequence[tuple[int, str, str | None]]) -> int:
+        """Create replay jobs for `targets` (from `replay_targets`); return how many."""
+        ...
+
+    async def stats(self) -> Sequence[DestinationStats]:
+        """Per destination: queue depth, dead letters, attempts, successes, last error."""
+        ...
+
+    async def forwards_of(self, delivery_id: str) -> Sequence[ForwardView]:
+        """A delivery's forward jobs, each with its attempts, oldest first."""
+        ...
+
+    async def dead_letters(
+        self, *, destination: str | None = None, before_id: int | None = None, limit: int = 50
+    ) -> Sequence[ForwardView]:
+        """Dead-lettered jobs, newest first (keyset: `before_id`)."""
+        ...

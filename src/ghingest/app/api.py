@@ -126,4 +126,7 @@ async def readyz(runtime: RuntimeDep) -> Response:
 @health.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics(runtime: RuntimeDep) -> Response:
     runtime.metrics.inbox_depth.set(await runtime.database.inbox.depth())
+    for stats in await runtime.database.forwards.stats():
+        runtime.metrics.forward_queue_depth.labels(stats.destination).set(stats.queued)
+        runtime.metrics.forward_dead_letters.labels(stats.destination).set(stats.dead)
     return Response(runtime.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 import ghingest
 from ghingest.app.api import api, health
 from ghingest.app.auth import TokenAuthenticator
+from ghingest.app.forward_api import forwarding
 from ghingest.app.openapi import build_openapi
 from ghingest.app.receiver import PATH, WebhookReceiver
 from ghingest.app.runtime import Runtime
@@ -51,6 +52,7 @@ def create_api(runtime: Runtime, *, manage_runtime: bool = True) -> FastAPI:
     app.state.authenticator = TokenAuthenticator(runtime.api_tokens.values)
     app.include_router(health)
     app.include_router(api)
+    app.include_router(forwarding)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:

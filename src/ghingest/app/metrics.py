@@ -41,5 +41,43 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.forwards = Counter(
+            "ghingest_forwards_total",
+            "Forward attempts by destination and outcome (delivered, retry, dead).",
+            ["destination", "outcome"],
+            registry=self.registry,
+        )
+        self.forward_attempt_seconds = Histogram(
+            "ghingest_forward_attempt_seconds",
+            "Duration of one forward attempt (request to answer or error), by destination.",
+            ["destination"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.forward_receipt_to_attempt = Histogram(
+            "ghingest_forward_receipt_to_first_attempt_seconds",
+            "Time from a delivery's receipt to the start of its first forward attempt.",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.forward_queue_depth = Gauge(
+            "ghingest_forward_queue_depth",
+            "Forward jobs pending, awaiting a retry or in flight, by destination.",
+            ["destination"],
+            registry=self.registry,
+        )
+        self.forward_dead_letters = Gauge(
+            "ghingest_forward_dead_letters",
+            "Forward jobs dead-lettered and not replayed, by destination.",
+            ["destination"],
+            registry=self.registry,
+        )
+        self.routes_reloads = Counter(
+            "ghingest_routes_reloads_total",
+            "Reloads of the route file, by result (ok, error; an error keeps the running routes).",
+            ["result"],
+            registry=self.registry,
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

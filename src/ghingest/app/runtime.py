@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 from dataclasses import dataclass, field
 
 from ghingest.adapters.sqlite.database import SqliteDatabase
 from ghingest.app.credentials import Credential, api_tokens, webhook_secrets
+from ghingest.app.forwarder import Forwarder
 from ghingest.app.metrics import Metrics
+from ghingest.app.routes_config import Routes
 from ghingest.app.settings import Settings
 from ghingest.app.worker import Worker
 from ghingest.core.retry import RetryPolicy
+from ghingest.core.routing import EMPTY_TABLE, RouteTable
 
 
 @dataclass
@@ -22,16 +26,19 @@ class Runtime:
     webhook_secrets: Credential
     api_tokens: Credential
     run_worker: bool = True
+    routes: Routes | None = None  # the forwarding route table in force (None: built from settings at start)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
     def build(cls, settings: Settings, *, run_worker: bool = True, generate_credentials: bool = True) -> Runtime:
         database = SqliteDatabase(settings.database_url, synchronous=settings.sqlite_synchronous)
+        metrics = Metrics()
         return cls(
             settings=settings,
             database=database,
-            metrics=Metrics(),
+            metrics=metrics,
+            routes=Routes(settings.routes_file, metrics=metrics),  # an invalid route file raises RoutesError
             webhook_secrets=webhook_secrets(settings, generate=generate_credentials),
             api_tokens=api_tokens(settings, generate=generate_credentials),
             run_worker=run_worker,
@@ -47,6 +54,18 @@ class Runtime:
             batch_size=s.worker_batch_size,
             poll_interval=s.worker_poll_interval,
             lease_seconds=s.worker_lease_seconds,
+            routes=self.route_table,
+        )
+
+    def route_table(self) -> RouteTable:
+        return EMPTY_TABLE if self.routes is None else self.routes.current()
+
+    def forwarder(self) -> Forwarder:
+        return Forwarder(
+            self.database.forwards,
+            self.route_table,
+            metrics=self.metrics,
+            poll_interval=self.settings.forward_poll_interval,
         )
 
     async def start(self) -> None:
@@ -54,6 +73,12 @@ class Runtime:
         self._stop = asyncio.Event()
         if self.run_worker:
             self._tasks.append(asyncio.create_task(self.worker().run(self._stop), name="worker"))
+            self._tasks.append(asyncio.create_task(self.forwarder().run(self._stop), name="forwarder"))
+            if self.routes is not None and self.routes.path is not None:
+                interval = self.settings.routes_reload_interval
+                self._tasks.append(asyncio.create_task(self.routes.watch(self._stop, interval), name="routes"))
+                with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):  # not the main thread
+                    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.routes.reload)
 
     async def stop(self) -> None:
         self._stop.set()

@@ -56,7 +56,13 @@ class Settings(BaseSettings):
     worker_poll_interval: float = Field(default=0.5, gt=0)
     worker_max_attempts: int = Field(default=8, ge=1)
     worker_retry_base_delay: float = Field(default=1.0, gt=0)
-    worker_lease_seconds: float = Field(default=120.0, gt=0)
+    # A claimed delivery is hidden from other claimers this long; after a crash it is claimed again after this.
+    worker_lease_seconds: float = Field(default=15.0, gt=0)
+
+    # Forwarding (README "Forwarding"; docs/adr: outbox and retries).
+    routes_file: Path | None = None  # TOML: [[destinations]] and [[routes]]; reloaded when it changes
+    routes_reload_interval: float = Field(default=1.0, gt=0)  # how often the file's mtime is checked
+    forward_poll_interval: float = Field(default=0.5, gt=0)  # fallback poll for due retries and other processes
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

@@ -1,8 +1,7 @@
 """The worker: claims recorded deliveries, runs the pure processor, and records outcomes in one transaction.
 
 At least once: a delivery is claimed with a lease, and only the store's commit marks it processed, so a crash
-before that commit leaves it to be claimed again after the lease expires (or at once after a restart, since the
-lease of a dead process is not honoured beyond `lease_seconds`). A delivery whose processing raises is retried
+before that commit leaves it to be claimed again when its lease (`GHINGEST_WORKER_LEASE_SECONDS`) expires. A delivery whose processing raises is retried
 with backoff, then marked `failed` with its error; it never blocks the others.
 """
 
@@ -10,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ghingest.app.logs import get_logger
 from ghingest.app.metrics import Metrics
 from ghingest.core.errors import InvalidPayload, PayloadMismatch
 from ghingest.core.processing import StoredDelivery, process, tolerant_event_record
 from ghingest.core.retry import RetryPolicy
+from ghingest.core.routing import EMPTY_TABLE, RouteTable
 from ghingest.core.time import now
 from ghingest.ports import Inbox, Outcome, Store
 
@@ -34,6 +34,7 @@ class Worker:
         batch_size: int = 200,
         poll_interval: float = 0.5,
         lease_seconds: float = 120.0,
+        routes: Callable[[], RouteTable] = lambda: EMPTY_TABLE,
     ) -> None:
         self._inbox = inbox
         self._store = store
@@ -42,6 +43,7 @@ class Worker:
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._lease_seconds = lease_seconds
+        self._routes = routes  # the route table in force: processed deliveries get their forward jobs (outbox)
         self._log = get_logger("ghingest.worker")
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -69,7 +71,8 @@ class Worker:
         if not batch:
             return 0
         at = now()
-        outcomes = [self._outcome(delivery, at) for delivery in batch]
+        table = self._routes()
+        outcomes = [self._outcome(delivery, at, table) for delivery in batch]
         try:
             await self._store.record_outcomes(outcomes, now=at)
         except Exception:
@@ -88,9 +91,14 @@ class Worker:
             total += done
         return total
 
-    def _outcome(self, delivery: StoredDelivery, at: float) -> Outcome:
+    def _outcome(self, delivery: StoredDelivery, at: float, table: RouteTable = EMPTY_TABLE) -> Outcome:
         try:
-            return Outcome(delivery=delivery, processed=process(delivery))
+            processed = process(delivery)
+            event = processed.event
+            forwards = table.match(
+                event=event.event, action=event.action, repository=event.repository, payload=processed.payload
+            )
+            return Outcome(delivery=delivery, processed=processed, forwards=forwards)
         except PERMANENT_ERRORS as exc:
             return self._failure(delivery, f"{exc.__class__.__name__}: {exc}", at, permanent=True)
         except Exception as exc:

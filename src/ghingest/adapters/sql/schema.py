@@ -110,3 +110,71 @@ changes = sa.Table(
     sa.Column("at", sa.Float, nullable=False),
     sqlite_autoincrement=True,
 )
+
+# --- forwarding (migration 0003): the outbox of forward jobs, every attempt, and per-destination counters -------
+
+_ACTIVE_FORWARD = "status IN ('pending', 'retry', 'delivering')"
+
+forward_jobs = sa.Table(
+    "forward_jobs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("delivery_seq", sa.Integer, nullable=False),  # = deliveries.seq
+    sa.Column("delivery_id", sa.Text, nullable=False),
+    sa.Column("destination", sa.Text, nullable=False),
+    sa.Column("route", sa.Text),  # whose template applies; NULL: the payload as it is (a replay to a chosen one)
+    sa.Column("generation", sa.Integer, nullable=False, server_default="0"),  # 0: the original; n: replay n
+    sa.Column("replay", sa.Boolean, nullable=False, server_default="0"),
+    sa.Column("status", sa.Text, nullable=False, server_default="pending"),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("received_at", sa.Float, nullable=False),  # the delivery's, for receipt-to-forward latency
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("next_attempt_at", sa.Float, nullable=False),  # due time; while delivering: the lease's end
+    sa.Column("first_attempt_at", sa.Float),
+    sa.Column("last_attempt_at", sa.Float),
+    sa.Column("last_status_code", sa.Integer),
+    sa.Column("last_error", sa.Text),
+    sa.Column("completed_at", sa.Float),
+    sa.UniqueConstraint("delivery_seq", "destination", "generation", name="uq_forward_jobs_delivery_destination"),
+    sqlite_autoincrement=True,
+)
+sa.Index(
+    "ix_forward_jobs_due",
+    forward_jobs.c.destination,
+    forward_jobs.c.next_attempt_at,
+    sqlite_where=sa.text(_ACTIVE_FORWARD),
+    postgresql_where=sa.text(_ACTIVE_FORWARD),
+)
+sa.Index("ix_forward_jobs_status_destination", forward_jobs.c.status, forward_jobs.c.destination, forward_jobs.c.id)
+
+forward_attempts = sa.Table(
+    "forward_attempts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("job_id", sa.Integer, nullable=False),
+    sa.Column("delivery_seq", sa.Integer, nullable=False),
+    sa.Column("destination", sa.Text, nullable=False),
+    sa.Column("number", sa.Integer, nullable=False),  # 1-based, within its job
+    sa.Column("replay", sa.Boolean, nullable=False, server_default="0"),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("latency", sa.Float, nullable=False),  # seconds
+    sa.Column("status_code", sa.Integer),
+    sa.Column("outcome", sa.Text, nullable=False),  # delivered | retry | dead
+    sa.Column("error", sa.Text),
+    sa.Column("response_excerpt", sa.Text),
+    sqlite_autoincrement=True,
+)
+sa.Index("ix_forward_attempts_delivery", forward_attempts.c.delivery_seq, forward_attempts.c.id)
+
+forward_stats = sa.Table(
+    "forward_stats",
+    metadata,
+    sa.Column("destination", sa.Text, primary_key=True),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("delivered", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("failed", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_attempt_at", sa.Float),
+    sa.Column("last_success_at", sa.Float),
+    sa.Column("last_error", sa.Text),
+    sa.Column("last_error_at", sa.Float),
+)

@@ -7,6 +7,7 @@ from pathlib import Path
 from ghingest.adapters.sql import migrate
 from ghingest.adapters.sqlite.connection import Synchronous, path_from_url
 from ghingest.adapters.sqlite.feed import SqliteChangeFeed
+from ghingest.adapters.sqlite.forward_queue import SqliteForwardQueue
 from ghingest.adapters.sqlite.inbox import SqliteInbox
 from ghingest.adapters.sqlite.notifier import Notifier
 from ghingest.adapters.sqlite.reader import SqliteReader
@@ -26,7 +27,9 @@ class SqliteDatabase:
         self.work = Notifier()
         self.changed = Notifier()
         self.inbox = SqliteInbox(self.writer, self.reader, self.work)
-        self.store = SqliteStore(self.writer, self.reader, self.changed)
+        self.forward_work = Notifier()
+        self.store = SqliteStore(self.writer, self.reader, self.changed, self.forward_work)
+        self.forwards = SqliteForwardQueue(self.writer, self.reader, self.forward_work)
         self.feed = SqliteChangeFeed(self.reader, self.changed)
 
     def upgrade(self) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from ghingest.adapters.sql import queries
+from ghingest.adapters.sqlite.forward_queue import insert_forward_jobs
 from ghingest.adapters.sqlite.notifier import Notifier
 from ghingest.adapters.sqlite.reader import SqliteReader
 from ghingest.adapters.sqlite.writer import SqliteWriter
@@ -64,10 +65,13 @@ _CHANGE = "INSERT INTO changes (kind, ref, at) VALUES (?, ?, ?)"
 
 
 class SqliteStore:
-    def __init__(self, writer: SqliteWriter, reader: SqliteReader, changed: Notifier) -> None:
+    def __init__(
+        self, writer: SqliteWriter, reader: SqliteReader, changed: Notifier, forwards: Notifier | None = None
+    ) -> None:
         self._writer = writer
         self._reader = reader
         self._changed = changed
+        self._forwards = forwards  # woken when outcomes created forward jobs
 
     # --- writes -----------------------------------------------------------------------------------------------
 
@@ -76,6 +80,8 @@ class SqliteStore:
             return
         await self._writer.run(lambda conn: record_outcomes(conn, outcomes, now))
         self._changed.notify()
+        if self._forwards is not None and any(outcome.forwards for outcome in outcomes):
+            self._forwards.notify()
 
     async def mark_for_reprocess(self, selection: ReprocessSelection) -> int:
         clauses: list[str] = ["1 = 1"]
@@ -139,6 +145,15 @@ def record_outcomes(conn: sqlite3.Connection, outcomes: Sequence[Outcome], now: 
             _upsert_event(conn, delivery, outcome.processed.event, DeliveryStatus.PROCESSED, None, now)
             if outcome.processed.release is not None:
                 _apply_release_change(conn, outcome.processed.release, now)
+            if outcome.forwards:  # the outbox: forward jobs commit with the delivery's processed status
+                insert_forward_jobs(
+                    conn,
+                    delivery_seq=delivery.seq,
+                    delivery_id=delivery.delivery_id,
+                    received_at=delivery.received_at,
+                    targets=outcome.forwards,
+                    at=now,
+                )
             conn.execute(
                 "UPDATE deliveries SET status = 'processed', processed_at = ?, error = NULL,"
                 " attempts = attempts + 1, lease_until = 0 WHERE seq = ?",

@@ -186,7 +186,8 @@ class SqliteWriter:
             while not self._closed.wait(self._checkpoint_interval):
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            with contextlib.suppress(sqlite3.Error):
+            with contextlib.suppress(sqlite3.Error):  # best effort: shutdown never waits long for readers
+                conn.execute("PRAGMA busy_timeout=200")
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
             conn.close()

@@ -1,0 +1,238 @@
+"""Forwarding routes: which destinations a processed delivery goes to, and the exact request each one receives.
+
+This module performs no I/O. A `RouteTable` is built once from a validated route file (conditions and templates
+are compiled then, so a bad one fails the load, not a forward); `RouteTable.match` is a pure function of an
+event's indexed fields and payload; `build_forward` turns a stored delivery into the outgoing request.
+
+The outgoing request keeps GitHub's `X-GitHub-*` headers, carries the delivery's JSON payload (a form-encoded
+delivery goes out as its JSON document with `Content-Type: application/json`) and is re-signed with the
+destination's own secret in `X-Hub-Signature-256`, so that any GitHub webhook library verifies it unchanged.
+A route may transform the body with a template; templates run in Jinja2's immutable sandbox and must produce JSON.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import jinja2
+import jmespath
+import jmespath.exceptions
+import jmespath.parser
+import orjson
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from ghingest.core import signature
+from ghingest.core.delivery import ContentKind, payload_bytes
+from ghingest.core.errors import GhingestError
+from ghingest.core.retry import RetryPolicy
+
+USER_AGENT = "ghingest-forwarder"
+MAX_TEMPLATE_OUTPUT = 1024 * 1024
+# Headers a destination's configuration may not set: ghingest owns them.
+RESERVED_HEADERS: frozenset[str] = frozenset(
+    {"content-type", "content-length", "host", "x-hub-signature", "x-hub-signature-256", "transfer-encoding"}
+)
+_KEPT_PREFIX = "x-github-"
+
+
+class RoutingError(GhingestError):
+    """A condition or template that cannot be compiled (raised while loading a route table)."""
+
+
+class ForwardBuildError(GhingestError):
+    """A forward that cannot be built (a template that fails or yields no JSON): permanent for this job."""
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    name: str
+    url: str
+    secret: bytes = field(repr=False)
+    headers: Mapping[str, str] = field(default_factory=dict)
+    timeout: float = 10.0
+    concurrency: int = 4
+    retry: RetryPolicy = field(default_factory=lambda: RetryPolicy(max_attempts=10, max_age=86_400.0))
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    name: str
+    destinations: tuple[str, ...]
+    events: frozenset[str] = frozenset()  # empty: every event
+    actions: frozenset[str] = frozenset()  # empty: any action (or none)
+    repositories: tuple[str, ...] = ()  # fnmatch globs on `owner/name`; empty: any repository (or none)
+    when: jmespath.parser.ParsedResult | None = None
+    when_source: str | None = None
+    template: jinja2.Template | None = None
+
+    def matches(self, *, event: str, action: str | None, repository: str | None, payload: Mapping[str, Any]) -> bool:
+        if self.events and event not in self.events:
+            return False
+        if self.actions and action not in self.actions:
+            return False
+        if self.repositories and (
+            repository is None or not any(_glob(repository, pattern) for pattern in self.repositories)
+        ):
+            return False
+        return self.when is None or condition_holds(self.when, payload)
+
+
+def _glob(value: str, pattern: str) -> bool:
+    return fnmatch.fnmatchcase(value.lower(), pattern.lower())  # GitHub names are case-insensitive
+
+
+def condition_holds(expression: jmespath.parser.ParsedResult, payload: Mapping[str, Any]) -> bool:
+    """JMESPath truthiness: false, null, empty strings, lists and objects are false; a failing search is false."""
+    try:
+        result = expression.search(payload)
+    except jmespath.exceptions.JMESPathError:
+        return False
+    return result not in (None, False, "", [], {})
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardTarget:
+    """One forward job to create: a destination, and the route that chose it (whose template applies)."""
+
+    destination: str
+    route: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RouteTable:
+    destinations: Mapping[str, Destination] = field(default_factory=dict)
+    routes: tuple[Route, ...] = ()
+    routes_by_name: Mapping[str, Route] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "routes_by_name", {route.name: route for route in self.routes})
+
+    def match(
+        self, *, event: str, action: str | None, repository: str | None, payload: Mapping[str, Any]
+    ) -> tuple[ForwardTarget, ...]:
+        """The destinations this event goes to, each once (the first route that names a destination wins)."""
+        targets: dict[str, ForwardTarget] = {}
+        for route in self.routes:
+            if not route.matches(event=event, action=action, repository=repository, payload=payload):
+                continue
+            for name in route.destinations:
+                if name not in targets and name in self.destinations:
+                    targets[name] = ForwardTarget(destination=name, route=route.name)
+        return tuple(targets.values())
+
+
+EMPTY_TABLE = RouteTable()
+
+
+# --- compiling conditions and templates (at load time) ---------------------------------------------------------
+
+
+def compile_condition(source: str) -> jmespath.parser.ParsedResult:
+    try:
+        return jmespath.compile(source)
+    except jmespath.exceptions.JMESPathError as exc:
+        raise RoutingError(f"not a valid JMESPath expression: {_first_line(str(exc))}") from None
+
+
+_environment = ImmutableSandboxedEnvironment(
+    autoescape=False, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True
+)
+_environment.filters["json"] = lambda value: orjson.dumps(value).decode("utf-8")
+
+
+def compile_template(source: str) -> jinja2.Template:
+    try:
+        return _environment.from_string(source)
+    except jinja2.TemplateSyntaxError as exc:
+        raise RoutingError(f"template syntax error on line {exc.lineno}: {exc.message}") from None
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else text
+
+
+# --- building the outgoing request ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingRequest:
+    url: str
+    headers: Mapping[str, str]
+    body: bytes
+
+
+def render_template(template: jinja2.Template, *, event: str, delivery_id: str, payload: Any) -> bytes:
+    """Render `template` against the payload; the result must be one JSON document. Raise `ForwardBuildError`."""
+    context = {
+        "payload": payload,
+        "event": event,
+        "delivery_id": delivery_id,
+        "action": payload.get("action") if isinstance(payload, Mapping) else None,
+        "repository": (payload.get("repository") or {}).get("full_name") if isinstance(payload, Mapping) else None,
+    }
+    try:
+        text = template.render(context)
+    except jinja2.exceptions.SecurityError as exc:
+        raise ForwardBuildError(f"template refused by the sandbox: {_first_line(str(exc))[:200]}") from None
+    except jinja2.TemplateError as exc:
+        raise ForwardBuildError(f"template failed: {_first_line(str(exc))[:200]}") from None
+    except Exception as exc:  # a filter or test that raised on this payload's data
+        raise ForwardBuildError(f"template failed: {exc.__class__.__name__}") from None
+    body = text.encode("utf-8")
+    if len(body) > MAX_TEMPLATE_OUTPUT:
+        raise ForwardBuildError("template output exceeds 1 MiB")
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise ForwardBuildError("template output is not valid JSON") from None
+    return orjson.dumps(document)
+
+
+def build_forward(
+    destination: Destination,
+    *,
+    delivery_id: str,
+    event: str,
+    content_kind: ContentKind,
+    headers: Mapping[str, str],
+    body: bytes,
+    template: jinja2.Template | None = None,
+    extra_headers: Sequence[tuple[str, str]] = (),
+) -> OutgoingRequest:
+    """The request for `destination`: GitHub's headers kept, the JSON payload, re-signed with its secret."""
+    try:
+        out_body = payload_bytes(content_kind, body)
+    except GhingestError as exc:
+        raise ForwardBuildError(str(exc)) from None
+    if template is not None:
+        try:
+            payload = orjson.loads(out_body)
+        except orjson.JSONDecodeError:
+            raise ForwardBuildError("payload is not valid JSON") from None
+        out_body = render_template(template, event=event, delivery_id=delivery_id, payload=payload)
+    out: dict[str, str] = {}
+    for name, value in headers.items():
+        lowered = name.lower()
+        if lowered.startswith(_KEPT_PREFIX):
+            out[_github_case(lowered)] = value
+    out["X-GitHub-Event"] = event
+    out["X-GitHub-Delivery"] = delivery_id
+    for name, value in destination.headers.items():
+        out[name] = value
+    for name, value in extra_headers:
+        out[name] = value
+    out["User-Agent"] = USER_AGENT
+    out["Content-Type"] = "application/json"
+    out["X-Hub-Signature-256"] = signature.sign(out_body, destination.secret)
+    return OutgoingRequest(url=destination.url, headers=out, body=out_body)
+
+
+_SPECIAL_WORDS = {"github": "GitHub", "id": "ID"}
+
+
+def _github_case(lowered: str) -> str:
+    """`x-github-hook-installation-target-id` → `X-GitHub-Hook-Installation-Target-ID`, as GitHub spells them."""
+    return "-".join(_SPECIAL_WORDS.get(word, word.capitalize()) for word in lowered.split("-"))

@@ -1,0 +1,300 @@
+"""Forwarding over real HTTP: ghingest served by uvicorn, destinations served by uvicorn, all on 127.0.0.1."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from ghingest.app.runtime import Runtime
+from ghingest.app.settings import Settings
+from ghingest.core import signature
+from tests.conftest import TOKEN, ThreadedServer, post_webhook, release, signed, wait_until
+from tests.destinations import Answer, Destination, Received, routes_toml
+
+DEST_SECRET = "destination-secret-0123"
+FAST_RETRY = {"base_delay": 0.05, "max_delay": 0.2, "max_attempts": 200, "max_age": 120.0}
+
+
+@pytest.fixture
+def routes_file(tmp_path: Path) -> Path:
+    return tmp_path / "routes.toml"
+
+
+@pytest.fixture
+def start(make_settings: Callable[..., Settings], routes_file: Path) -> Iterator[Callable[[], ThreadedServer]]:
+    """Start ghingest with the route file as it is when called."""
+    servers: list[ThreadedServer] = []
+
+    def start_server() -> ThreadedServer:
+        settings = make_settings(routes_file=routes_file, forward_poll_interval=0.05, routes_reload_interval=0.05)
+        server = ThreadedServer(Runtime.build(settings)).__enter__()
+        servers.append(server)
+        return server
+
+    yield start_server
+    for server in servers:
+        server.__exit__(None, None, None)
+
+
+def client(server: ThreadedServer) -> httpx.Client:
+    return httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+
+
+def one_route(url: str, **destination: Any) -> str:
+    return routes_toml(
+        {"ci": {"url": url, "secret": DEST_SECRET, **destination}},
+        [{"name": "releases-to-ci", "events": ["release"], "destinations": ["ci"]}],
+    )
+
+
+def forwards(api: httpx.Client, delivery_id: str) -> list[dict[str, Any]]:
+    response = api.get(f"/api/deliveries/{delivery_id}/forwards")
+    assert response.status_code == 200, response.text
+    result: list[dict[str, Any]] = response.json()
+    return result
+
+
+def test_destination_verifies_the_re_signed_exact_body_and_gets_githubs_headers(
+    routes_file: Path, start: Callable[[], ThreadedServer]
+) -> None:
+    with Destination(secret=DEST_SECRET) as dest:
+        routes_file.write_text(one_route(dest.url, headers={"X-Team": "platform"}, timeout=5))
+        server = start()
+        with client(server) as api:
+            request = signed(release(tag="v9.9.9"), delivery_id="d-signed")
+            assert post_webhook(api, request).status_code == 202
+            wait_until(lambda: "d-signed" in dest.delivery_ids())
+            got = dest.accepted[0]
+            assert got.body == request.body  # the exact bytes GitHub sent
+            assert signature.verify(got.body, signature_256=got.headers["x-hub-signature-256"],
+                                    secrets=[DEST_SECRET.encode()]) == 0  # fmt: skip
+            assert got.headers["x-github-event"] == "release"
+            assert got.headers["x-github-delivery"] == "d-signed"
+            assert got.headers["x-github-hook-id"] == request.headers["X-GitHub-Hook-ID"]
+            assert got.headers["x-github-hook-installation-target-id"] == "186853002"
+            assert got.headers["x-github-hook-installation-target-type"] == "repository"
+            assert got.headers["content-type"] == "application/json"
+            assert got.headers["x-team"] == "platform"
+            assert "x-hub-signature" not in got.headers  # the SHA-1 signature of GitHub's secret is not passed on
+            # A form-encoded delivery goes out as its JSON payload.
+            payload = orjson.dumps(release(tag="v9.9.10"))
+            form = signed(payload, delivery_id="d-form", form=True)
+            assert post_webhook(api, form).status_code == 202
+            wait_until(lambda: "d-form" in dest.delivery_ids())
+            got = next(r for r in dest.accepted if r.headers["x-github-delivery"] == "d-form")
+            assert got.body == payload
+            assert got.headers["content-type"] == "application/json"
+            wait_until(lambda: forwards(api, "d-form")[0]["status"] == "delivered")
+            attempt = forwards(api, "d-form")[0]["attempt_log"][0]
+            assert attempt["status_code"] == 200
+            assert attempt["response_excerpt"] == "ok"
+
+
+def _reserve_port() -> tuple[socket.socket, int]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    return sock, sock.getsockname()[1]
+
+
+def test_a_destination_down_for_a_while_then_up_receives_every_delivery(
+    routes_file: Path, start: Callable[[], ThreadedServer]
+) -> None:
+    # Down: nothing listens on the port (connection refused); then it answers 503; then it is up.
+    sock, port = _reserve_port()
+    sock.close()
+    routes_file.write_text(one_route(f"http://127.0.0.1:{port}/hook", timeout=2, retry=FAST_RETRY))
+    server = start()
+    ids = [f"d-down-{i}" for i in range(30)]
+    with client(server) as api:
+        for delivery_id in ids[:20]:
+            assert (
+                post_webhook(api, signed(release(release_id=i_of(delivery_id)), delivery_id=delivery_id)).status_code
+                == 202
+            )
+        wait_until(lambda: all(f and f[0]["attempts"] >= 2 for f in (forwards(api, d) for d in ids[:20])), timeout=20)
+        first = forwards(api, ids[0])[0]
+        assert first["status"] in ("retry", "delivering", "pending")
+        assert first["attempt_log"][0]["status_code"] is None
+        assert first["attempt_log"][0]["error"]
+        state = {"unavailable": 15}
+
+        def flaky(_: Received) -> Answer:
+            if state["unavailable"] > 0:
+                state["unavailable"] -= 1
+                return Answer(status=503, body=b"maintenance", headers={"Retry-After": "0"})
+            return Answer()
+
+        with Destination(flaky, port=port) as dest:
+            for delivery_id in ids[20:]:
+                assert (
+                    post_webhook(
+                        api, signed(release(release_id=i_of(delivery_id)), delivery_id=delivery_id)
+                    ).status_code
+                    == 202
+                )
+            wait_until(lambda: dest.delivery_ids() >= set(ids), timeout=30)
+            wait_until(lambda: all(forwards(api, d)[0]["status"] == "delivered" for d in ids), timeout=10)
+        statuses = {a["status_code"] for d in ids for a in forwards(api, d)[0]["attempt_log"]}
+        assert {None, 503, 200} <= statuses
+
+
+def i_of(delivery_id: str) -> int:
+    return 1000 + int(delivery_id.rsplit("-", 1)[1])
+
+
+def test_a_400_is_attempted_once_and_dead_lettered_then_replayed(
+    routes_file: Path, start: Callable[[], ThreadedServer]
+) -> None:
+    state = {"status": 400}
+    with Destination(lambda _r: Answer(status=state["status"], body=b'{"error": "unknown repo"}')) as dest:
+        routes_file.write_text(one_route(dest.url, retry=FAST_RETRY))
+        server = start()
+        with client(server) as api:
+            assert post_webhook(api, signed(release(), delivery_id="d-400")).status_code == 202
+            wait_until(lambda: forwards(api, "d-400") and forwards(api, "d-400")[0]["status"] == "dead")
+            job = forwards(api, "d-400")[0]
+            assert job["attempts"] == 1
+            assert len(job["attempt_log"]) == 1
+            assert job["attempt_log"][0]["status_code"] == 400
+            assert job["attempt_log"][0]["response_excerpt"] == '{"error": "unknown repo"}'
+            time.sleep(0.3)  # several retry intervals of FAST_RETRY: a 400 is never retried
+            assert len(dest.received) == 1
+            dead = api.get("/api/dead-letters").json()["items"]
+            assert [d["delivery_id"] for d in dead] == ["d-400"]
+            ci = next(d for d in api.get("/api/destinations").json() if d["name"] == "ci")
+            assert ci["dead"] == 1
+            assert ci["last_error"] == "HTTP 400"
+            # Replay: a dry run counts, the replay re-forwards and is recorded as a replay.
+            dry = api.post("/api/replays", json={"dead_only": True, "dry_run": True})
+            assert dry.json() == {"count": 1, "dry_run": True}
+            assert httpx.post(f"{server.url}/api/replays", json={"dead_only": True}).status_code == 401
+            assert api.post("/api/replays", json={}).status_code == 400
+            state["status"] = 200
+            assert api.post("/api/replays", json={"dead_only": True}).json() == {"count": 1, "dry_run": False}
+            wait_until(lambda: len(dest.accepted) == 1)
+            wait_until(lambda: [f["status"] for f in forwards(api, "d-400")] == ["replayed", "delivered"])
+            replayed = forwards(api, "d-400")[1]
+            assert replayed["replay"] is True
+            assert replayed["generation"] == 1
+            assert replayed["attempt_log"][0]["replay"] is True
+            assert api.get("/api/dead-letters").json()["items"] == []
+            metrics = httpx.get(f"{server.url}/metrics").text
+            assert 'ghingest_forwards_total{destination="ci",outcome="dead"} 1.0' in metrics
+            assert 'ghingest_forwards_total{destination="ci",outcome="delivered"} 1.0' in metrics
+            assert 'ghingest_forward_dead_letters{destination="ci"} 0.0' in metrics
+
+
+def test_a_slow_destination_does_not_hold_back_a_fast_one(
+    routes_file: Path, start: Callable[[], ThreadedServer]
+) -> None:
+    slow = Destination(lambda _r: Answer(delay=4.0))
+    fast = Destination()
+    with slow, fast:
+        routes_file.write_text(
+            routes_toml(
+                {
+                    "slow": {"url": slow.url, "secret": DEST_SECRET, "timeout": 10, "concurrency": 2},
+                    "fast": {"url": fast.url, "secret": DEST_SECRET, "timeout": 10, "concurrency": 4},
+                },
+                [{"name": "everything", "destinations": ["slow", "fast"]}],
+            )
+        )
+        server = start()
+        ids = [f"d-mixed-{i}" for i in range(40)]
+        with client(server) as api:
+            started = time.monotonic()
+            for delivery_id in ids:
+                request = signed(release(release_id=i_of(delivery_id)), delivery_id=delivery_id)
+                assert post_webhook(api, request).status_code == 202
+            wait_until(lambda: fast.delivery_ids() >= set(ids), timeout=10)
+            elapsed = time.monotonic() - started
+            assert elapsed < 3.5, f"the fast destination waited for the slow one ({elapsed:.1f} s)"
+            assert len(slow.received) <= 2  # its two slots are busy for 4 s each
+            depth = next(d for d in api.get("/api/destinations").json() if d["name"] == "slow")["queued"]
+            assert depth >= len(ids) - 2
+
+
+def test_route_file_errors_are_reported_and_the_running_routes_stay(
+    routes_file: Path, start: Callable[[], ThreadedServer]
+) -> None:
+    with Destination() as first, Destination() as second:
+        routes_file.write_text(one_route(first.url))
+        server = start()
+        with client(server) as api:
+            runtime = server.runtime
+            assert runtime.routes is not None
+            bad = one_route(second.url).replace('destinations = ["ci"]', 'destinations = ["nowhere"]')
+            routes_file.write_text(bad + "\n# changed\n")
+            wait_until(lambda: runtime.routes is not None and runtime.routes.last_error is not None)
+            assert (
+                "route 'releases-to-ci': destinations: no destination is named 'nowhere'" in runtime.routes.last_error
+            )
+            assert DEST_SECRET not in runtime.routes.last_error
+            assert post_webhook(api, signed(release(), delivery_id="d-kept")).status_code == 202
+            wait_until(lambda: "d-kept" in first.delivery_ids())
+            metrics = httpx.get(f"{server.url}/metrics").text
+            assert 'ghingest_routes_reloads_total{result="error"} 1.0' in metrics
+            routes_file.write_text(one_route(second.url) + "\n# fixed\n")
+            wait_until(lambda: runtime.routes is not None and runtime.routes.last_error is None)
+            assert post_webhook(api, signed(release(release_id=7), delivery_id="d-new")).status_code == 202
+            wait_until(lambda: "d-new" in second.delivery_ids())
+            assert "d-new" not in first.delivery_ids()
+
+
+def test_an_invalid_route_file_stops_the_start_with_the_route_and_field_named(
+    routes_file: Path, make_settings: Callable[..., Settings]
+) -> None:
+    from ghingest.app.routes_config import RoutesError
+
+    routes_file.write_text(
+        routes_toml(
+            {"ci": {"url": "ftp://x", "secret": DEST_SECRET}},
+            [{"name": "r1", "destinations": ["ci"], "when": "release.[[["}],
+        )
+    )
+    with pytest.raises(RoutesError) as caught:
+        Runtime.build(make_settings(routes_file=routes_file))
+    message = str(caught.value)
+    assert "destination 'ci': url: " in message
+    assert DEST_SECRET not in message
+
+
+def test_a_route_condition_and_template_shape_the_forward(
+    routes_file: Path, start: Callable[[], ThreadedServer]
+) -> None:
+    template = '{"text": "New release {{ payload.release.tag_name }}: {{ payload.release.html_url }}"}'
+    with Destination() as chat:
+        routes_file.write_text(
+            routes_toml(
+                {"chat": {"url": chat.url, "secret": DEST_SECRET}},
+                [
+                    {
+                        "name": "published-to-chat",
+                        "events": ["release"],
+                        "actions": ["published"],
+                        "repositories": ["octo-org/*"],
+                        "when": "release.prerelease == `false`",
+                        "template": template,
+                        "destinations": ["chat"],
+                    }
+                ],
+            )
+        )
+        server = start()
+        with client(server) as api:
+            post_webhook(api, signed(release(action="created", release_id=1), delivery_id="d-created"))
+            post_webhook(api, signed(release(release_id=2, repository_name="other/x"), delivery_id="d-other"))
+            post_webhook(api, signed(release(release_id=3, tag="v3.0.0"), delivery_id="d-chat"))
+            wait_until(lambda: "d-chat" in chat.delivery_ids())
+            body = orjson.loads(chat.accepted[0].body)
+            assert body["text"].startswith("New release v3.0.0: https://")
+            assert forwards(api, "d-created") == []
+            assert forwards(api, "d-other") == []
+            assert len(chat.received) == 1
