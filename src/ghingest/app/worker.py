@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from ghingest.app.logs import get_logger
 from ghingest.app.metrics import Metrics
 from ghingest.core.errors import InvalidPayload, PayloadMismatch
-from ghingest.core.processing import StoredDelivery, process, tolerant_event_record
+from ghingest.core.processing import Processed, StoredDelivery, process, tolerant_event_record
 from ghingest.core.retry import RetryPolicy
 from ghingest.core.routing import EMPTY_TABLE, RouteTable
 from ghingest.core.time import now
@@ -43,6 +43,7 @@ class Worker:
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._lease_seconds = lease_seconds
+        self._processor = processor
         self._routes = routes  # the route table in force: processed deliveries get their forward jobs (outbox)
         self._log = get_logger("ghingest.worker")
 
