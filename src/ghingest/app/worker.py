@@ -33,8 +33,9 @@ class Worker:
         retry: RetryPolicy,
         batch_size: int = 200,
         poll_interval: float = 0.5,
-        lease_seconds: float = 120.0,
+        lease_seconds: float = 15.0,
         routes: Callable[[], RouteTable] = lambda: EMPTY_TABLE,
+        processor: Callable[[StoredDelivery], Processed] = process,
     ) -> None:
         self._inbox = inbox
         self._store = store
