@@ -1,8 +1,9 @@
 """The worker: claims recorded deliveries, runs the pure processor, and records outcomes in one transaction.
 
 At least once: a delivery is claimed with a lease, and only the store's commit marks it processed, so a crash
-before that commit leaves it to be claimed again when its lease (`GHINGEST_WORKER_LEASE_SECONDS`) expires. A delivery whose processing raises is retried
-with backoff, then marked `failed` with its error; it never blocks the others.
+before that commit leaves it to be claimed again when its lease (`GHINGEST_WORKER_LEASE_SECONDS`) expires.
+A delivery whose processing raises is retried with backoff, then marked `failed` with its error; it never blocks
+the others.
 """
 
 from __future__ import annotations
