@@ -132,6 +132,18 @@ class Store(Protocol):
 
     async def list_releases(self, query: ReleaseQuery) -> Page[ReleaseView]: ...
 
+    async def list_repositories(self, text: str, *, limit: int = 20) -> Sequence[str]:
+        """Names of repositories with releases that start with `text`, then that contain it (a typeahead)."""
+        ...
+
+    async def newest_release_at(self, *, repository: str | None = None) -> str | None:
+        """The greatest published (else created) time of any release, ISO-8601; None when there is none."""
+        ...
+
+    async def count_releases_by_day(self, *, since: str, repository: str | None = None) -> Mapping[str, int]:
+        """Releases per day (`YYYY-MM-DD` of their published, else created, time) from `since` on."""
+        ...
+
     async def ping(self) -> None:
         """Raise when the store cannot answer a query."""
         ...

@@ -29,7 +29,7 @@ def _error_code(status: int) -> str:
         return "error"
 
 
-def create_api(runtime: Runtime, *, manage_runtime: bool = True) -> FastAPI:
+def create_api(runtime: Runtime, *, manage_runtime: bool = True, with_dashboard: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if manage_runtime:
@@ -53,6 +53,10 @@ def create_api(runtime: Runtime, *, manage_runtime: bool = True) -> FastAPI:
     app.include_router(health)
     app.include_router(api)
     app.include_router(forwarding)
+    if with_dashboard:
+        from ghingest.dashboard.mount import mount_dashboard
+
+        mount_dashboard(app, runtime)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:

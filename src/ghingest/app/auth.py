@@ -1,14 +1,35 @@
-"""Who may read: `Authorization: Bearer <token>` with a token from `GHINGEST_API_TOKENS` (or the generated one).
+"""Who may read, and who is signed in to the dashboard.
+
+- The read API: `Authorization: Bearer <token>` with a token from `GHINGEST_API_TOKENS` (or the generated one), or a
+  dashboard session. An invalid bearer token fails closed, whatever cookie comes with it.
+- The dashboard: a signed session cookie (HttpOnly, SameSite=Lax, Secure over HTTPS), given by signing in with an
+  API token or a user of the users file; or, in SSO mode, an identity header trusted only from configured proxies.
+- Every state-changing dashboard request is a POST carrying the session's CSRF token (and a same-origin `Origin`).
 
 Tokens are compared in constant time. The webhook route never needs a token: it is authenticated by signature.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import ipaddress
+import secrets
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from fastapi import HTTPException, Request, status
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from starlette.responses import Response
+
+from ghingest.app.users import UsersFile
+
+SESSION_COOKIE = "ghingest_session"
+LOGIN_FORM_MAX_AGE = 3600
+Method = Literal["bearer", "token", "password", "sso"]
 
 
 class TokenAuthenticator:
@@ -31,9 +52,186 @@ class TokenAuthenticator:
             return None
         return credentials.strip() or None
 
+    def index_of(self, token: str) -> int | None:
+        offered = token.encode("utf-8")
+        found: int | None = None
+        for index, known in enumerate(self._tokens):
+            if hmac.compare_digest(known, offered):
+                found = index
+        return found
+
+    def all(self) -> tuple[bytes, ...]:
+        return self._tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    name: str
+    method: Method
+    csrf: str  # the token every POST of this principal must carry ('' for bearer requests: they cannot POST forms)
+    session_id: str | None = None
+
+
+class Gate:
+    """Identifies the principal of a request (bearer, session cookie, trusted SSO header) and issues sessions."""
+
+    def __init__(
+        self,
+        *,
+        tokens: TokenAuthenticator,
+        users: UsersFile,
+        secret: str,
+        max_age: int,
+        sso_header: str | None = None,
+        trusted_proxies: Sequence[str] = (),
+        https: bool = False,
+    ) -> None:
+        self.tokens = tokens
+        self.users = users
+        self._secret = secret.encode("utf-8")
+        self._sessions = URLSafeTimedSerializer(secret, salt="ghingest.session")
+        self._login_forms = URLSafeTimedSerializer(secret, salt="ghingest.login-form")
+        self.max_age = max_age
+        self.sso_header = sso_header
+        self._proxies = tuple(ipaddress.ip_network(p, strict=False) for p in trusted_proxies)
+        self._https = https
+        self._revoked: dict[str, float] = {}
+
+    # --- identifying ----------------------------------------------------------------------------------------------
+
+    def identify(self, request: Request, *, bearer: bool = False) -> Principal | None:
+        if bearer:
+            token = self.tokens.bearer_of(request)
+            if token is not None or "authorization" in request.headers:
+                return Principal("api token", "bearer", csrf="") if self.tokens.valid(token) else None
+        return self.from_session(request) or self.from_sso(request)
+
+    def from_session(self, request: Request) -> Principal | None:
+        raw = request.cookies.get(SESSION_COOKIE)
+        if not raw:
+            return None
+        try:
+            data: Any = self._sessions.loads(raw, max_age=self.max_age)
+        except BadSignature:
+            return None
+        if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in ("sid", "u", "m", "k", "c")):
+            return None
+        if data["sid"] in self._revoked:
+            return None
+        method, name, key = data["m"], data["u"], data["k"]
+        if method == "token":
+            if not any(hmac.compare_digest(key, self._key_of(known)) for known in self.tokens.all()):
+                return None
+        elif method == "password":
+            current = self.users.fingerprint_of(name)
+            if current is None or not hmac.compare_digest(key, current):
+                return None
+        else:
+            return None
+        return Principal(name, method, csrf=data["c"], session_id=data["sid"])
+
+    def from_sso(self, request: Request) -> Principal | None:
+        if not self.sso_header or not self._proxies or request.client is None:
+            return None
+        try:
+            peer = ipaddress.ip_address(request.client.host)
+        except ValueError:
+            return None
+        if not any(peer in network for network in self._proxies):
+            return None
+        name = request.headers.get(self.sso_header, "").strip()
+        if not name or len(name) > 256:
+            return None
+        csrf = hmac.new(self._secret, b"sso\0" + name.encode("utf-8"), hashlib.sha256).hexdigest()
+        return Principal(name, "sso", csrf=csrf)
+
+    # --- signing in and out ---------------------------------------------------------------------------------------
+
+    def _key_of(self, token: bytes) -> str:
+        return hmac.new(self._secret, b"token\0" + token, hashlib.sha256).hexdigest()[:32]
+
+    def session_for_token(self, token: str) -> str | None:
+        index = self.tokens.index_of(token)
+        if index is None:
+            return None
+        return self._new_session(f"token {index + 1}", "token", self._key_of(token.encode("utf-8")))
+
+    def session_for_password(self, name: str, password: str) -> str | None:
+        user = self.users.verify(name, password)
+        if user is None:
+            return None
+        return self._new_session(user.name, "password", user.fingerprint)
+
+    def _new_session(self, name: str, method: Method, key: str) -> str:
+        data = {"sid": secrets.token_urlsafe(16), "u": name, "m": method, "k": key, "c": secrets.token_urlsafe(24)}
+        return self._sessions.dumps(data)
+
+    def sign_out(self, principal: Principal) -> None:
+        """End the session for good in this process, even if a copy of its cookie turns up again."""
+        now = time.time()
+        self._revoked = {sid: until for sid, until in self._revoked.items() if until > now}
+        if principal.session_id is not None:
+            self._revoked[principal.session_id] = now + self.max_age
+
+    def secure(self, request: Request) -> bool:
+        return self._https or request.url.scheme == "https"
+
+    def set_cookie(self, response: Response, request: Request, value: str) -> None:
+        response.set_cookie(
+            SESSION_COOKIE,
+            value,
+            max_age=self.max_age,
+            path="/",
+            httponly=True,
+            samesite="lax",
+            secure=self.secure(request),
+        )
+
+    def clear_cookie(self, response: Response, request: Request) -> None:
+        response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=self.secure(request))
+
+    # --- CSRF -----------------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def same_origin(request: Request) -> bool:
+        """A browser's `Origin` (or, without one, `Referer`) must name this host; requests without either pass
+        on to the token check."""
+        origin = request.headers.get("origin") or request.headers.get("referer")
+        if not origin or origin == "null":
+            return origin is None
+        return urlsplit(origin).netloc == request.headers.get("host", "")
+
+    def csrf_ok(self, request: Request, principal: Principal, offered: str | None) -> bool:
+        if not principal.csrf or not offered or not self.same_origin(request):
+            return False
+        return hmac.compare_digest(principal.csrf.encode("utf-8"), offered.encode("utf-8"))
+
+    def login_form_token(self) -> str:
+        return self._login_forms.dumps(secrets.token_urlsafe(8))
+
+    def login_form_ok(self, request: Request, offered: str | None) -> bool:
+        if not offered or not self.same_origin(request):
+            return False
+        try:
+            self._login_forms.loads(offered, max_age=LOGIN_FORM_MAX_AGE)
+        except BadSignature:
+            return False
+        return True
+
 
 def require_reader(request: Request) -> None:
-    """FastAPI dependency: 401 unless the request carries a valid bearer token."""
+    """FastAPI dependency: 401 unless the request carries a valid bearer token or a dashboard session."""
+    gate: Gate | None = getattr(request.app.state, "gate", None)
+    if gate is not None:
+        principal = gate.identify(request, bearer=True)
+        if principal is not None:
+            request.state.principal = principal
+            return
+        raise HTTPException(
+            status_code=status.HTTP_401_UNAUTHORIZED,
+            detail="a valid 'Authorization: Bearer <token>' header or a dashboard session is required",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     authenticator: TokenAuthenticator = request.app.state.authenticator
     if not authenticator.valid(authenticator.bearer_of(request)):
         raise HTTPException(

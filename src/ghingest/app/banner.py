@@ -36,5 +36,21 @@ def first_start_banner(console: Console, runtime: Runtime) -> None:
             "An API token was generated (shown only this once; kept in " + token.source + "):",
             f"  {token.values[0]}",
             f"  curl -H 'Authorization: Bearer {token.values[0]}' {url}/api/releases",
+            "Dashboard: open this sign-in link (it signs this browser in; keep it private):",
+            f"  {url}/login?token={token.values[0]}",
         ]
+    else:
+        lines.append(f"Dashboard:     {url}/   (sign in with an API token)")
     console.print("\n".join(["ghingest is starting", *lines]), soft_wrap=True, highlight=False, markup=False)
+
+
+def sign_in_hint(console: Console, runtime: Runtime) -> None:
+    """What `ghingest dashboard` says on start: where it is and, with a token generated just now, a sign-in link."""
+    url = base_url(runtime)
+    lines = [f"Dashboard:     {url}/", f"Read API:      {url}/api/releases"]
+    if runtime.api_tokens.generated:
+        lines += [
+            "An API token was generated (kept in " + runtime.api_tokens.source + "); sign-in link:",
+            f"  {url}/login?token={runtime.api_tokens.values[0]}",
+        ]
+    console.print("\n".join(["ghingest dashboard is starting", *lines]), soft_wrap=True, highlight=False, markup=False)

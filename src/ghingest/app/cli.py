@@ -27,6 +27,8 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+users_app = typer.Typer(help="Dashboard users (the users file).", no_args_is_help=True)
+app.add_typer(users_app, name="users")
 console = Console(stderr=True)
 
 
@@ -204,6 +206,53 @@ def reprocess(
         console.print("no delivery matched")
         raise typer.Exit(1)
     console.print(f"reprocessed {marked} deliveries")
+
+
+@app.command()
+def dashboard(
+    host: Annotated[str | None, typer.Option(help="Address to listen on [env GHINGEST_HOST].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on [env GHINGEST_PORT].")] = None,
+) -> None:
+    """Run only the dashboard and the read API (no receiver, no worker): the scale-out profile's web tier."""
+    import uvicorn
+
+    from ghingest.app.asgi import create_api
+    from ghingest.app.banner import sign_in_hint
+    from ghingest.app.runtime import Runtime
+
+    settings = _settings(host=host, port=port)
+    try:
+        runtime = Runtime.build(settings, run_worker=False)
+    except ConfigError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    sign_in_hint(console, runtime)
+    uvicorn.run(
+        create_api(runtime),
+        host=settings.host,
+        port=settings.port,
+        access_log=False,
+        log_level="warning",
+        lifespan="on",
+        # With SSO the direct peer must be the proxy: never replace it with X-Forwarded-For.
+        proxy_headers=settings.sso_header is None,
+        timeout_graceful_shutdown=3,
+    )
+
+
+@users_app.command("hash")
+def users_hash(name: Annotated[str, typer.Argument(help="The user's name (no ':').")]) -> None:
+    """Ask for a password and print a users-file line `name:<argon2id hash>` (GHINGEST_USERS_FILE)."""
+    from ghingest.app.users import hash_password
+
+    if not name or ":" in name or name != name.strip():
+        console.print("[red]error:[/red] a user name is non-empty, has no ':' and no surrounding spaces")
+        raise typer.Exit(2)
+    password = typer.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
+    if len(password) < 8:
+        console.print("[red]error:[/red] use a password of at least 8 characters")
+        raise typer.Exit(2)
+    typer.echo(f"{name}:{hash_password(password)}")
 
 
 @db_app.command("upgrade")

@@ -70,3 +70,15 @@ def api_tokens(settings: Settings, *, generate: bool) -> Credential:
     if not generate and not path.exists():
         return Credential((), generated=False, source="none")
     return _generated(path)
+
+
+SESSION_SECRET_FILE = "session-secret"  # noqa: S105 - a file name, not a secret
+
+
+def session_secret(settings: Settings) -> str:
+    """The key that signs dashboard session cookies: GHINGEST_SESSION_SECRET, else one generated in the data dir.
+
+    Every dashboard process of a deployment must share it (set it explicitly for the scale-out profile)."""
+    if settings.session_secret is not None:
+        return settings.session_secret.get_secret_value()
+    return _generated(settings.data_dir / SESSION_SECRET_FILE).values[0]

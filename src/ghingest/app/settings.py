@@ -6,6 +6,7 @@ in logs, `repr` and error messages. An invalid value raises `ConfigError`, whose
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -51,6 +52,13 @@ class Settings(BaseSettings):
 
     api_tokens: Annotated[tuple[SecretStr, ...], NoDecode] = ()
 
+    # Dashboard sign-in (docs: README "Dashboard"; docs/adr/0005-dashboard.md).
+    session_secret: SecretStr | None = None  # signs session cookies; generated in data_dir when unset
+    session_max_age: int = Field(default=12 * 3600, ge=60)
+    users_file: Path | None = None  # lines "name:<argon2 hash>" (`ghingest users hash`)
+    sso_header: str | None = None  # e.g. X-Forwarded-User from oauth2-proxy; trusted only from trusted_proxies
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ()  # IP addresses or CIDR networks
+
     sqlite_synchronous: Literal["FULL", "EXTRA", "NORMAL"] = "FULL"
     worker_batch_size: int = Field(default=200, ge=1, le=5000)
     worker_poll_interval: float = Field(default=0.5, gt=0)
@@ -77,6 +85,25 @@ class Settings(BaseSettings):
         for secret in value:
             if len(secret.get_secret_value()) < 8:
                 raise ValueError("each secret must be at least 8 characters long")
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxy_list(cls, value: Any) -> Any:
+        return _split(value)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            ipaddress.ip_network(item, strict=False)  # ValueError names the bad address
+        return value
+
+    @field_validator("session_secret")
+    @classmethod
+    def _long_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("the session secret must be at least 32 characters long")
         return value
 
     @field_validator("database_url")

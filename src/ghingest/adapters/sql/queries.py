@@ -111,6 +111,35 @@ def select_releases(query: ReleaseQuery) -> sa.Select[Any]:
     return statement.order_by(releases.c.sort_at.desc(), releases.c.id.desc()).limit(page_size(query.limit) + 1)
 
 
+def select_repositories(text: str, *, limit: int, contains: bool) -> sa.Select[Any]:
+    """Distinct repository names starting with (or, with `contains`, containing) `text`, walking the
+    (repository, sort_at, id) index in order and stopping after `limit` names."""
+    column = releases.c.repository
+    statement = sa.select(column).distinct().where(column.is_not(None))
+    if contains:
+        escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        statement = statement.where(column.like(f"%{escaped}%", escape="\\"))
+    elif text:
+        statement = statement.where(column >= text, column < text + "\U0010ffff")
+    return statement.order_by(column).limit(max(1, min(limit, 100)))
+
+
+def select_newest_release_at(repository: str | None) -> sa.Select[Any]:
+    statement = sa.select(sa.func.max(releases.c.sort_at))  # one index probe: '' (no time) sorts lowest
+    if repository is not None:
+        statement = statement.where(releases.c.repository == repository)
+    return statement
+
+
+def select_releases_by_day(since: str, repository: str | None) -> sa.Select[Any]:
+    """Releases per day from `since` on: a range on an index whose leading columns are (repository,) sort_at."""
+    day = sa.func.substr(releases.c.sort_at, 1, 10).label("day")
+    statement = sa.select(day, sa.func.count().label("n")).where(releases.c.sort_at >= since)
+    if repository is not None:
+        statement = statement.where(releases.c.repository == repository)
+    return statement.group_by(day)
+
+
 def fts_query(text: str) -> str:
     """A user's search text as an FTS5 query: every word must match, the last one as a prefix."""
     words = [word.replace('"', '""') for word in text.split() if word.strip('"')]

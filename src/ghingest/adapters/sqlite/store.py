@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -127,6 +127,26 @@ class SqliteStore:
         rows = await self._reader.fetch_all(queries.select_releases(query))
         views = [queries.release_view(row) for row in rows]
         return _page(views, queries.page_size(query.limit), queries.release_cursor)
+
+    async def list_repositories(self, text: str, *, limit: int = 20) -> Sequence[str]:
+        def load(conn: Any) -> list[str]:
+            first = conn.execute(queries.select_repositories(text, limit=limit, contains=False))
+            names: list[str] = [r[0] for r in first]
+            if len(names) < limit and text:
+                more = conn.execute(queries.select_repositories(text, limit=limit, contains=True))
+                names += [r[0] for r in more if r[0] not in names][: limit - len(names)]
+            return names
+
+        return await self._reader.run(load)
+
+    async def newest_release_at(self, *, repository: str | None = None) -> str | None:
+        rows = await self._reader.fetch_all(queries.select_newest_release_at(repository))
+        value = rows[0][0] if rows else None
+        return str(value) if value else None
+
+    async def count_releases_by_day(self, *, since: str, repository: str | None = None) -> Mapping[str, int]:
+        rows = await self._reader.fetch_all(queries.select_releases_by_day(since, repository))
+        return {str(row._mapping["day"]): int(row._mapping["n"]) for row in rows}
 
 
 def _page(views: list[Any], size: int, cursor_of: Any) -> Page[Any]:

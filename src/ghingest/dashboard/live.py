@@ -1,0 +1,85 @@
+"""`GET /live`: Server-Sent Events from the change feed, so that open pages follow new releases and events.
+
+Each message is one change: `id` is its sequence number, `event` its kind (`release` or `event`), `data` a small
+JSON document with the reference. A client resumes from `Last-Event-ID` (EventSource sends it by itself when it
+reconnects) or `?after=` (the sequence number a page was rendered at), so nothing is missed across a reconnect or a
+server restart. Far behind (more than `CATCH_UP_LIMIT` changes), the client gets one `reset` and reloads its view.
+
+A stream lasts at most `STREAM_SECONDS`, then ends and the client reconnects at once (`retry`): a server shutting
+down never waits long for open streams, and a connection through a proxy never idles (a comment every
+`KEEPALIVE_SECONDS`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Depends, Header, Request
+from fastapi.responses import StreamingResponse
+
+from ghingest.app.auth import Principal
+from ghingest.app.runtime import Runtime
+from ghingest.dashboard.security import signed_in_or_401
+from ghingest.ports import ChangeFeed
+
+router = APIRouter(include_in_schema=False)
+STREAM_SECONDS = 25.0
+KEEPALIVE_SECONDS = 10.0
+POLL_SECONDS = 1.0  # a change committed by another process (no in-process wake-up) shows within this
+CATCH_UP_LIMIT = 500
+RETRY_MS = 1000
+
+
+def _message(seq: int, kind: str, data: dict[str, object]) -> bytes:
+    return f"id: {seq}\nevent: {kind}\ndata: ".encode() + orjson.dumps(data) + b"\n\n"
+
+
+async def stream(feed: ChangeFeed, after: int | None, *, seconds: float = STREAM_SECONDS) -> AsyncIterator[bytes]:
+    yield f"retry: {RETRY_MS}\n\n".encode()
+    latest = await feed.latest_seq()
+    if after is None or after > latest:
+        after = latest
+    yield _message(after, "hello", {"seq": after})
+    deadline = time.monotonic() + seconds
+    quiet_since = time.monotonic()
+    while time.monotonic() < deadline:
+        changes = await feed.changes_since(after, limit=CATCH_UP_LIMIT)
+        if len(changes) >= CATCH_UP_LIMIT:
+            after = await feed.latest_seq()
+            yield _message(after, "reset", {"seq": after})
+            quiet_since = time.monotonic()
+            continue
+        for change in changes:
+            yield _message(change.seq, change.kind, {"ref": change.ref})
+            after = change.seq
+        if changes:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= KEEPALIVE_SECONDS:
+            yield b": keepalive\n\n"
+            quiet_since = time.monotonic()
+        await feed.wait_for_change(after, timeout=min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+
+
+def _resume_point(last_event_id: str | None, after: str | None) -> int | None:
+    for value in (last_event_id, after):
+        if value and value.isdigit():
+            return int(value)
+    return None
+
+
+@router.get("/live")
+async def live(
+    request: Request,
+    _principal: Annotated[Principal, Depends(signed_in_or_401)],
+    after: str | None = None,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> StreamingResponse:
+    runtime: Runtime = request.app.state.runtime
+    return StreamingResponse(
+        stream(runtime.database.feed, _resume_point(last_event_id, after)),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,63 @@
+"""Put the dashboard into the FastAPI application: sign-in gate, pages, live stream, static assets.
+
+Adding a page (e.g. forwarding's destinations): write an `APIRouter(include_in_schema=False)` whose routes take
+`CurrentUser` (pages) or `CheckedPost` (state-changing forms) from `ghingest.dashboard.security`, render with
+`request.app.state.dashboard_renderer.page(request, "yours.html", context)` where `yours.html` extends
+`base.html` (blocks `title`, `content`), and pass the router and a `NavItem` to `mount_dashboard`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from ghingest.app.auth import Gate, TokenAuthenticator
+from ghingest.app.credentials import session_secret
+from ghingest.app.runtime import Runtime
+from ghingest.app.users import UsersFile
+from ghingest.dashboard import live, pages, sign_in
+from ghingest.dashboard.pages import ChartCache
+from ghingest.dashboard.security import LoginRequired, login_url
+from ghingest.dashboard.templating import NavItem, Renderer
+
+NAV: tuple[NavItem, ...] = (
+    NavItem("Releases", "/", ("/", "/releases", "/repos")),
+    NavItem("Events", "/events", ("/events", "/deliveries")),
+)
+
+
+def build_gate(runtime: Runtime) -> Gate:
+    s = runtime.settings
+    return Gate(
+        tokens=TokenAuthenticator(runtime.api_tokens.values),
+        users=UsersFile(s.users_file),
+        secret=session_secret(s),
+        max_age=s.session_max_age,
+        sso_header=s.sso_header,
+        trusted_proxies=s.trusted_proxies,
+        https=bool(s.public_url and s.public_url.lower().startswith("https://")),
+    )
+
+
+def mount_dashboard(
+    app: FastAPI,
+    runtime: Runtime,
+    *,
+    extra_routers: Sequence[APIRouter] = (),
+    extra_nav: Sequence[NavItem] = (),
+) -> None:
+    app.state.gate = build_gate(runtime)
+    app.state.dashboard_renderer = Renderer([*NAV, *extra_nav])
+    app.state.dashboard_chart_cache = ChartCache()
+    for router in (sign_in.router, live.router, pages.router, *extra_routers):
+        app.include_router(router)
+    app.mount("/static", StaticFiles(packages=[("ghingest.dashboard", "static")]), name="static")
+
+    @app.exception_handler(LoginRequired)
+    async def login_required(request: Request, exc: LoginRequired) -> Response:
+        if request.headers.get("accept", "").startswith("application/json") or request.method != "GET":
+            return JSONResponse({"error": "unauthorized", "detail": "sign in first"}, status_code=401)
+        return RedirectResponse(login_url(exc.next_url), status_code=303)

@@ -1,0 +1,263 @@
+"""The dashboard's pages: releases (landing), release detail, repository, events, delivery; and reprocessing.
+
+Every list is one keyset-paginated, indexed store query per view (never OFFSET, never COUNT over a table).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+
+from ghingest.app.runtime import Runtime
+from ghingest.core.delivery import ContentKind, payload_bytes
+from ghingest.core.errors import GhingestError
+from ghingest.core.events import EVENTS_WITH_ACTION
+from ghingest.core.pagination import InvalidCursor
+from ghingest.core.releases import ReleaseState
+from ghingest.dashboard import charts
+from ghingest.dashboard.security import CheckedPost, CurrentUser, safe_next
+from ghingest.dashboard.templating import Renderer, pretty_payload
+from ghingest.ports import EventQuery, ReleaseQuery, ReprocessSelection
+
+router = APIRouter(include_in_schema=False)
+PAGE_SIZE = 50
+MAX_RAW_PAYLOADS = 20
+CHART_TTL_SECONDS = 15.0
+EVENT_NAMES = sorted({*EVENTS_WITH_ACTION, "create", "delete", "fork", "gollum", "ping", "public", "push", "status"})
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def _renderer(request: Request) -> Renderer:
+    renderer: Renderer = request.app.state.dashboard_renderer
+    return renderer
+
+
+def _text(value: str | None, limit: int = 200) -> str:
+    return (value or "").strip()[:limit]
+
+
+def _day(value: str, errors: list[str], label: str) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        errors.append(f"{label} must be a date such as 2024-05-01; it was ignored.")
+        return None
+
+
+@dataclass
+class ChartCache:
+    """The all-repositories chart, kept a few seconds: a busy landing page must not recount every view."""
+
+    at: float = 0.0
+    chart: charts.Chart | None = None
+
+
+async def _chart(request: Request, repository: str | None) -> charts.Chart | None:
+    cache: ChartCache = request.app.state.dashboard_chart_cache
+    if repository is None and cache.chart is not None and time.monotonic() - cache.at < CHART_TTL_SECONDS:
+        return cache.chart
+    store = _runtime(request).database.store
+    first = charts.window_start(await store.newest_release_at(repository=repository))
+    chart = None
+    if first is not None:
+        per_day = await store.count_releases_by_day(since=first.isoformat(), repository=repository)
+        chart = charts.weekly(per_day, first)
+    if repository is None:
+        cache.at, cache.chart = time.monotonic(), chart
+    return chart
+
+
+async def _live_seq(request: Request) -> int:
+    return await _runtime(request).database.feed.latest_seq()
+
+
+def _bad_cursor(request: Request) -> Response:
+    return _renderer(request).page(
+        request,
+        "error.html",
+        {"title": "Invalid page link", "message": "That page link is not valid."},
+        status_code=400,
+    )
+
+
+@router.get("/")
+async def releases_page(
+    request: Request,
+    _user: CurrentUser,
+    repo: str | None = None,
+    state: str | None = None,
+    pre: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    q: str | None = None,
+    cursor: str | None = None,
+) -> Response:
+    errors: list[str] = []
+    filters = {
+        "repo": _text(repo),
+        "state": state if state in {s.value for s in ReleaseState} else "",
+        "pre": pre if pre in ("yes", "no") else "",
+        "since": _text(since, 10),
+        "until": _text(until, 10),
+        "q": _text(q),
+    }
+    since_day = _day(filters["since"], errors, "From")
+    until_day = _day(filters["until"], errors, "Until")
+    query = ReleaseQuery(
+        repository=filters["repo"] or None,
+        state=filters["state"] or None,
+        prerelease={"yes": True, "no": False}.get(filters["pre"]),
+        since=since_day.isoformat() if since_day else None,
+        until=(until_day + timedelta(days=1)).isoformat() if until_day else None,
+        search=filters["q"] or None,
+        cursor=cursor or None,
+        limit=PAGE_SIZE,
+    )
+    try:
+        page = await _runtime(request).database.store.list_releases(query)
+    except InvalidCursor:
+        return _bad_cursor(request)
+    context = {
+        "filters": filters,
+        "filtered": any(filters.values()),
+        "errors": errors,
+        "page": page,
+        "cursor": cursor or "",
+        "states": [s.value for s in ReleaseState],
+        "chart": await _chart(request, None) if not cursor else None,
+        "live_seq": await _live_seq(request),
+    }
+    return _renderer(request).page(request, "releases.html", context)
+
+
+@router.get("/releases/{release_id}")
+async def release_page(request: Request, _user: CurrentUser, release_id: int) -> Response:
+    store = _runtime(request).database.store
+    view = await store.get_release(release_id)
+    if view is None:
+        return _renderer(request).page(
+            request, "error.html", {"title": "Not found", "message": f"No release {release_id}."}, status_code=404
+        )
+    deliveries = {}
+    for entry in view.record.history[-MAX_RAW_PAYLOADS:]:
+        delivery = await store.get_delivery(entry.delivery_id)
+        if delivery is not None:
+            deliveries[entry.delivery_id] = pretty_payload(delivery.content_kind, delivery.body)
+    context = {"release": view, "payloads": deliveries, "live_seq": await _live_seq(request)}
+    return _renderer(request).page(request, "release.html", context)
+
+
+@router.get("/repos/{owner}/{name}")
+async def repository_page(
+    request: Request, _user: CurrentUser, owner: str, name: str, cursor: str | None = None
+) -> Response:
+    repository = f"{owner}/{name}"
+    query = ReleaseQuery(repository=repository, cursor=cursor or None, limit=PAGE_SIZE)
+    try:
+        page = await _runtime(request).database.store.list_releases(query)
+    except InvalidCursor:
+        return _bad_cursor(request)
+    context = {
+        "repository": repository,
+        "page": page,
+        "cursor": cursor or "",
+        "chart": await _chart(request, repository) if not cursor else None,
+        "live_seq": await _live_seq(request),
+    }
+    return _renderer(request).page(request, "repository.html", context)
+
+
+@router.get("/events")
+async def events_page(
+    request: Request,
+    _user: CurrentUser,
+    event: str | None = None,
+    action: str | None = None,
+    repo: str | None = None,
+    status: str | None = None,
+    cursor: str | None = None,
+) -> Response:
+    filters = {
+        "event": _text(event, 100),
+        "action": _text(action, 100),
+        "repo": _text(repo),
+        "status": status if status in ("processed", "failed") else "",
+    }
+    query = EventQuery(
+        event=filters["event"] or None,
+        action=filters["action"] or None,
+        repository=filters["repo"] or None,
+        status=filters["status"] or None,
+        cursor=cursor or None,
+        limit=PAGE_SIZE,
+    )
+    try:
+        page = await _runtime(request).database.store.list_events(query)
+    except InvalidCursor:
+        return _bad_cursor(request)
+    context = {
+        "filters": filters,
+        "filtered": any(filters.values()),
+        "page": page,
+        "cursor": cursor or "",
+        "event_names": EVENT_NAMES,
+        "live_seq": await _live_seq(request),
+    }
+    return _renderer(request).page(request, "events.html", context)
+
+
+def _release_id_of(kind: str, body: bytes) -> int | None:
+    try:
+        payload: Any = orjson.loads(payload_bytes(ContentKind(kind), body))
+    except (ValueError, GhingestError, orjson.JSONDecodeError):
+        return None
+    release = payload.get("release") if isinstance(payload, dict) else None
+    value = release.get("id") if isinstance(release, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+@router.get("/deliveries/{delivery_id}")
+async def delivery_page(request: Request, _user: CurrentUser, delivery_id: str) -> Response:
+    view = await _runtime(request).database.store.get_delivery(delivery_id)
+    if view is None:
+        return _renderer(request).page(
+            request, "error.html", {"title": "Not found", "message": "No such delivery."}, status_code=404
+        )
+    context = {
+        "delivery": view,
+        "payload": pretty_payload(view.content_kind, view.body),
+        "release_id": _release_id_of(view.content_kind, view.body) if view.event == "release" else None,
+        "reprocessed": request.query_params.get("reprocessed") == "1",
+        "live_seq": await _live_seq(request),
+    }
+    return _renderer(request).page(request, "delivery.html", context)
+
+
+@router.post("/deliveries/{delivery_id}/reprocess")
+async def reprocess(request: Request, _user: CheckedPost, delivery_id: str) -> Response:
+    form = await request.form()
+    back = form.get("next")
+    # The worker (in this process or another) picks the delivery up at its next poll.
+    await _runtime(request).database.store.mark_for_reprocess(ReprocessSelection(delivery_id=delivery_id))
+    target = safe_next(back if isinstance(back, str) else None)
+    if target == "/":
+        target = f"/deliveries/{delivery_id}?reprocessed=1"
+    return RedirectResponse(target, status_code=303)
+
+
+@router.get("/ui/repositories")
+async def repositories(request: Request, _user: CurrentUser, q: str = "") -> Response:
+    names = await _runtime(request).database.store.list_repositories(_text(q), limit=20)
+    return JSONResponse(list(names), headers={"Cache-Control": "no-store"})

@@ -1,0 +1,158 @@
+"""Jinja2 rendering for the dashboard: the environment, its filters, and the security headers of every page."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+import ghingest
+from ghingest.core.delivery import ContentKind, payload_bytes
+from ghingest.core.errors import GhingestError
+from ghingest.dashboard.markdown import render_notes
+
+# No request leaves the app: every asset is ours; no inline script; no inline style attribute.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self';"
+    " connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+SECURITY_HEADERS: Mapping[str, str] = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class NavItem:
+    label: str
+    href: str
+    prefixes: tuple[str, ...]  # the paths under which this item is the current page
+
+
+def _parse_time(value: str | float | None) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, UTC)
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def relative_time(value: str | float | None, now: datetime | None = None) -> str:
+    moment = _parse_time(value)
+    if moment is None:
+        return "—"
+    seconds = ((now or datetime.now(UTC)) - moment).total_seconds()
+    future = seconds < 0
+    seconds = abs(seconds)
+    for limit, size, unit in (
+        (60, 1, "second"),
+        (3600, 60, "minute"),
+        (86400, 3600, "hour"),
+        (86400 * 30, 86400, "day"),
+        (86400 * 365, 86400 * 30, "month"),
+        (float("inf"), 86400 * 365, "year"),
+    ):
+        if seconds < limit:
+            n = int(seconds // size)
+            if unit == "second" and n < 10:
+                return "just now"
+            text = f"{n} {unit}{'' if n == 1 else 's'}"
+            return f"in {text}" if future else f"{text} ago"
+    return "—"  # pragma: no cover - the last limit is infinite
+
+
+def absolute_time(value: str | float | None) -> str:
+    moment = _parse_time(value)
+    return "" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def machine_time(value: str | float | None) -> str:
+    moment = _parse_time(value)
+    return "" if moment is None else moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def avatar_hue(login: str | None) -> int:
+    return hashlib.sha256((login or "").encode("utf-8")).digest()[0] % 12
+
+
+def initials(login: str | None) -> str:
+    parts = [p for p in (login or "?").replace("_", "-").split("-") if p]
+    letters = "".join(p[0] for p in parts[:2]) if len(parts) > 1 else (login or "?")[:2]
+    return letters.upper()
+
+
+def safe_href(url: str | None) -> str | None:
+    """Only http(s) links from payloads become links (a payload could carry a `javascript:` URL)."""
+    if url and url.lower().startswith(("https://", "http://")):
+        return url
+    return None
+
+
+def pretty_payload(kind: str, body: bytes) -> str:
+    try:
+        document = orjson.loads(payload_bytes(ContentKind(kind), body))
+        return orjson.dumps(document, option=orjson.OPT_INDENT_2).decode("utf-8")
+    except (ValueError, GhingestError, orjson.JSONDecodeError):
+        return body.decode("utf-8", errors="replace")
+
+
+def query_string(params: Mapping[str, Any], **changes: Any) -> str:
+    merged = {**params, **changes}
+    kept = {k: v for k, v in merged.items() if v not in (None, "", False)}
+    return "?" + urlencode(kept) if kept else "?"
+
+
+def build_environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("ghingest.dashboard", "templates"),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        reltime=relative_time,
+        abstime=absolute_time,
+        isotime=machine_time,
+        avatar_hue=avatar_hue,
+        initials=initials,
+        safe_href=safe_href,
+        notes=render_notes,
+    )
+    env.globals.update(version=ghingest.__version__, query_string=query_string)
+    return env
+
+
+def _under(path: str, prefix: str) -> bool:
+    return path == prefix if prefix == "/" else path == prefix or path.startswith(prefix.rstrip("/") + "/")
+
+
+class Renderer:
+    """Renders a page with the context every page needs (the user, the CSRF token, the navigation)."""
+
+    def __init__(self, nav: list[NavItem]) -> None:
+        self.env = build_environment()
+        self.nav = nav
+
+    def page(self, request: Request, name: str, context: Mapping[str, Any], *, status_code: int = 200) -> HTMLResponse:
+        principal = getattr(request.state, "principal", None)
+        path = request.url.path
+        current = next((item.href for item in self.nav if any(_under(path, p) for p in item.prefixes)), None)
+        html = self.env.get_template(name).render(
+            {"request": request, "principal": principal, "nav": self.nav, "current_nav": current, **context}
+        )
+        return HTMLResponse(html, status_code=status_code, headers=dict(SECURITY_HEADERS))
