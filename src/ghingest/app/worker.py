@@ -96,7 +96,7 @@ class Worker:
 
     def _outcome(self, delivery: StoredDelivery, at: float, table: RouteTable = EMPTY_TABLE) -> Outcome:
         try:
-            processed = process(delivery)
+            processed = self._processor(delivery)
             event = processed.event
             forwards = table.match(
                 event=event.event, action=event.action, repository=event.repository, payload=processed.payload
