@@ -1,0 +1,77 @@
+"""The worker against a real SQLite store: retries with backoff, failure after the policy, no blocking."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from pathlib import Path
+
+import orjson
+
+from ghingest.adapters.sqlite.database import SqliteDatabase
+from ghingest.app.metrics import Metrics
+from ghingest.app.samples import release_payload
+from ghingest.app.worker import Worker
+from ghingest.core.delivery import ContentKind, IncomingDelivery
+from ghingest.core.processing import Processed, StoredDelivery, process
+from ghingest.core.retry import RetryPolicy
+from ghingest.core.states import DeliveryStatus
+
+
+def incoming(delivery_id: str, release_id: int) -> IncomingDelivery:
+    return IncomingDelivery(
+        delivery_id=delivery_id,
+        event="release",
+        hook_id=None,
+        content_kind=ContentKind.JSON,
+        headers={"x-github-event": "release"},
+        body=orjson.dumps(release_payload(release_id=release_id)),
+        secret_index=0,
+    )
+
+
+def test_transient_errors_are_retried_and_a_poisoned_delivery_fails_without_blocking_others(tmp_path: Path) -> None:
+    calls: Counter[str] = Counter()
+
+    def flaky(delivery: StoredDelivery) -> Processed:
+        calls[delivery.delivery_id] += 1
+        if delivery.delivery_id == "always-broken":
+            raise RuntimeError("parser bug")
+        if delivery.delivery_id == "flaky" and calls["flaky"] < 3:
+            raise ConnectionError("transient")
+        return process(delivery)
+
+    database = SqliteDatabase(f"sqlite:///{tmp_path / 'w.db'}")
+    database.upgrade()
+    database.start()
+    worker = Worker(
+        database.inbox,
+        database.store,
+        metrics=Metrics(),
+        retry=RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.05),
+        processor=flaky,
+    )
+
+    async def scenario() -> None:
+        for delivery_id, release_id in (("always-broken", 1), ("flaky", 2), ("fine", 3)):
+            await database.inbox.append(incoming(delivery_id, release_id), received_at=time.time())
+        await worker.run_once()
+        fine = await database.store.get_delivery("fine")
+        assert fine is not None and fine.status is DeliveryStatus.PROCESSED  # not held back by the others
+        deadline = time.monotonic() + 10
+        while await database.inbox.depth() > 0:
+            assert time.monotonic() < deadline, "retries never finished"
+            await worker.run_once() or await asyncio.sleep(0.01)
+        flaky_view = await database.store.get_delivery("flaky")
+        broken = await database.store.get_delivery("always-broken")
+        assert flaky_view is not None and flaky_view.status is DeliveryStatus.PROCESSED
+        assert flaky_view.attempts == 3
+        assert broken is not None and broken.status is DeliveryStatus.FAILED
+        assert broken.attempts == 4 and broken.error == "RuntimeError: parser bug"
+        assert calls["always-broken"] == 4
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        database.close()
