@@ -10,14 +10,16 @@ import orjson
 
 from ghingest.adapters.sqlite.notifier import Notifier
 from ghingest.adapters.sqlite.reader import SqliteReader
-from ghingest.adapters.sqlite.writer import SqliteWriter
+from ghingest.adapters.sqlite.writer import InsertIfNew, SqliteWriter
 from ghingest.core.delivery import ContentKind, IncomingDelivery
 from ghingest.core.processing import StoredDelivery
 from ghingest.core.time import now
 
-_APPEND = (
-    "INSERT INTO deliveries (delivery_id, event, hook_id, content_kind, headers, body, secret_index, received_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (delivery_id) DO NOTHING"
+# Appends waiting in one group commit become one multi-row INSERT (see SqliteWriter.insert_if_new).
+_APPEND = InsertIfNew(
+    table="deliveries",
+    columns=("delivery_id", "event", "hook_id", "content_kind", "headers", "body", "secret_index", "received_at"),
+    key="delivery_id",
 )
 _CLAIM = (
     "UPDATE deliveries SET lease_until = ? WHERE seq IN ("
@@ -44,11 +46,7 @@ class SqliteInbox:
             delivery.secret_index,
             received_at,
         )
-
-        def append(conn: sqlite3.Connection) -> bool:
-            return conn.execute(_APPEND, row).rowcount == 1
-
-        stored = await self._writer.run(append, savepoint=False)
+        stored = await self._writer.insert_if_new(_APPEND, row)
         if stored:
             self._work.notify()
         return stored

@@ -5,6 +5,11 @@ one `BEGIN IMMEDIATE … COMMIT`, then resolves each caller's future. With `sync
 a whole batch, which makes power-loss durability cheap at high request rates. A job that raises is rolled back to
 its savepoint alone; a commit that fails fails every job of the batch, and none of them is acknowledged.
 
+Rows appended with `insert_if_new` (the inbox's appends) are merged: all such rows of one statement that wait
+in a batch go to SQLite as one multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING key`. Each statement the
+writer runs gives the GIL away and must win it back from the busy event loop, so one statement per batch instead
+of one per row is what lets the writer keep up (docs/adr/0003-ingest-throughput.md).
+
 A second thread checkpoints the WAL in the background, so that no commit pays for a checkpoint.
 """
 
@@ -28,12 +33,34 @@ T = TypeVar("T")
 Work = Callable[[sqlite3.Connection], Any]
 
 
+_MAX_ROWS_PER_STATEMENT = 256
+
+
+@dataclass(frozen=True, slots=True)
+class InsertIfNew:
+    """A single-row `INSERT … ON CONFLICT (key) DO NOTHING` that the writer may merge with the other rows for
+    the same statement waiting in its batch. Each row's result is whether it was inserted (its key was new)."""
+
+    table: str
+    columns: tuple[str, ...]
+    key: str
+
+    def sql(self, rows: int) -> str:
+        values = "(" + ", ".join("?" * len(self.columns)) + ")"
+        return (
+            f"INSERT INTO {self.table} ({', '.join(self.columns)}) VALUES {', '.join([values] * rows)}"  # noqa: S608
+            f" ON CONFLICT ({self.key}) DO NOTHING RETURNING {self.key}"
+        )
+
+
 @dataclass(slots=True)
 class _Job:
     work: Work
     savepoint: bool
     future: asyncio.Future[Any] | concurrent.futures.Future[Any]
     loop: asyncio.AbstractEventLoop | None
+    insert: InsertIfNew | None = None
+    row: tuple[Any, ...] = ()
 
 
 class WriterClosed(StoreUnavailable):
@@ -90,6 +117,20 @@ class SqliteWriter:
         self._enqueue(_Job(work, savepoint, future, loop))
         return await future
 
+    async def insert_if_new(self, insert: InsertIfNew, row: tuple[Any, ...]) -> bool:
+        """Insert `row` unless its key exists, in the next group commit; True once durable, False if it existed."""
+        if len(row) != len(insert.columns):
+            raise ValueError(f"{insert.table}: {len(insert.columns)} values expected, not {len(row)}")
+        single = insert.sql(1)
+
+        def one(conn: sqlite3.Connection) -> bool:
+            return conn.execute(single, row).fetchone() is not None
+
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bool] = loop.create_future()
+        self._enqueue(_Job(one, False, future, loop, insert, row))
+        return await future
+
     def run_sync(self, work: Callable[[sqlite3.Connection], T], *, savepoint: bool = True) -> T:
         """`run` for callers without an event loop (CLI commands)."""
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
@@ -122,8 +163,18 @@ class SqliteWriter:
         results: list[tuple[_Job, Any, BaseException | None]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for job in batch:
-                results.append(self._run_job(conn, job))
+            i = 0
+            while i < len(batch):
+                job = batch[i]
+                if job.insert is None:
+                    results.append(self._run_job(conn, job))
+                    i += 1
+                    continue
+                end = i + 1  # merge the run of rows for the same statement that follows
+                while end < len(batch) and end - i < _MAX_ROWS_PER_STATEMENT and batch[end].insert is job.insert:
+                    end += 1
+                results.extend(self._insert_rows(conn, job.insert, batch[i:end]))
+                i = end
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
@@ -155,6 +206,27 @@ class SqliteWriter:
             return job, None, exc
         conn.execute("RELEASE job")
         return job, result, None
+
+    @classmethod
+    def _insert_rows(
+        cls, conn: sqlite3.Connection, insert: InsertIfNew, jobs: list[_Job]
+    ) -> list[tuple[_Job, Any, BaseException | None]]:
+        if len(jobs) == 1:
+            return [cls._run_job(conn, jobs[0])]
+        try:
+            params = [value for job in jobs for value in job.row]
+            inserted = {key for (key,) in conn.execute(insert.sql(len(jobs)), params).fetchall()}
+        except sqlite3.OperationalError:
+            raise
+        except sqlite3.Error:  # one bad row: SQLite rolled the statement back; run the rows alone, so only it fails
+            return [cls._run_job(conn, job) for job in jobs]
+        results: list[tuple[_Job, Any, BaseException | None]] = []
+        key_index = insert.columns.index(insert.key)
+        for job in jobs:
+            key = job.row[key_index]
+            results.append((job, key in inserted, None))
+            inserted.discard(key)  # a second row with the same key in this batch was not inserted
+        return results
 
     @staticmethod
     def _resolve(results: Sequence[tuple[_Job, Any, BaseException | None]]) -> None:

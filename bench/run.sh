@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# `make bench`: ingest, processing and read-side figures for ghingest on this machine, loopback only.
+#
+# Every server this script starts listens on 127.0.0.1 and is stopped on exit (trap); every load is bounded in
+# time. The summary table is printed at the end and written to bench/results/latest.txt.
+#
+# Placement (2-core machines): the server runs on BENCH_SERVER_CPUS, the load generators on BENCH_LOAD_CPUS
+# (taskset). Defaults: both on all CPUs ("0-1"), as load tool and server would share a small machine anyway;
+# set e.g. BENCH_SERVER_CPUS=1 BENCH_LOAD_CPUS=0 to pin them apart.
+# Knobs: BENCH_QUICK=1 (short runs, small seed), BENCH_SEED_EVENTS, BENCH_SEED_RELEASES, BENCH_SKIP_READ=1.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+PY="$ROOT/.venv/bin/python"
+GHINGEST="$ROOT/.venv/bin/ghingest"
+RESULTS="$ROOT/bench/results"
+SERVER_CPUS=${BENCH_SERVER_CPUS:-0-1}
+LOAD_CPUS=${BENCH_LOAD_CPUS:-0-1}
+QUICK=${BENCH_QUICK:-0}
+if [[ $QUICK == 1 ]]; then
+  SAT_RUNS=1 SAT_SECONDS=5 FIXED_SECONDS=8 PROC_COUNT=6000 PROC_RUNS=1
+  SEED_EVENTS=${BENCH_SEED_EVENTS:-100000} SEED_RELEASES=${BENCH_SEED_RELEASES:-10000} READ_REPEAT=10 READ_PAGES=20
+else
+  SAT_RUNS=3 SAT_SECONDS=10 FIXED_SECONDS=20 PROC_COUNT=30000 PROC_RUNS=3
+  SEED_EVENTS=${BENCH_SEED_EVENTS:-1000000} SEED_RELEASES=${BENCH_SEED_RELEASES:-100000} READ_REPEAT=40 READ_PAGES=100
+fi
+
+if ! command -v wrk >/dev/null 2>&1; then
+  echo "== installing wrk"
+  apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }
+fi
+
+WORK=$(mktemp -d /tmp/ghingest-bench.XXXXXX)
+mkdir -p "$RESULTS"
+SERVER_PID=""
+stop_server() {
+  if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  SERVER_PID=""
+}
+cleanup() {
+  stop_server
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+SECRET="bench-secret-$RANDOM$RANDOM$RANDOM"
+TOKEN="bench-token-$RANDOM$RANDOM$RANDOM"
+
+# start_server DB_FILE PORT: `ghingest serve` (uvicorn, uvloop, httptools) on 127.0.0.1, default settings.
+start_server() {
+  local db=$1 port=$2
+  GHINGEST_DATABASE_URL="sqlite:///$db" GHINGEST_DATA_DIR="$WORK/data" GHINGEST_HOST=127.0.0.1 \
+    GHINGEST_PORT="$port" GHINGEST_WEBHOOK_SECRETS="$SECRET" GHINGEST_API_TOKENS="$TOKEN" \
+    taskset -c "$SERVER_CPUS" "$GHINGEST" serve >"$WORK/server-$port.log" 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 1 150); do
+    if curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; then return 0; fi
+    kill -0 "$SERVER_PID" 2>/dev/null || { tail -20 "$WORK/server-$port.log"; return 1; }
+    sleep 0.1
+  done
+  echo "server did not become ready" >&2
+  return 1
+}
+
+# wait_drained DB SECONDS: until the worker has processed everything recorded (bounded).
+wait_drained() {
+  "$PY" - "$1" "$2" <<'PYEOF'
+import sqlite3, sys, time
+db, limit = sys.argv[1], float(sys.argv[2])
+deadline = time.time() + limit
+conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+while time.time() < deadline:
+    if conn.execute("SELECT count(*) FROM deliveries WHERE status = 'received'").fetchone()[0] == 0:
+        break
+    time.sleep(0.2)
+PYEOF
+}
+
+{
+  echo "started=$(date -u +%FT%TZ)"
+  echo "commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- src 2>/dev/null || echo '+dirty')"
+  echo "cpus=$(nproc) server_cpus=$SERVER_CPUS load_cpus=$LOAD_CPUS quick=$QUICK"
+  echo "loadavg_before=$(cut -d' ' -f1-3 /proc/loadavg)"
+} >"$WORK/meta.txt"
+
+echo "== preparing signed release payloads"
+"$PY" bench/prep.py --out "$WORK/bodies.txt" --secret "$SECRET" --count 2000 --releases 500 --repos 100
+
+# --- Issue 2: ingest -------------------------------------------------------------------------------------------
+PORT=$(free_port)
+DB="$WORK/ingest.db"
+echo "== ingest: ghingest serve on 127.0.0.1:$PORT (cpus $SERVER_CPUS), wrk on cpus $LOAD_CPUS"
+start_server "$DB" "$PORT"
+RUN_TAG="sat$(date +%s)"
+BENCH_BODIES="$WORK/bodies.txt" BENCH_RUN="${RUN_TAG}w" taskset -c "$LOAD_CPUS" \
+  wrk -t1 -c64 -d3s -s bench/post.lua "http://127.0.0.1:$PORT/webhooks/github" >/dev/null  # warm-up
+wait_drained "$DB" 60
+for i in $(seq 1 "$SAT_RUNS"); do
+  BENCH_BODIES="$WORK/bodies.txt" BENCH_RUN="${RUN_TAG}r$i" taskset -c "$LOAD_CPUS" \
+    wrk -t1 -c64 -d"${SAT_SECONDS}s" --timeout 10s -s bench/post.lua "http://127.0.0.1:$PORT/webhooks/github" \
+    | tee "$WORK/wrk-$i.txt" | grep -E "Requests/sec|WRK_RESULT"
+  wait_drained "$DB" 90  # the worker catches up before the next run
+done
+echo "== ingest: open loop at 500 req/s for ${FIXED_SECONDS}s (ack and end-to-end latency)"
+taskset -c "$LOAD_CPUS" "$PY" bench/openloop.py --port "$PORT" --bodies "$WORK/bodies.txt" --rate 500 \
+  --duration "$FIXED_SECONDS" --db "$DB" --run "ol$(date +%s)" --out "$WORK/fixed500.json" >/dev/null
+cat "$WORK/fixed500.json"
+grep -E "VmHWM|VmRSS" "/proc/$SERVER_PID/status" | tr -s ' \t' ' ' >"$WORK/rss.txt" || true
+"$PY" - "$DB" "$RUN_TAG" >"$WORK/stored.txt" <<'PYEOF'
+import sqlite3, sys
+conn = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
+n = conn.execute("SELECT count(*) FROM deliveries WHERE delivery_id LIKE ?", (sys.argv[2] + "r%",)).fetchone()[0]
+print(f"stored_saturation_rows={n}")
+PYEOF
+stop_server
+
+echo "== processing: record $PROC_COUNT deliveries with the worker off, then time the worker draining them"
+for i in $(seq 1 "$PROC_RUNS"); do
+  taskset -c "$SERVER_CPUS" "$PY" bench/processing.py --bodies "$WORK/bodies.txt" --dir "$WORK" \
+    --count "$PROC_COUNT" --out "$WORK/processing-$i.json" >/dev/null
+  cat "$WORK/processing-$i.json"; echo
+done
+
+# --- Issue 3: read side on a seeded store ----------------------------------------------------------------------
+if [[ ${BENCH_SKIP_READ:-0} != 1 ]]; then
+  SEED_DB="$WORK/seeded.db"
+  echo "== seeding $SEED_EVENTS events, $SEED_RELEASES releases, 2000 repositories"
+  GHINGEST_DATABASE_URL="sqlite:///$SEED_DB" GHINGEST_DATA_DIR="$WORK/data" "$GHINGEST" db upgrade >/dev/null 2>&1
+  "$PY" bench/seed.py --db "$SEED_DB" --events "$SEED_EVENTS" --releases "$SEED_RELEASES" --repos 2000 \
+    | tee "$WORK/seed.json"
+  PORT=$(free_port)
+  start_server "$SEED_DB" "$PORT"
+  echo "== read side: dashboard pages and read API, one request at a time"
+  taskset -c "$LOAD_CPUS" "$PY" bench/read_bench.py --base "http://127.0.0.1:$PORT" --token "$TOKEN" \
+    --db "$SEED_DB" --repeat "$READ_REPEAT" --pages "$READ_PAGES" --out "$WORK/read.json"
+  stop_server
+fi
+
+# --- Issue 4: forwarding (its own script, when it exists) ------------------------------------------------------
+if [[ -f bench/forward_bench.py ]]; then
+  echo "== forwarding: bench/forward_bench.py"
+  timeout 300 "$PY" bench/forward_bench.py 2>&1 | tee "$WORK/forward.txt" || echo "forward_bench failed ($?)" \
+    | tee -a "$WORK/forward.txt"
+fi
+
+echo "loadavg_after=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$WORK/meta.txt"
+"$PY" bench/summary.py "$WORK" | tee "$RESULTS/latest.txt"
