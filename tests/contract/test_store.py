@@ -54,7 +54,8 @@ def test_a_release_delivery_becomes_an_event_and_a_release_with_history(backend:
         assert view.record.state.value == "published"
         assert [(e.delivery_id, e.action) for e in view.record.history] == [("d1", "created"), ("d2", "published")]
         delivery = await backend.store.get_delivery("d2")
-        assert delivery is not None and delivery.status is DeliveryStatus.PROCESSED
+        assert delivery is not None
+        assert delivery.status is DeliveryStatus.PROCESSED
         events = await backend.store.list_events(EventQuery(event="release"))
         assert [e.record.delivery_id for e in events.items] == ["d2", "d1"]
 
@@ -65,8 +66,10 @@ def test_a_payload_mismatch_is_a_failed_delivery_with_its_reason(backend: Backen
     async def scenario() -> None:
         await ingest(backend, [("bad", "release", {"action": "published", "repository": {"full_name": "a/b"}})])
         delivery = await backend.store.get_delivery("bad")
-        assert delivery is not None and delivery.status is DeliveryStatus.FAILED
-        assert delivery.error is not None and "release" in delivery.error
+        assert delivery is not None
+        assert delivery.status is DeliveryStatus.FAILED
+        assert delivery.error is not None
+        assert "release" in delivery.error
         failed = await backend.store.list_events(EventQuery(status="failed"))
         assert [(e.record.delivery_id, e.record.repository) for e in failed.items] == [("bad", "a/b")]
 
@@ -98,14 +101,17 @@ def test_releases_paginate_newest_first_without_gaps_or_repeats(backend: Backend
             if page.next_cursor is None:
                 break
             cursor = page.next_cursor
-        assert sorted(seen) == list(range(100, 145)) and len(seen) == 45
+        assert sorted(seen) == list(range(100, 145))
+        assert len(seen) == 45
         keys = [(v.record.content.published_at, v.record.release_id) for v in (await _all(backend)).items]
         assert keys == sorted(keys, reverse=True)
 
         one = await backend.store.list_releases(ReleaseQuery(repository="acme/one", limit=200))
-        assert {v.record.content.repository for v in one.items} == {"acme/one"} and len(one.items) == 22
+        assert {v.record.content.repository for v in one.items} == {"acme/one"}
+        assert len(one.items) == 22
         pre = await backend.store.list_releases(ReleaseQuery(prerelease=True, limit=200))
-        assert len(pre.items) == 15 and all(v.record.content.prerelease for v in pre.items)
+        assert len(pre.items) == 15
+        assert all(v.record.content.prerelease for v in pre.items)
         since = await backend.store.list_releases(ReleaseQuery(since="2024-05-19T00:00:00Z", limit=200))
         assert all(v.record.content.published_at >= "2024-05-19" for v in since.items)  # type: ignore[operator]
         found = await backend.store.list_releases(ReleaseQuery(search="v17", limit=200))

@@ -32,7 +32,8 @@ def test_send_a_sample_release_and_read_it_back(serve: ServeProcess) -> None:
     listed = httpx.get(f"{serve.url}/api/releases", headers=AUTH, params={"repo": "octo-org/octo-repo"}).json()
     assert [r["id"] for r in listed["items"]] == [4711]
     events = httpx.get(f"{serve.url}/api/events", headers=AUTH, params={"event": "release"}).json()
-    assert events["items"][0]["delivery_id"] == "e2e-1" and events["items"][0]["action"] == "published"
+    assert events["items"][0]["delivery_id"] == "e2e-1"
+    assert events["items"][0]["action"] == "published"
     delivery = httpx.get(f"{serve.url}/api/deliveries/e2e-1", headers=AUTH).json()
     assert delivery["status"] == "processed"
 
@@ -43,7 +44,8 @@ def test_send_a_form_encoded_payload_file(serve: ServeProcess, tmp_path: Path) -
     payload.write_bytes(orjson.dumps(release_payload(release_id=31, tag="v3.1.0")))
     result = serve.cli("send", "--url", f"{serve.url}/webhooks/github", "--secret", SECRET, "--file", str(payload),
                        "--form")  # fmt: skip
-    assert result.returncode == 0 and result.stdout.startswith("202"), result.stdout + result.stderr
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("202"), result.stdout
     wait_until(lambda: httpx.get(f"{serve.url}/api/releases/31", headers=AUTH).status_code == 200)
 
 
@@ -90,11 +92,13 @@ def test_first_start_generates_and_prints_credentials_once(tmp_path: Path) -> No
         wait_until(lambda: secret in process.output() and token in process.output())
         assert f"{process.url}/webhooks/github" in process.output()
         sent = process.cli("send", "--url", f"{process.url}/webhooks/github")  # uses the generated secret
-        assert sent.returncode == 0 and sent.stdout.startswith("202"), sent.stdout + sent.stderr
+        assert sent.returncode == 0, sent.stderr
+        assert sent.stdout.startswith("202"), sent.stdout
         process.stop()
         process.start()  # a second start prints neither again
         second = process.logs[-1].read_text()
-        assert secret not in second and token not in second
+        assert secret not in second
+        assert token not in second
     finally:
         process.stop()
 
@@ -120,9 +124,11 @@ def test_reprocess_repairs_history_from_the_raw_deliveries(serve: ServeProcess) 
         assert conn.execute("SELECT tag FROM releases WHERE id = 8").fetchone() == ("v8.0.0",)
         assert conn.execute("SELECT count(*) FROM events WHERE status = 'processed'").fetchone() == (2,)
     nothing = serve.cli("reprocess", "--delivery", "no-such-delivery")
-    assert nothing.returncode == 1 and "no delivery matched" in nothing.stderr
+    assert nothing.returncode == 1
+    assert "no delivery matched" in nothing.stderr
     usage = serve.cli("reprocess")
-    assert usage.returncode == 2 and "--delivery" in usage.stderr
+    assert usage.returncode == 2
+    assert "--delivery" in usage.stderr
 
 
 def test_invalid_configuration_names_the_setting(serve: ServeProcess) -> None:
@@ -130,3 +136,41 @@ def test_invalid_configuration_names_the_setting(serve: ServeProcess) -> None:
     result = serve.cli("serve")
     assert result.returncode == 2
     assert "GHINGEST_PORT" in result.stderr
+
+
+def test_worker_process_processes_what_was_recorded(tmp_path: Path) -> None:
+    import asyncio
+    import signal
+    import subprocess
+    import time
+
+    from ghingest.adapters.sqlite.database import SqliteDatabase
+    from ghingest.core.delivery import ContentKind, IncomingDelivery
+    from tests.e2e.conftest import GHINGEST
+
+    database = SqliteDatabase(f"sqlite:///{tmp_path / 'data' / 'ghingest.db'}")
+    database.upgrade()
+    database.start()
+
+    async def record() -> None:
+        for i in range(20):
+            body = orjson.dumps(release_payload(release_id=500 + i))
+            delivery = IncomingDelivery(f"w-{i}", "release", None, ContentKind.JSON, {}, body, 0)
+            await database.inbox.append(delivery, received_at=time.time())
+
+    asyncio.run(record())
+    database.close()
+    process = ServeProcess(tmp_path)
+    with (tmp_path / "worker.log").open("wb") as log:
+        worker = subprocess.Popen([GHINGEST, "worker"], cwd=tmp_path, env=process.env, stdout=log,
+                                  stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+
+        def processed() -> bool:
+            with sqlite3.connect(tmp_path / "data" / "ghingest.db") as conn:
+                return conn.execute("SELECT count(*) FROM releases").fetchone()[0] == 20
+
+        wait_until(processed, timeout=30)
+    finally:
+        worker.send_signal(signal.SIGINT)
+        assert worker.wait(timeout=15) == 0

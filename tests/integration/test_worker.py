@@ -58,17 +58,21 @@ def test_transient_errors_are_retried_and_a_poisoned_delivery_fails_without_bloc
             await database.inbox.append(incoming(delivery_id, release_id), received_at=time.time())
         await worker.run_once()
         fine = await database.store.get_delivery("fine")
-        assert fine is not None and fine.status is DeliveryStatus.PROCESSED  # not held back by the others
+        assert fine is not None
+        assert fine.status is DeliveryStatus.PROCESSED
         deadline = time.monotonic() + 10
         while await database.inbox.depth() > 0:
             assert time.monotonic() < deadline, "retries never finished"
             await worker.run_once() or await asyncio.sleep(0.01)
         flaky_view = await database.store.get_delivery("flaky")
         broken = await database.store.get_delivery("always-broken")
-        assert flaky_view is not None and flaky_view.status is DeliveryStatus.PROCESSED
+        assert flaky_view is not None
+        assert flaky_view.status is DeliveryStatus.PROCESSED
         assert flaky_view.attempts == 3
-        assert broken is not None and broken.status is DeliveryStatus.FAILED
-        assert broken.attempts == 4 and broken.error == "RuntimeError: parser bug"
+        assert broken is not None
+        assert broken.status is DeliveryStatus.FAILED
+        assert broken.attempts == 4
+        assert broken.error == "RuntimeError: parser bug"
         assert calls["always-broken"] == 4
 
     try:

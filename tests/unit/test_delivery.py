@@ -132,4 +132,7 @@ def test_arbitrary_headers_and_bytes_are_accepted_or_rejected_never_crash(
     try:
         receive(h, body)
     except WebhookRejected as exc:
-        assert 400 <= exc.status < 500
+        status = exc.status
+    else:
+        status = 202
+    assert status in {202, 400, 401, 413, 415}
