@@ -91,7 +91,13 @@ def event_cursor(view: EventView) -> str:
     return encode_cursor([view.seq])
 
 
-def select_releases(query: ReleaseQuery) -> sa.Select[Any]:
+SEARCH_MANY_MATCHES = 1000  # from this many matches on, a search walks the sort index (`select_releases`)
+
+
+def select_releases(query: ReleaseQuery, *, many_matches: bool = False) -> sa.Select[Any]:
+    """Releases newest first. A search with `many_matches` tests membership while walking an index in sort order
+    (`id + 0` keeps SQLite from driving the query by id instead), which stops after one page; with few matches,
+    SQLite fetches the matches by id and sorts them, which is cheaper than walking."""
     statement = sa.select(releases)
     if query.repository is not None:
         statement = statement.where(releases.c.repository == query.repository)
@@ -104,7 +110,8 @@ def select_releases(query: ReleaseQuery) -> sa.Select[Any]:
     if query.until is not None:
         statement = statement.where(releases.c.sort_at < query.until)
     if query.search:
-        statement = statement.where(releases.c.id.in_(_search_ids(query.search)))
+        column = releases.c.id + sa.literal_column("0") if many_matches else releases.c.id
+        statement = statement.where(column.in_(_search_ids(query.search)))
     if query.cursor:
         sort_at, release_id = decode_cursor(query.cursor, types=(str, int))
         statement = statement.where(sa.tuple_(releases.c.sort_at, releases.c.id) < (sort_at, release_id))
@@ -155,6 +162,11 @@ def _search_ids(text: str) -> sa.Select[Any]:
         .select_from(sa.table("releases_fts"))
         .where(sa.text("releases_fts MATCH :fts").bindparams(fts=fts_query(text)))
     )
+
+
+def count_search_matches(text: str, *, cap: int) -> sa.Select[Any]:
+    """How many releases match `text`, counting no further than `cap` (a bounded probe of the FTS index)."""
+    return sa.select(sa.func.count()).select_from(_search_ids(text).limit(cap).subquery())
 
 
 def release_cursor(view: ReleaseView) -> str:

@@ -124,7 +124,14 @@ class SqliteStore:
         return await self._reader.run(load)
 
     async def list_releases(self, query: ReleaseQuery) -> Page[ReleaseView]:
-        rows = await self._reader.fetch_all(queries.select_releases(query))
+        def load(conn: Any) -> Any:
+            many = False
+            if query.search and query.repository is None:
+                cap = queries.SEARCH_MANY_MATCHES
+                many = (conn.execute(queries.count_search_matches(query.search, cap=cap)).scalar() or 0) >= cap
+            return conn.execute(queries.select_releases(query, many_matches=many)).fetchall()
+
+        rows = await self._reader.run(load)
         views = [queries.release_view(row) for row in rows]
         return _page(views, queries.page_size(query.limit), queries.release_cursor)
 
