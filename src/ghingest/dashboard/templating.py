@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 
 import orjson
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
@@ -52,8 +53,8 @@ def _parse_time(value: str | float | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def relative_time(value: str | float | None, now: datetime | None = None) -> str:
-    moment = _parse_time(value)
+def relative_time(value: str | float | datetime | None, now: datetime | None = None) -> str:
+    moment = value if isinstance(value, datetime) else _parse_time(value)
     if moment is None:
         return "—"
     seconds = ((now or datetime.now(UTC)) - moment).total_seconds()
@@ -84,6 +85,17 @@ def absolute_time(value: str | float | None) -> str:
 def machine_time(value: str | float | None) -> str:
     moment = _parse_time(value)
     return "" if moment is None else moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def time_tag(value: str | float | None) -> Markup:
+    """`<time>` with the relative time as text and the absolute time on hover (one parse for all three)."""
+    moment = _parse_time(value)
+    if moment is None:
+        return Markup('<span class="muted">—</span>')
+    utc = moment.astimezone(UTC)
+    return Markup('<time datetime="{}" title="{}">{}</time>').format(
+        utc.isoformat().replace("+00:00", "Z"), utc.strftime("%Y-%m-%d %H:%M:%S UTC"), relative_time(utc)
+    )
 
 
 def avatar_hue(login: str | None) -> int:
@@ -128,6 +140,7 @@ def build_environment() -> Environment:
         reltime=relative_time,
         abstime=absolute_time,
         isotime=machine_time,
+        timetag=time_tag,
         avatar_hue=avatar_hue,
         initials=initials,
         safe_href=safe_href,
