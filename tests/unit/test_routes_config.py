@@ -1,0 +1,118 @@
+"""The route file: the documented shape loads; every error names the route or destination and the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ghingest.app.metrics import Metrics
+from ghingest.app.routes_config import Routes, RoutesError, parse_routes
+
+EXAMPLE = """
+[[destinations]]
+name = "ci"
+url = "https://ci.internal/hooks/github"
+secret = "s3cr3t-for-ci"
+
+[[destinations]]
+name = "chat"
+url = "https://chat.internal/hooks/abc"
+secret_env = "CHAT_HOOK_SECRET"
+headers = { "X-Team" = "platform" }
+timeout = 5
+concurrency = 2
+retry = { max_attempts = 5, base_delay = 2, max_delay = 60, max_age = 3600 }
+
+[[routes]]
+name = "releases-to-ci"
+events = ["release"]
+destinations = ["ci"]
+
+[[routes]]
+name = "published-to-chat"
+events = ["release"]
+actions = ["published"]
+repositories = ["acme/*"]
+when = "release.prerelease == `false`"
+template = '{"text": "New release {{ payload.release.tag_name }}"}'
+destinations = ["chat"]
+"""
+
+
+def test_the_documented_example_loads() -> None:
+    table = parse_routes(EXAMPLE, environ={"CHAT_HOOK_SECRET": "from-the-environment"})
+    assert set(table.destinations) == {"ci", "chat"}
+    chat = table.destinations["chat"]
+    assert chat.secret == b"from-the-environment"
+    assert (chat.timeout, chat.concurrency, chat.retry.max_attempts, chat.retry.max_age) == (5, 2, 5, 3600)
+    assert dict(chat.headers) == {"X-Team": "platform"}
+    assert [r.name for r in table.routes] == ["releases-to-ci", "published-to-chat"]
+    assert "s3cr3t" not in repr(table)
+
+
+def problems(text: str, environ: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(RoutesError) as caught:
+        parse_routes(text, environ=environ or {})
+    assert "s3cr3t" not in str(caught.value)
+    return caught.value.problems
+
+
+def test_a_missing_secret_env_names_the_destination_and_field() -> None:
+    assert problems(EXAMPLE) == [
+        "destination 'chat': secret_env: environment variable CHAT_HOOK_SECRET is not set or empty"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (('url = "https://ci.internal/hooks/github"', 'url = "ci.internal"'), "destination 'ci': url: "),
+        (('destinations = ["ci"]', 'destinations = ["cd"]'), "route 'releases-to-ci': destinations: no destination"),
+        (('events = ["release"]\ndestinations', 'events = "x"\ndestinations'), "route 'releases-to-ci': events: "),
+        (("when = \"release.prerelease == `false`\"", 'when = "release.[["'), "route 'published-to-chat': when: "),
+        (("{{ payload.release.tag_name }}", "{{ payload.release.tag_name"), "route 'published-to-chat': template: "),
+        (('secret = "s3cr3t-for-ci"', 'secret = "s3cr3t-for-ci"\ncolour = "red"'), "destination 'ci': colour: "),
+        (('secret = "s3cr3t-for-ci"', "secret = 12345678"), "destination 'ci': secret: "),
+        (('secret = "s3cr3t-for-ci"', ""), "destination 'ci': secret: set exactly one"),
+        (("concurrency = 2", "concurrency = 0"), "destination 'chat': concurrency: "),
+        (('"X-Team" = "platform"', '"X-Hub-Signature-256" = "x"'), "destination 'chat': headers: "),
+        (('name = "ci"', 'name = "chat"'), "destination 'chat': name: another destination"),
+    ],
+)  # fmt: skip
+def test_errors_name_the_entry_and_the_field(change: tuple[str, str], expected: str) -> None:
+    text = EXAMPLE.replace(*change, 1)
+    found = problems(text, environ={"CHAT_HOOK_SECRET": "x"})
+    assert any(p.startswith(expected) for p in found), found
+
+
+def test_not_toml() -> None:
+    assert problems("[[routes]\nname =")[0].startswith("not valid TOML")
+
+
+def test_a_bad_reload_keeps_the_running_table(tmp_path: Path) -> None:
+    path = tmp_path / "routes.toml"
+    path.write_text(EXAMPLE.replace('secret_env = "CHAT_HOOK_SECRET"', 'secret = "chat-secret"'))
+    metrics = Metrics()
+    routes = Routes(path, metrics=metrics)
+    running = routes.current()
+    path.write_text(EXAMPLE.replace('destinations = ["ci"]', 'destinations = ["gone"]'))
+    assert routes.changed()
+    assert routes.reload() is False
+    assert routes.current() is running
+    assert routes.last_error is not None
+    assert "route 'releases-to-ci': destinations" in routes.last_error
+    assert metrics.routes_reloads.labels("error")._value.get() == 1
+    path.write_text("")
+    assert routes.reload() is True
+    assert routes.current().routes == ()
+    assert routes.last_error is None
+
+
+def test_an_invalid_file_at_start_raises(tmp_path: Path) -> None:
+    path = tmp_path / "routes.toml"
+    path.write_text('[[routes]]\nname = "r"\ndestinations = ["x"]\n')
+    with pytest.raises(RoutesError, match="route 'r': destinations"):
+        Routes(path, metrics=Metrics())
+    with pytest.raises(RoutesError, match="cannot read"):
+        Routes(tmp_path / "missing.toml", metrics=Metrics())
