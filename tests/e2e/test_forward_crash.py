@@ -1,0 +1,65 @@
+"""No forward is lost to a crash: kill -9 `ghingest serve` while forwards are pending or in flight, restart, and
+every matched delivery still reaches its destination."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import post_webhook, release, signed, wait_until
+from tests.destinations import Answer, Destination, Received, routes_toml
+from tests.e2e.conftest import ServeProcess
+
+pytestmark = pytest.mark.slow
+
+
+def count(database: Path, sql: str) -> int:
+    with sqlite3.connect(database) as conn:
+        value: int = conn.execute(sql).fetchone()[0]
+        return value
+
+
+def test_forwards_pending_at_kill_9_are_delivered_after_restart(serve: ServeProcess, tmp_path: Path) -> None:
+    state = {"up": False}
+
+    def behaviour(_: Received) -> Answer:
+        # Before the crash: slow and failing, so that jobs are both waiting for a retry and in flight.
+        return Answer() if state["up"] else Answer(status=503, delay=0.5)
+
+    with Destination(behaviour, secret="e2e-destination-secret") as dest:
+        routes = tmp_path / "routes.toml"
+        retry = {"base_delay": 0.2, "max_delay": 0.5, "max_attempts": 1000, "max_age": 600.0}
+        routes.write_text(
+            routes_toml(
+                {"ci": {"url": dest.url, "secret": "e2e-destination-secret", "concurrency": 4, "retry": retry}},
+                [{"name": "releases", "events": ["release"], "destinations": ["ci"]}],
+            )
+        )
+        serve.env["GHINGEST_ROUTES_FILE"] = str(routes)
+        serve.env["GHINGEST_FORWARD_POLL_INTERVAL"] = "0.1"
+        serve.env["GHINGEST_WORKER_LEASE_SECONDS"] = "2"
+        serve.start()
+        ids = [f"fwd-crash-{n}" for n in range(60)]
+        with httpx.Client(base_url=serve.url, timeout=5) as client:
+            for n, delivery_id in enumerate(ids):
+                request = signed(release(release_id=5000 + n, tag=f"v{n}"), delivery_id=delivery_id)
+                assert post_webhook(client, request).status_code == 202
+        database = serve.workdir / "data" / "ghingest.db"
+        wait_until(lambda: count(database, "SELECT count(*) FROM forward_jobs") == len(ids), timeout=20)
+        wait_until(lambda: len(dest.received) >= 8, timeout=20)  # attempts have been made and are being made
+        serve.kill()
+        assert count(database, "SELECT count(*) FROM forward_jobs WHERE status = 'delivered'") == 0
+        in_flight = count(database, "SELECT count(*) FROM forward_jobs WHERE status = 'delivering'")
+
+        state["up"] = True
+        serve.start()
+        wait_until(lambda: dest.delivery_ids() >= set(ids), timeout=60)
+        wait_until(
+            lambda: count(database, "SELECT count(*) FROM forward_jobs WHERE status = 'delivered'") == len(ids),
+            timeout=20,
+        )
+        assert count(database, "SELECT count(*) FROM forward_attempts WHERE outcome = 'retry'") >= 1
+        assert in_flight >= 1  # jobs leased by the killed process were delivered too (released at start)
