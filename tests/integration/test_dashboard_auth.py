@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from fastapi import Depends, FastAPI
+from fastapi.routing import APIRoute
+from starlette.routing import Route
 from typer.testing import CliRunner
 
+from ghingest.app.auth import SESSION_COOKIE, require_reader
 from ghingest.app.cli import app as cli_app
 from ghingest.app.runtime import Runtime
 from ghingest.app.settings import Settings
 from ghingest.app.users import UsersFile, hash_password
+from ghingest.dashboard.mount import build_gate
 from tests.conftest import TOKEN, ThreadedServer, post_webhook, release, signed, wait_until
 from tests.dashboard_support import csrf_of, login_form_token, session_client
 
@@ -164,3 +171,74 @@ def test_sso_header_is_trusted_only_from_configured_proxies(
         else:
             assert page.status_code == 303
             assert api.status_code == 401
+
+
+PUBLIC = {
+    ("GET", "/login"),
+    ("POST", "/login"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+    ("GET", "/docs"),
+    ("GET", "/docs/oauth2-redirect"),
+    ("GET", "/openapi.json"),
+}
+
+
+def _routes(routes: Iterable[Any], prefix: str = "") -> Iterator[tuple[str, set[str]]]:
+    """(path, methods) of every route, through included routers (not the static files mount)."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from _routes(inner.routes, prefix + route.include_context.prefix)
+        elif isinstance(route, APIRoute | Route):
+            yield prefix + route.path, set(route.methods or ())
+
+
+def test_every_route_the_app_has_is_closed_without_a_session(server: ThreadedServer) -> None:
+    """Walks the application's own route table, so that a route added later is covered too."""
+    checked = 0
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        for template, methods in _routes(server.app.api.routes):
+            for method in sorted(methods - {"HEAD"}):
+                if (method, template) in PUBLIC:
+                    continue
+                path = re.sub(r"\{[^}]+\}", "1", template)
+                response = client.request(method, path, headers={"Content-Type": "application/json"}, content=b"{}")
+                if response.status_code == 303:
+                    assert response.headers["location"].startswith("/login?next="), (method, path)
+                else:
+                    assert response.status_code == 401, (method, path, response.status_code)
+                checked += 1
+    assert checked >= 12
+
+
+def test_a_session_cannot_post_to_the_api_without_the_csrf_header(
+    make_settings: Callable[..., Settings],
+) -> None:
+    runtime = Runtime.build(make_settings())
+    app = FastAPI()
+    app.state.gate = build_gate(runtime)
+
+    @app.post("/api/change", dependencies=[Depends(require_reader)])
+    async def change() -> dict[str, str]:
+        return {"changed": "yes"}
+
+    gate = app.state.gate
+    cookie = gate.session_for_token(TOKEN)
+    csrf = gate.from_cookie(cookie).csrf
+
+    async def calls() -> list[int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            codes = [(await client.post("/api/change")).status_code]
+            client.cookies.set(SESSION_COOKIE, cookie)
+            codes.append((await client.post("/api/change")).status_code)
+            codes.append((await client.post("/api/change", headers={"X-CSRF-Token": "forged"})).status_code)
+            codes.append((await client.post("/api/change", headers={"X-CSRF-Token": csrf})).status_code)
+            client.cookies.clear()
+            codes.append((await client.post("/api/change", headers={"Authorization": f"Bearer {TOKEN}"})).status_code)
+            return codes
+
+    assert asyncio.run(calls()) == [401, 403, 403, 200, 200]
+    runtime.database.close()

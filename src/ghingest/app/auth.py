@@ -28,6 +28,8 @@ from starlette.responses import Response
 from ghingest.app.users import UsersFile
 
 SESSION_COOKIE = "ghingest_session"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 LOGIN_FORM_MAX_AGE = 3600
 Method = Literal["bearer", "token", "password", "sso"]
 
@@ -107,7 +109,9 @@ class Gate:
         return self.from_session(request) or self.from_sso(request)
 
     def from_session(self, request: Request) -> Principal | None:
-        raw = request.cookies.get(SESSION_COOKIE)
+        return self.from_cookie(request.cookies.get(SESSION_COOKIE))
+
+    def from_cookie(self, raw: str | None) -> Principal | None:
         if not raw:
             return None
         try:
@@ -225,6 +229,13 @@ def require_reader(request: Request) -> None:
     if gate is not None:
         principal = gate.identify(request, bearer=True)
         if principal is not None:
+            if (
+                principal.method != "bearer"
+                and request.method not in SAFE_METHODS
+                and not gate.csrf_ok(request, principal, request.headers.get(CSRF_HEADER))
+            ):
+                # A browser session may change state only with the session's CSRF token (header X-CSRF-Token).
+                raise HTTPException(status_code=status.HTTP_403_FORBIDDEN, detail=f"{CSRF_HEADER} is missing or wrong")
             request.state.principal = principal
             return
         raise HTTPException(

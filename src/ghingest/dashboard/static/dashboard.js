@@ -71,11 +71,14 @@
     let seq = body.dataset.liveSeq || "0";
     let source = null;
     let wasOffline = false;
+    let offlineTimer = null;
     let backoff = 1000;
 
     function connect() {
       source = new EventSource("/live?after=" + encodeURIComponent(seq));
       source.addEventListener("open", () => {
+        clearTimeout(offlineTimer);
+        offlineTimer = null;
         setStatus("live", "Live");
         backoff = 1000;
       });
@@ -100,8 +103,13 @@
         });
       }
       source.addEventListener("error", () => {
-        wasOffline = true;
-        setStatus("offline", "Offline – reconnecting…");
+        // A stream ends every few seconds by design and resumes at once: say "offline" only if it stays away.
+        if (!offlineTimer) {
+          offlineTimer = setTimeout(() => {
+            wasOffline = true;
+            setStatus("offline", "Offline – reconnecting…");
+          }, 1500);
+        }
         if (source.readyState === EventSource.CLOSED) {
           // The browser gave up (e.g. an error status during a restart): start again, a little later each time.
           setTimeout(connect, backoff);
@@ -145,6 +153,38 @@
       }, 150);
     });
   }
+
+  // --- keep relative times current on a page left open --------------------------------------------------------
+  const UNITS = [
+    [60, 1, "second"],
+    [3600, 60, "minute"],
+    [86400, 3600, "hour"],
+    [86400 * 30, 86400, "day"],
+    [86400 * 365, 86400 * 30, "month"],
+    [Infinity, 86400 * 365, "year"],
+  ];
+
+  function relative(date) {
+    let seconds = (Date.now() - date.getTime()) / 1000;
+    const future = seconds < 0;
+    seconds = Math.abs(seconds);
+    for (const [limit, size, unit] of UNITS) {
+      if (seconds < limit) {
+        const n = Math.floor(seconds / size);
+        if (unit === "second" && n < 10) return "just now";
+        const text = n + " " + unit + (n === 1 ? "" : "s");
+        return future ? "in " + text : text + " ago";
+      }
+    }
+    return "";
+  }
+
+  setInterval(() => {
+    for (const el of document.querySelectorAll("time[datetime]")) {
+      const date = new Date(el.getAttribute("datetime"));
+      if (!Number.isNaN(date.getTime())) el.textContent = relative(date);
+    }
+  }, 30000);
 
   document.querySelectorAll("input[data-typeahead]").forEach(typeahead);
   follow();
