@@ -63,3 +63,45 @@ def test_forwards_pending_at_kill_9_are_delivered_after_restart(serve: ServeProc
         )
         assert count(database, "SELECT count(*) FROM forward_attempts WHERE outcome = 'retry'") >= 1
         assert in_flight >= 1  # jobs leased by the killed process were delivered too (released at start)
+
+
+def test_replay_from_the_cli_with_a_dry_run_count(serve: ServeProcess, tmp_path: Path) -> None:
+    state = {"status": 400}
+    with Destination(lambda _r: Answer(status=state["status"])) as dest:
+        routes = tmp_path / "routes.toml"
+        routes.write_text(
+            routes_toml(
+                {"ci": {"url": dest.url, "secret": "e2e-destination-secret"}, "audit": {"url": dest.url + "?audit",
+                 "secret": "audit-secret"}},
+                [{"name": "releases", "events": ["release"], "destinations": ["ci"]}],
+            )
+        )  # fmt: skip
+        serve.env["GHINGEST_ROUTES_FILE"] = str(routes)
+        serve.env["GHINGEST_FORWARD_POLL_INTERVAL"] = "0.1"
+        serve.start()
+        ids = [f"replay-{n}" for n in range(3)]
+        with httpx.Client(base_url=serve.url, timeout=5) as client:
+            for n, delivery_id in enumerate(ids):
+                assert (
+                    post_webhook(client, signed(release(release_id=n + 1), delivery_id=delivery_id)).status_code == 202
+                )
+        database = serve.workdir / "data" / "ghingest.db"
+        wait_until(lambda: count(database, "SELECT count(*) FROM forward_jobs WHERE status = 'dead'") == 3)
+        assert len(dest.received) == 3  # one attempt each: a 400 is not retried
+
+        usage = serve.cli("replay")
+        assert usage.returncode == 2
+        assert "choose what to replay" in usage.stderr
+        dry = serve.cli("replay", "--dead-only", "--dry-run")
+        assert dry.returncode == 0, dry.stderr
+        assert dry.stdout.strip() == "3 forwards would be replayed"
+        assert serve.cli("replay", "--dead-only", "--to", "nowhere").returncode == 2
+        state["status"] = 200
+        done = serve.cli("replay", "--dead-only", "--destination", "ci")
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith("replayed 3 forwards")
+        wait_until(lambda: dest.delivery_ids() >= set(ids), timeout=20)
+        one = serve.cli("replay", "--delivery", "replay-1", "--to", "audit")
+        assert one.returncode == 0, one.stderr
+        wait_until(lambda: count(database, "SELECT count(*) FROM forward_attempts WHERE replay = 1") == 4)
+        assert count(database, "SELECT count(*) FROM forward_jobs WHERE status = 'dead'") == 0

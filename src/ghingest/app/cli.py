@@ -263,6 +263,11 @@ def db_upgrade() -> None:
     console.print(f"database at {settings.database_url} is up to date")
 
 
+from ghingest.app.replay_cli import replay  # noqa: E402 - the command needs this module's helpers at run time
+
+app.command()(replay)
+
+
 def main() -> None:
     try:
         app()
