@@ -69,9 +69,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, float]:
             await asyncio.gather(*(inbox.append(d, received_at=time.time()) for d in chunk))
         appended = time.perf_counter() - started
         worker = runtime.worker()
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         done = await worker.drain()
-        drained = time.perf_counter() - started
+        drained, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     finally:
         await runtime.stop()
     conn = sqlite3.connect(db)
@@ -85,6 +85,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, float]:
         "worker_batch_size": settings.worker_batch_size,
         "drained": done,
         "processing_per_s": done / drained,
+        "cpu_us_per_delivery": cpu / max(1, done) * 1e6,
         "inprocess_append_per_s": args.count / appended,
     }
 

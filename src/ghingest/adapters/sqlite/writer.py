@@ -20,6 +20,7 @@ import concurrent.futures
 import contextlib
 import queue
 import sqlite3
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ Work = Callable[[sqlite3.Connection], Any]
 
 
 _MAX_ROWS_PER_STATEMENT = 256
+SWITCH_INTERVAL = 0.0005  # seconds; see SqliteWriter.start
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +95,11 @@ class SqliteWriter:
     def start(self) -> None:
         if not self._started:
             self._started = True
+            # SQLite runs without the GIL; after each statement the writer must win the GIL back from the event
+            # loop. CPython makes a waiting thread wait up to the switch interval (5 ms by default) while another
+            # thread runs Python code, so a busy receiver would stall every statement of a group commit.
+            if sys.getswitchinterval() > SWITCH_INTERVAL:
+                sys.setswitchinterval(SWITCH_INTERVAL)
             self._thread.start()
             self._checkpointer.start()
 
