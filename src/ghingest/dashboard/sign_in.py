@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -65,7 +66,8 @@ async def login(
     if token:
         cookie = gate.session_for_token(token.strip())
     elif username and password is not None:
-        cookie = gate.session_for_password(username.strip(), password)
+        # argon2 takes tens of milliseconds on purpose: keep it off the event loop.
+        cookie = await asyncio.to_thread(gate.session_for_password, username.strip(), password)
     if cookie is None:
         return _form(request, next_url=next_url, error="Those credentials are not valid.", status_code=401)
     return _signed_in(request, cookie, next_url)

@@ -41,7 +41,18 @@
       const fresh = doc.querySelector("[data-live-region]");
       if (!fresh) return;
       const before = keysIn(region);
+      const focused = region.contains(document.activeElement) ? document.activeElement : null;
+      const focusHref = focused && focused.getAttribute("href");
       region.replaceChildren(...Array.from(fresh.childNodes, (node) => document.importNode(node, true)));
+      if (focused) {
+        // Keep the keyboard where it was: the same link in the new content, else the region itself.
+        const again = focusHref && region.querySelector('a[href="' + CSS.escape(focusHref) + '"]');
+        if (again) again.focus();
+        else {
+          region.setAttribute("tabindex", "-1");
+          region.focus();
+        }
+      }
       let added = 0;
       for (const el of region.querySelectorAll("[data-key]")) {
         if (!before.has(el.dataset.key)) {
