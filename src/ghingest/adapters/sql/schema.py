@@ -61,6 +61,14 @@ sa.Index("ix_events_event_seq", events.c.event, events.c.seq)
 sa.Index("ix_events_repository_seq", events.c.repository, events.c.seq)
 sa.Index("ix_events_status_seq", events.c.status, events.c.seq)
 sa.Index("ix_events_action_seq", events.c.action, events.c.seq)
+sa.Index(  # 0005: the events page filters by type and action together; partial, so type-only queries keep the above
+    "ix_events_event_action_seq",
+    events.c.event,
+    events.c.action,
+    events.c.seq,
+    sqlite_where=events.c.action.is_not(None),
+    postgresql_where=events.c.action.is_not(None),
+)
 
 releases = sa.Table(
     "releases",
