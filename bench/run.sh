@@ -7,7 +7,8 @@
 # Placement (2-core machines): the server runs on BENCH_SERVER_CPUS, the load generators on BENCH_LOAD_CPUS
 # (taskset). Defaults: both on all CPUs ("0-1"), as load tool and server would share a small machine anyway;
 # set e.g. BENCH_SERVER_CPUS=1 BENCH_LOAD_CPUS=0 to pin them apart.
-# Knobs: BENCH_QUICK=1 (short runs, small seed), BENCH_SEED_EVENTS, BENCH_SEED_RELEASES, BENCH_SKIP_READ=1.
+# Knobs: BENCH_QUICK=1 (short runs, small seed), BENCH_SEED_EVENTS, BENCH_SEED_RELEASES, BENCH_SKIP_READ=1,
+# BENCH_NICE=-10 (run server and load generators at that nice level, against other work on a shared machine).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -17,6 +18,7 @@ GHINGEST="$ROOT/.venv/bin/ghingest"
 RESULTS="$ROOT/bench/results"
 SERVER_CPUS=${BENCH_SERVER_CPUS:-0-1}
 LOAD_CPUS=${BENCH_LOAD_CPUS:-0-1}
+NICE=${BENCH_NICE:-0}
 QUICK=${BENCH_QUICK:-0}
 if [[ $QUICK == 1 ]]; then
   SAT_RUNS=1 SAT_SECONDS=5 FIXED_SECONDS=8 PROC_COUNT=6000 PROC_RUNS=1
@@ -59,7 +61,7 @@ start_server() {
   local db=$1 port=$2
   GHINGEST_DATABASE_URL="sqlite:///$db" GHINGEST_DATA_DIR="$WORK/data" GHINGEST_HOST=127.0.0.1 \
     GHINGEST_PORT="$port" GHINGEST_WEBHOOK_SECRETS="$SECRET" GHINGEST_API_TOKENS="$TOKEN" \
-    taskset -c "$SERVER_CPUS" "$GHINGEST" serve >"$WORK/server-$port.log" 2>&1 &
+    nice -n "$NICE" taskset -c "$SERVER_CPUS" "$GHINGEST" serve >"$WORK/server-$port.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 1 150); do
     if curl -fs "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; then return 0; fi
@@ -87,7 +89,7 @@ PYEOF
 {
   echo "started=$(date -u +%FT%TZ)"
   echo "commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- src 2>/dev/null || echo '+dirty')"
-  echo "cpus=$(nproc) server_cpus=$SERVER_CPUS load_cpus=$LOAD_CPUS quick=$QUICK"
+  echo "cpus=$(nproc) server_cpus=$SERVER_CPUS load_cpus=$LOAD_CPUS quick=$QUICK nice=$NICE"
   echo "loadavg_before=$(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$WORK/meta.txt"
 
@@ -100,17 +102,17 @@ DB="$WORK/ingest.db"
 echo "== ingest: ghingest serve on 127.0.0.1:$PORT (cpus $SERVER_CPUS), wrk on cpus $LOAD_CPUS"
 start_server "$DB" "$PORT"
 RUN_TAG="sat$(date +%s)"
-BENCH_BODIES="$WORK/bodies.txt" BENCH_RUN="${RUN_TAG}w" taskset -c "$LOAD_CPUS" \
+BENCH_BODIES="$WORK/bodies.txt" BENCH_RUN="${RUN_TAG}w" nice -n "$NICE" taskset -c "$LOAD_CPUS" \
   wrk -t1 -c64 -d3s -s bench/post.lua "http://127.0.0.1:$PORT/webhooks/github" >/dev/null  # warm-up
 wait_drained "$DB" 60
 for i in $(seq 1 "$SAT_RUNS"); do
-  BENCH_BODIES="$WORK/bodies.txt" BENCH_RUN="${RUN_TAG}r$i" taskset -c "$LOAD_CPUS" \
+  BENCH_BODIES="$WORK/bodies.txt" BENCH_RUN="${RUN_TAG}r$i" nice -n "$NICE" taskset -c "$LOAD_CPUS" \
     wrk -t1 -c64 -d"${SAT_SECONDS}s" --timeout 10s -s bench/post.lua "http://127.0.0.1:$PORT/webhooks/github" \
     | tee "$WORK/wrk-$i.txt" | grep -E "Requests/sec|WRK_RESULT"
   wait_drained "$DB" 90  # the worker catches up before the next run
 done
 echo "== ingest: open loop at 500 req/s for ${FIXED_SECONDS}s (ack and end-to-end latency)"
-taskset -c "$LOAD_CPUS" "$PY" bench/openloop.py --port "$PORT" --bodies "$WORK/bodies.txt" --rate 500 \
+nice -n "$NICE" taskset -c "$LOAD_CPUS" "$PY" bench/openloop.py --port "$PORT" --bodies "$WORK/bodies.txt" --rate 500 \
   --duration "$FIXED_SECONDS" --db "$DB" --run "ol$(date +%s)" --out "$WORK/fixed500.json" >/dev/null
 cat "$WORK/fixed500.json"
 grep -E "VmHWM|VmRSS" "/proc/$SERVER_PID/status" | tr -s ' \t' ' ' >"$WORK/rss.txt" || true
@@ -124,7 +126,7 @@ stop_server
 
 echo "== processing: record $PROC_COUNT deliveries with the worker off, then time the worker draining them"
 for i in $(seq 1 "$PROC_RUNS"); do
-  taskset -c "$SERVER_CPUS" "$PY" bench/processing.py --bodies "$WORK/bodies.txt" --dir "$WORK" \
+  nice -n "$NICE" taskset -c "$SERVER_CPUS" "$PY" bench/processing.py --bodies "$WORK/bodies.txt" --dir "$WORK" \
     --count "$PROC_COUNT" --out "$WORK/processing-$i.json" >/dev/null
   cat "$WORK/processing-$i.json"; echo
 done
@@ -139,7 +141,7 @@ if [[ ${BENCH_SKIP_READ:-0} != 1 ]]; then
   PORT=$(free_port)
   start_server "$SEED_DB" "$PORT"
   echo "== read side: dashboard pages and read API, one request at a time"
-  taskset -c "$LOAD_CPUS" "$PY" bench/read_bench.py --base "http://127.0.0.1:$PORT" --token "$TOKEN" \
+  nice -n "$NICE" taskset -c "$LOAD_CPUS" "$PY" bench/read_bench.py --base "http://127.0.0.1:$PORT" --token "$TOKEN" \
     --db "$SEED_DB" --repeat "$READ_REPEAT" --pages "$READ_PAGES" --out "$WORK/read.json"
   stop_server
 fi

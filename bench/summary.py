@@ -36,7 +36,7 @@ def main() -> None:
     out.append(f"  run {meta.get('started')}  commit {meta.get('commit')}  quick={meta.get('quick')}")
     out.append(
         f"  {meta.get('cpus')} CPUs, loopback only; server on CPUs {meta.get('server_cpus')},"
-        f" load generators on CPUs {meta.get('load_cpus')} (taskset)"
+        f" load generators on CPUs {meta.get('load_cpus')} (taskset), nice {meta.get('nice', '0')}"
     )
     out.append(
         f"  load average before {meta.get('loadavg_before')}, after {meta.get('loadavg_after')}"

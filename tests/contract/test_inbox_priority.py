@@ -34,7 +34,7 @@ def test_a_claim_during_a_flood_waits_a_bounded_time_then_gets_its_batch(tmp_pat
         assert await inbox.claim(limit=10, lease_seconds=30) == []
         quiet = time.monotonic() - quiet_started
         await asyncio.gather(*(inbox.append(_delivery(i), received_at=0.0) for i in range(500)))
-        rate = inbox.append_rate()
+        rate = inbox.append_load()
         started = time.monotonic()
         claimed = await inbox.claim(limit=1000, lease_seconds=30)
         return quiet, rate, len(claimed), time.monotonic() - started
@@ -44,6 +44,6 @@ def test_a_claim_during_a_flood_waits_a_bounded_time_then_gets_its_batch(tmp_pat
     finally:
         database.close()
     assert quiet < sqlite_inbox.MAX_CLAIM_DEFER / 2  # no appends: no wait
-    assert rate > sqlite_inbox.APPEND_PRESSURE  # 500 appends at once count as a flood
+    assert rate > sqlite_inbox.APPEND_PRESSURE  # 500 appends waiting at once are a flood
     assert claimed == 500
     assert waited < sqlite_inbox.MAX_CLAIM_DEFER + 1.0

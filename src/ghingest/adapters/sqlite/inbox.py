@@ -2,9 +2,9 @@
 
 Appends come first. Receiver and worker share one process, one GIL and one writer thread; under a flood of
 deliveries every claim and every recorded batch slows the acknowledgements that GitHub waits for (it gives up
-after 10 s). While appends arrive faster than `APPEND_PRESSURE` per second, `claim` waits in steps for the flood
-to pass, but never more than `MAX_CLAIM_DEFER` seconds, so processing still advances by at least a batch per
-step; the inbox absorbs the burst and the worker catches up afterwards
+after 10 s). While more than `APPEND_PRESSURE` appends wait for their commit on average (over ~0.1 s), `claim`
+waits in steps for the flood to pass, but never more than `MAX_CLAIM_DEFER` seconds, so processing still advances
+by at least a batch per step; the inbox absorbs the burst and the worker catches up afterwards
 (docs/adr/0006-ingest-and-processing-throughput.md).
 """
 
@@ -38,9 +38,9 @@ _CLAIM = (
     " ORDER BY seq LIMIT ?)"
     " RETURNING seq, delivery_id, event, hook_id, content_kind, headers, body, received_at, secret_index, attempts"
 )
-APPEND_PRESSURE = 2_000.0  # appends/s above which claims wait
+APPEND_PRESSURE = 8.0  # appends waiting for their commit, on average, above which claims wait
 MAX_CLAIM_DEFER = 0.25  # seconds a claim waits at most
-_RATE_WINDOW = 0.1  # seconds: time constant of the append-rate estimate
+_WINDOW = 0.1  # seconds: time constant of that average
 
 
 class SqliteInbox:
@@ -48,12 +48,23 @@ class SqliteInbox:
         self._writer = writer
         self._reader = reader
         self._work = work
-        self._rate = 0.0  # appends/s, exponentially decayed, as of `_rate_at`
-        self._rate_at = time.monotonic()
+        self._in_flight = 0  # appends waiting for their commit
+        self._load = 0.0  # their time-weighted average (time constant `_WINDOW`), as of `_load_at`
+        self._load_at = time.monotonic()
 
-    def append_rate(self) -> float:
-        """Recent appends per second (an exponentially weighted estimate over about `_RATE_WINDOW`)."""
-        return self._rate * math.exp(-(time.monotonic() - self._rate_at) / _RATE_WINDOW)
+    def append_load(self) -> float:
+        """How many appends waited for their commit, on average over about the last `_WINDOW` seconds
+        (rate times ack latency: ~1 at 500 deliveries/s, close to the number of connections at saturation)."""
+        return self._averaged(time.monotonic())
+
+    def _averaged(self, at: float) -> float:
+        decay = math.exp(-(at - self._load_at) / _WINDOW)
+        return self._load * decay + self._in_flight * (1.0 - decay)
+
+    def _in_flight_changes(self, delta: int) -> None:
+        at = time.monotonic()
+        self._load, self._load_at = self._averaged(at), at
+        self._in_flight += delta
 
     async def append(self, delivery: IncomingDelivery, *, received_at: float) -> bool:
         row = (
@@ -66,16 +77,18 @@ class SqliteInbox:
             delivery.secret_index,
             received_at,
         )
-        self._rate = self.append_rate() + 1.0 / _RATE_WINDOW
-        self._rate_at = time.monotonic()
-        stored = await self._writer.insert_if_new(_APPEND, row)
+        self._in_flight_changes(+1)
+        try:
+            stored = await self._writer.insert_if_new(_APPEND, row)
+        finally:
+            self._in_flight_changes(-1)
         if stored:
             self._work.notify()
         return stored
 
     async def claim(self, *, limit: int, lease_seconds: float) -> Sequence[StoredDelivery]:
         deadline = time.monotonic() + MAX_CLAIM_DEFER
-        while self.append_rate() > APPEND_PRESSURE and time.monotonic() < deadline:  # noqa: ASYNC110 - a rate, no event
+        while self.append_load() > APPEND_PRESSURE and time.monotonic() < deadline:  # noqa: ASYNC110 - a rate, no event
             await asyncio.sleep(0.01)
         at = now()
 
