@@ -1,8 +1,8 @@
 """The forwarder: delivers forward jobs to their destinations, at least once, recording every attempt.
 
 One pump per configured destination claims that destination's due jobs — never more than its `concurrency`
-in flight — and runs each attempt as its own task under the destination's `timeout`, over one shared HTTP client
-whose pool is not limited globally. A slow or dead destination therefore only ever occupies its own slots: the
+in flight — and runs each attempt as its own task under the destination's `timeout`, over an HTTP client (a
+connection pool) of its own. A slow or dead destination therefore only ever occupies its own slots: the
 others are claimed and sent as if it did not exist.
 
 Each attempt's answer is classified (`core.forward_states.classify`) and the job moves on by the destination's
@@ -17,12 +17,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Coroutine
+from collections import deque
+from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
-import httpx
 import jinja2
 
+from ghingest.app import http1
 from ghingest.app.logs import get_logger
 from ghingest.app.metrics import Metrics
 from ghingest.core.forward_states import ForwardStatus, Verdict, classify, decide, parse_retry_after
@@ -50,77 +52,96 @@ class Forwarder:
         self._poll_interval = poll_interval
         self._supervise_interval = supervise_interval
         self._log = get_logger("ghingest.forwarder")
-        self._client: httpx.AsyncClient | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until `stop` is set; follow route reloads (new destinations get a pump, removed ones stop)."""
-        # No global pool limit: per-destination concurrency bounds connections. Proxies from the environment are
-        # not used, so that what is forwarded where does not depend on the process's environment.
-        limits = httpx.Limits(max_connections=None, max_keepalive_connections=256)
-        async with httpx.AsyncClient(limits=limits, follow_redirects=False, trust_env=False) as client:
-            self._client = client
-            try:
-                released = await self._queue.release_leases()
-                if released:
-                    self._log.info("forward.leases_released", jobs=released)
-            except Exception:
-                self._log.exception("forward.release_error")
-            pumps: dict[str, asyncio.Task[None]] = {}
-            try:
-                while not stop.is_set():
-                    for name in self._routes().destinations:
-                        if name not in pumps or pumps[name].done():
-                            pumps[name] = asyncio.create_task(self._pump(name, stop), name=f"forward:{name}")
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), self._supervise_interval)
-            finally:
-                if pumps:
-                    await asyncio.wait(pumps.values(), timeout=15)
-                for task in pumps.values():
-                    task.cancel()
-                self._client = None
+        try:
+            released = await self._queue.release_leases()
+            if released:
+                self._log.info("forward.leases_released", jobs=released)
+        except Exception:
+            self._log.exception("forward.release_error")
+        pumps: dict[str, asyncio.Task[None]] = {}
+        try:
+            while not stop.is_set():
+                for name in self._routes().destinations:
+                    if name not in pumps or pumps[name].done():
+                        pumps[name] = asyncio.create_task(self._pump(name, stop), name=f"forward:{name}")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self._supervise_interval)
+        finally:
+            if pumps:
+                await asyncio.wait(pumps.values(), timeout=15)
+            for task in pumps.values():
+                task.cancel()
 
     async def _pump(self, name: str, stop: asyncio.Event) -> None:
+        """Keep `concurrency` attempts in flight for one destination. Jobs are claimed in batches (up to twice the
+        concurrency is held), so that claims — each a commit — stay few however fast the destination answers."""
         in_flight: set[asyncio.Task[None]] = set()
+        held: deque[ForwardJob] = deque()
         slot_freed = asyncio.Event()
+        exhausted = False  # the last claim got fewer jobs than asked: claim again on new work or after the poll
+        work: asyncio.Future[None] | None = None
+        stopping = asyncio.ensure_future(stop.wait())
 
         def finished(task: asyncio.Task[None]) -> None:
             in_flight.discard(task)
             slot_freed.set()
 
+        first = self._routes().destinations.get(name)
+        if first is None:
+            return
+        concurrency, url = first.concurrency, first.url
+        # Each destination has its own keep-alive connections, as many as its concurrency: a slow or dead destination
+        # never holds a connection another one needs. No proxy from the environment is used.
+        origin = http1.Origin(url, size=concurrency, max_body=_EXCERPT_BYTES)
+        target = _target_of(url)
         try:
             while not stop.is_set():
                 destination = self._routes().destinations.get(name)
                 if destination is None:
                     break  # removed by a reload: its jobs stay queued until it comes back or is replayed elsewhere
+                if (destination.concurrency, destination.url) != (concurrency, url):
+                    break  # changed by a reload: the supervisor starts a pump with the new settings
+                if work is None or work.done():
+                    exhausted = exhausted and work is None
+                    work = asyncio.ensure_future(self._queue.wait_for_work(self._poll_interval))
                 slot_freed.clear()
-                free = destination.concurrency - len(in_flight)
-                claimed = 0
-                if free > 0:
+                while held and len(in_flight) < destination.concurrency:
+                    task = asyncio.create_task(self._attempt(origin, target, destination, held.popleft()))
+                    in_flight.add(task)
+                    task.add_done_callback(finished)
+                holding = len(held) + len(in_flight)
+                if not exhausted and holding <= destination.concurrency:
+                    want = 2 * destination.concurrency - holding
                     try:
                         jobs = await self._queue.claim(
-                            name, limit=free, lease_seconds=destination.timeout + LEASE_MARGIN
+                            name, limit=want, lease_seconds=2 * destination.timeout + LEASE_MARGIN
                         )
                     except Exception:
                         self._log.exception("forward.claim_error", destination=name)
                         jobs = []
-                    for job in jobs:
-                        task = asyncio.create_task(self._attempt(destination, job))
-                        in_flight.add(task)
-                        task.add_done_callback(finished)
-                    claimed = len(jobs)
-                    if claimed == free:
-                        continue  # there may be more due: claim again as soon as a slot is free
-                await _first(self._queue.wait_for_work(self._poll_interval), slot_freed.wait(), stop.wait(), limit=None)
+                    held.extend(jobs)
+                    exhausted = len(jobs) < want
+                    if jobs:
+                        continue  # start them now
+                freed = asyncio.ensure_future(slot_freed.wait())
+                waiters: set[asyncio.Future[Any]] = {work, freed, stopping}
+                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+                freed.cancel()
         finally:
+            if work is not None:
+                work.cancel()
+            stopping.cancel()
             if in_flight:
                 await asyncio.wait(in_flight, timeout=destination_timeout(self._routes(), name) + 1)
             for task in in_flight:
                 task.cancel()
+            origin.close()
+            # Jobs held but not started stay leased; the next start releases them (`release_leases`).
 
-    async def _attempt(self, destination: Destination, job: ForwardJob) -> None:
-        client = self._client
-        assert client is not None
+    async def _attempt(self, origin: http1.Origin, target: str, destination: Destination, job: ForwardJob) -> None:
         started_at = time.time()
         t0 = time.perf_counter()
         status_code: int | None = None
@@ -143,17 +164,16 @@ class Forwarder:
         else:
             try:
                 async with asyncio.timeout(destination.timeout):
-                    async with client.stream(
-                        "POST", request.url, content=request.body, headers=dict(request.headers),
-                        timeout=destination.timeout,
-                    ) as response:  # fmt: skip
-                        status_code = response.status_code
-                        retry_after = parse_retry_after(response.headers.get("retry-after"), now=time.time())
-                        excerpt = await _excerpt(response)
-            except (TimeoutError, httpx.TimeoutException):
+                    answer = await origin.post(target, request.headers, request.body)
+                status_code = answer.status
+                retry_after = parse_retry_after(answer.headers.get("retry-after"), now=time.time())
+                excerpt = answer.body.decode("utf-8", errors="replace").strip()[:EXCERPT_CHARS] or None
+            except TimeoutError:
                 error = f"timeout after {destination.timeout:g} s"
-            except httpx.HTTPError as exc:
-                error = f"{exc.__class__.__name__}: {str(exc)[:200]}"
+            except http1.HttpFailure as exc:
+                error = f"{exc.__class__.__name__}: {exc}"[:300]
+            except OSError as exc:
+                error = f"{exc.__class__.__name__}: {exc}"[:300]
             verdict = classify(status_code)
         latency = time.perf_counter() - t0
         attempts = job.attempts + 1
@@ -216,23 +236,6 @@ def destination_timeout(table: RouteTable, name: str) -> float:
     return 10.0 if destination is None else destination.timeout
 
 
-async def _excerpt(response: httpx.Response) -> str | None:
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size >= _EXCERPT_BYTES:
-            break
-    text = b"".join(chunks)[:_EXCERPT_BYTES].decode("utf-8", errors="replace").strip()
-    return text[:EXCERPT_CHARS] or None
-
-
-async def _first(*waits: Coroutine[Any, Any, Any], limit: float | None) -> None:
-    """Wait until the first of `waits` completes; cancel the others."""
-    tasks = [asyncio.ensure_future(w) for w in waits]
-    try:
-        await asyncio.wait(tasks, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
+def _target_of(url: str) -> str:
+    parts = urlsplit(url)
+    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
