@@ -19,6 +19,7 @@ RESULTS="$ROOT/bench/results"
 SERVER_CPUS=${BENCH_SERVER_CPUS:-0-1}
 LOAD_CPUS=${BENCH_LOAD_CPUS:-0-1}
 NICE=${BENCH_NICE:-0}
+SAT_CONNECTIONS=${BENCH_CONNECTIONS:-128}
 QUICK=${BENCH_QUICK:-0}
 if [[ $QUICK == 1 ]]; then
   SAT_RUNS=1 SAT_SECONDS=5 FIXED_SECONDS=8 PROC_COUNT=6000 PROC_RUNS=1
@@ -89,7 +90,7 @@ PYEOF
 {
   echo "started=$(date -u +%FT%TZ)"
   echo "commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- src 2>/dev/null || echo '+dirty')"
-  echo "cpus=$(nproc) server_cpus=$SERVER_CPUS load_cpus=$LOAD_CPUS quick=$QUICK nice=$NICE"
+  echo "cpus=$(nproc) server_cpus=$SERVER_CPUS load_cpus=$LOAD_CPUS quick=$QUICK nice=$NICE connections=$SAT_CONNECTIONS"
   echo "loadavg_before=$(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$WORK/meta.txt"
 
@@ -103,11 +104,11 @@ echo "== ingest: ghingest serve on 127.0.0.1:$PORT (cpus $SERVER_CPUS), wrk on c
 start_server "$DB" "$PORT"
 RUN_TAG="sat$(date +%s)"
 BENCH_BODIES="$WORK/bodies.txt" BENCH_RUN="${RUN_TAG}w" nice -n "$NICE" taskset -c "$LOAD_CPUS" \
-  wrk -t1 -c64 -d3s -s bench/post.lua "http://127.0.0.1:$PORT/webhooks/github" >/dev/null  # warm-up
+  wrk -t1 -c"$SAT_CONNECTIONS" -d3s -s bench/post.lua "http://127.0.0.1:$PORT/webhooks/github" >/dev/null  # warm-up
 wait_drained "$DB" 60
 for i in $(seq 1 "$SAT_RUNS"); do
   BENCH_BODIES="$WORK/bodies.txt" BENCH_RUN="${RUN_TAG}r$i" nice -n "$NICE" taskset -c "$LOAD_CPUS" \
-    wrk -t1 -c64 -d"${SAT_SECONDS}s" --timeout 10s -s bench/post.lua "http://127.0.0.1:$PORT/webhooks/github" \
+    wrk -t1 -c"$SAT_CONNECTIONS" -d"${SAT_SECONDS}s" --timeout 10s -s bench/post.lua "http://127.0.0.1:$PORT/webhooks/github" \
     | tee "$WORK/wrk-$i.txt" | grep -E "Requests/sec|WRK_RESULT"
   wait_drained "$DB" 90  # the worker catches up before the next run
 done

@@ -52,7 +52,7 @@ def main() -> None:
         errors = sum(r["errors_status"] + r["errors_timeout"] + r["errors_read"] + r["errors_connect"] for r in runs)
         out.append(
             row(
-                f"durable acks/s at saturation (wrk -c64, median of {len(runs)})",
+                f"durable acks/s at saturation (wrk -c{meta.get('connections', '?')}, median of {len(runs)})",
                 f"{statistics.median(acks):,.0f}/s",
                 ">= 5,000/s",
                 statistics.median(acks) >= 5000,
