@@ -54,9 +54,10 @@ def create_api(runtime: Runtime, *, manage_runtime: bool = True, with_dashboard:
     app.include_router(api)
     app.include_router(forwarding)
     if with_dashboard:
+        from ghingest.dashboard import forwarding as forwarding_pages
         from ghingest.dashboard.mount import mount_dashboard
 
-        mount_dashboard(app, runtime)
+        mount_dashboard(app, runtime, extra_routers=[forwarding_pages.router], extra_nav=[forwarding_pages.NAV])
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:

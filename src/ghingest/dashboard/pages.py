@@ -240,6 +240,7 @@ async def delivery_page(request: Request, _user: CurrentUser, delivery_id: str) 
         "payload": pretty_payload(view.content_kind, view.body),
         "release_id": _release_id_of(view.content_kind, view.body) if view.event == "release" else None,
         "reprocessed": request.query_params.get("reprocessed") == "1",
+        "forwards": list(await _runtime(request).database.forwards.forwards_of(delivery_id)),
         "live_seq": await _live_seq(request),
     }
     return _renderer(request).page(request, "delivery.html", context)

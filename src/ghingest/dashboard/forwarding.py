@@ -1,0 +1,90 @@
+"""The dashboard's forwarding pages: destinations with their counters, dead letters with bulk retry.
+
+A delivery's forwards and attempts are shown on its page (`_forwards.html`, included by `delivery.html`).
+Retrying is a state-changing POST: signed in, same origin, and the session's CSRF token (`CheckedPost`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse, Response
+
+from ghingest.app.forward_api import destination_states
+from ghingest.app.runtime import Runtime
+from ghingest.dashboard.security import CheckedPost, CurrentUser
+from ghingest.dashboard.templating import NavItem, Renderer
+from ghingest.ports import ForwardView, ReplaySelection
+
+router = APIRouter(include_in_schema=False)
+NAV = NavItem("Forwarding", "/forwarding", ("/forwarding",))
+PAGE_SIZE = 50
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def _renderer(request: Request) -> Renderer:
+    renderer: Renderer = request.app.state.dashboard_renderer
+    return renderer
+
+
+async def forwards_of(request: Request, delivery_id: str) -> list[ForwardView]:
+    """A delivery's forwards with their attempts, for its page."""
+    return list(await _runtime(request).database.forwards.forwards_of(delivery_id))
+
+
+@router.get("/forwarding")
+async def destinations_page(request: Request, _user: CurrentUser) -> Response:
+    runtime = _runtime(request)
+    states = destination_states(runtime, list(await runtime.database.forwards.stats()))
+    routes = runtime.routes
+    context = {
+        "destinations": states,
+        "routes": runtime.route_table().routes,
+        "routes_file": str(routes.path) if routes is not None and routes.path is not None else None,
+        "routes_error": routes.last_error if routes is not None else None,
+    }
+    return _renderer(request).page(request, "forwarding.html", context)
+
+
+@router.get("/forwarding/dead-letters")
+async def dead_letters_page(
+    request: Request, _user: CurrentUser, destination: str | None = None, before: int | None = None
+) -> Response:
+    runtime = _runtime(request)
+    views = await runtime.database.forwards.dead_letters(
+        destination=destination or None, before_id=before, limit=PAGE_SIZE + 1
+    )
+    items = list(views[:PAGE_SIZE])
+    context = {
+        "items": items,
+        "destination": destination or "",
+        "destinations": sorted({s.destination for s in await runtime.database.forwards.stats()}),
+        "next_before": items[-1].id if len(views) > PAGE_SIZE else None,
+        "retried": request.query_params.get("retried"),
+    }
+    return _renderer(request).page(request, "dead_letters.html", context)
+
+
+@router.post("/forwarding/dead-letters/retry")
+async def retry_dead_letters(
+    request: Request,
+    _user: CheckedPost,
+    job_id: Annotated[list[int] | None, Form()] = None,
+    scope: Annotated[str, Form()] = "selected",
+    destination: Annotated[str | None, Form()] = None,
+) -> Response:
+    """Replay the selected dead letters (or every dead letter, of one destination or all) to their destinations."""
+    if scope == "all":
+        selection = ReplaySelection(destination=destination or None, dead_only=True)
+    else:
+        if not job_id:
+            return RedirectResponse("/forwarding/dead-letters?retried=0", status_code=303)
+        selection = ReplaySelection(dead_only=True, job_ids=tuple(job_id))
+    count = await _runtime(request).database.forwards.replay(selection)
+    query = f"retried={count}" + (f"&destination={destination}" if destination and scope == "all" else "")
+    return RedirectResponse(f"/forwarding/dead-letters?{query}", status_code=303)
