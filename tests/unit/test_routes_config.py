@@ -116,3 +116,13 @@ def test_an_invalid_file_at_start_raises(tmp_path: Path) -> None:
         Routes(path, metrics=Metrics())
     with pytest.raises(RoutesError, match="cannot read"):
         Routes(tmp_path / "missing.toml", metrics=Metrics())
+
+
+def test_the_readme_route_file_example_loads() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("<!-- section:forwarding -->", 1)[1]
+    example = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    table = parse_routes(example, environ={"CHAT_HOOK_SECRET": "from-the-environment"})
+    assert set(table.destinations) == {"ci", "chat"}
+    assert [r.name for r in table.routes] == ["releases-to-ci", "published-releases-to-chat"]
+    assert table.routes[1].template is not None
