@@ -77,4 +77,10 @@ def test_destinations_delivery_forwards_and_dead_letter_bulk_retry(
         wait_until(lambda: dest.delivery_ids() == {"dash-0", "dash-1", "dash-2"})
         wait_until(lambda: 'name="job_id"' not in client.get("/forwarding/dead-letters").text)
         assert "replay 1" in client.get("/deliveries/dash-0").text
+        # One delivery, again, from its page.
+        assert client.post("/deliveries/dash-1/forward-again", data={"to": "ci"}).status_code == 403
+        again = client.post("/deliveries/dash-1/forward-again", data={"csrf_token": token, "to": "ci"})
+        assert again.headers["location"] == "/deliveries/dash-1?forwarded=1"
+        wait_until(lambda: len(dest.accepted) == 4)
+        assert "1 forward queued again" in client.get(again.headers["location"]).text
     assert httpx.get(f"{server.url}/forwarding", follow_redirects=False).status_code in (302, 303, 307)

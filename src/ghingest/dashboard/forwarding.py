@@ -7,6 +7,7 @@ Retrying is a state-changing POST: signed in, same origin, and the session's CSR
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
@@ -88,3 +89,18 @@ async def retry_dead_letters(
     count = await _runtime(request).database.forwards.replay(selection)
     query = f"retried={count}" + (f"&destination={destination}" if destination and scope == "all" else "")
     return RedirectResponse(f"/forwarding/dead-letters?{query}", status_code=303)
+
+
+@router.post("/deliveries/{delivery_id}/forward-again")
+async def forward_again(
+    request: Request, _user: CheckedPost, delivery_id: str, to: Annotated[str | None, Form()] = None
+) -> Response:
+    """Replay one delivery to the destinations it went to, or to a chosen configured destination."""
+    runtime = _runtime(request)
+    target = to or None
+    if target is not None and target not in runtime.route_table().destinations:
+        target = None
+    count = 0
+    if await runtime.database.store.get_delivery(delivery_id) is not None:
+        count = await runtime.database.forwards.replay(ReplaySelection(delivery_id=delivery_id, to=target))
+    return RedirectResponse(f"/deliveries/{quote(delivery_id, safe='')}?forwarded={count}", status_code=303)

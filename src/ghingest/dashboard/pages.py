@@ -241,6 +241,8 @@ async def delivery_page(request: Request, _user: CurrentUser, delivery_id: str) 
         "release_id": _release_id_of(view.content_kind, view.body) if view.event == "release" else None,
         "reprocessed": request.query_params.get("reprocessed") == "1",
         "forwards": list(await _runtime(request).database.forwards.forwards_of(delivery_id)),
+        "forward_destinations": sorted(_runtime(request).route_table().destinations),
+        "forwarded_again": request.query_params.get("forwarded"),
         "live_seq": await _live_seq(request),
     }
     return _renderer(request).page(request, "delivery.html", context)
