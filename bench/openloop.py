@@ -98,6 +98,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     warm = int(args.rate * args.warmup)
     due: dict[str, float] = {}
     latencies: list[float] = []
+    samples: list[tuple[float, float]] = []
     statuses: dict[int, int] = {}
     errors = 0
     poller = Poller(args.db, args.run) if args.db else None
@@ -122,6 +123,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         if i >= warm:
             due[delivery_id] = at
             latencies.append(done - at)
+            samples.append((at, done - at))
             statuses[status] = statuses.get(status, 0) + 1
 
     start = time.perf_counter() + 0.2
@@ -134,6 +136,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         tasks.append(asyncio.create_task(one(i, at)))
     await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - start
+    if args.dump:
+        args.dump.write_text("".join(f"{at - start:.4f} {lat * 1000:.2f}\n" for at, lat in sorted(samples)))
     result: dict[str, Any] = {
         "rate_target": args.rate,
         "sent": total - warm,
@@ -187,6 +191,7 @@ def main() -> None:
     parser.add_argument("--db", type=Path, help="the server's SQLite file, for end-to-end latency")
     parser.add_argument("--run", default=f"ol{int(time.time())}", help="delivery id prefix")
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--dump", type=Path, help="write each request's due time (s) and ack latency (ms)")
     args = parser.parse_args()
     try:
         import uvloop

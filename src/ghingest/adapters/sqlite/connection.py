@@ -31,7 +31,4 @@ def connect(path: Path, *, synchronous: Synchronous = "FULL", writer: bool = Fal
     if writer:
         conn.execute("PRAGMA wal_autocheckpoint=0")
         conn.execute("PRAGMA journal_size_limit=67108864")
-        # A page cache larger than the 2 MB default: the writer reads back what it just wrote (claims, release
-        # records, index pages); with ~8 KB bodies the default cache holds only the last few hundred deliveries.
-        conn.execute("PRAGMA cache_size=-32768")
     return conn

@@ -38,7 +38,7 @@ _CLAIM = (
     " ORDER BY seq LIMIT ?)"
     " RETURNING seq, delivery_id, event, hook_id, content_kind, headers, body, received_at, secret_index, attempts"
 )
-APPEND_PRESSURE = 8.0  # appends waiting for their commit, on average, above which claims wait
+APPEND_PRESSURE = 32.0  # appends waiting for their commit, on average, above which claims wait
 MAX_CLAIM_DEFER = 0.25  # seconds a claim waits at most
 _WINDOW = 0.1  # seconds: time constant of that average
 
