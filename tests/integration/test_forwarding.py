@@ -298,3 +298,38 @@ def test_a_route_condition_and_template_shape_the_forward(
             assert forwards(api, "d-created") == []
             assert forwards(api, "d-other") == []
             assert len(chat.received) == 1
+
+
+def test_timeouts_and_429_are_retried_and_retry_after_is_honoured(
+    routes_file: Path, start: Callable[[], ThreadedServer]
+) -> None:
+    answers = iter([Answer(delay=3.0), Answer(status=429, headers={"Retry-After": "1"})])
+
+    def behaviour(_: Received) -> Answer:
+        return next(answers, Answer())
+
+    with Destination(behaviour) as dest:
+        retry = {**FAST_RETRY, "max_delay": 5.0}  # Retry-After is honoured up to the policy's max_delay
+        routes_file.write_text(one_route(dest.url, timeout=0.5, retry=retry))
+        server = start()
+        with client(server) as api:
+            assert post_webhook(api, signed(release(), delivery_id="d-429")).status_code == 202
+            wait_until(lambda: forwards(api, "d-429") and forwards(api, "d-429")[0]["status"] == "delivered")
+            log = forwards(api, "d-429")[0]["attempt_log"]
+            assert [(a["status_code"], a["outcome"]) for a in log] == [
+                (None, "retry"),
+                (429, "retry"),
+                (200, "delivered"),
+            ]
+            assert log[0]["error"] == "timeout after 0.5 s"
+            assert 400 <= log[0]["latency_ms"] < 2000
+            # The backoff alone would retry after ~0.1 s; the destination asked for 1 s.
+            gap = time_of(log[2]["started_at"]) - time_of(log[1]["started_at"])
+            assert gap >= 0.95, gap
+            assert len(dest.received) == 3
+
+
+def time_of(value: str) -> float:
+    from ghingest.core.time import parse_iso
+
+    return parse_iso(value)
