@@ -105,3 +105,8 @@ def test_replay_from_the_cli_with_a_dry_run_count(serve: ServeProcess, tmp_path:
         assert one.returncode == 0, one.stderr
         wait_until(lambda: count(database, "SELECT count(*) FROM forward_attempts WHERE replay = 1") == 4)
         assert count(database, "SELECT count(*) FROM forward_jobs WHERE status = 'dead'") == 0
+        serve.stop()
+        output = serve.output()
+        assert "forward.failed" in output  # attempts that failed are logged...
+        for secret in ("e2e-destination-secret", "audit-secret", '"tag_name"'):
+            assert secret not in output  # ...without a secret or a body
