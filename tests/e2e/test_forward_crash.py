@@ -110,3 +110,19 @@ def test_replay_from_the_cli_with_a_dry_run_count(serve: ServeProcess, tmp_path:
         assert "forward.failed" in output  # attempts that failed are logged...
         for secret in ("e2e-destination-secret", "audit-secret", '"tag_name"'):
             assert secret not in output  # ...without a secret or a body
+
+
+def test_serve_refuses_to_start_with_an_invalid_route_file(serve: ServeProcess, tmp_path: Path) -> None:
+    routes = tmp_path / "routes.toml"
+    routes.write_text(
+        routes_toml(
+            {"ci": {"url": "https://ci.internal/hook", "secret_env": "UNSET_HOOK_SECRET"}},
+            [{"name": "releases", "events": ["release"], "destinations": ["ci", "chat"]}],
+        )
+    )
+    serve.env["GHINGEST_ROUTES_FILE"] = str(routes)
+    result = serve.cli("serve")
+    assert result.returncode == 2
+    message = " ".join(result.stderr.split())  # the console wraps long lines
+    assert "destination 'ci': secret_env: environment variable UNSET_HOOK_SECRET is not set" in message
+    assert "route 'releases': destinations: no destination is named 'chat'" in message
