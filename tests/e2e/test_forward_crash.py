@@ -3,13 +3,14 @@ every matched delivery still reaches its destination."""
 
 from __future__ import annotations
 
+import signal
 import sqlite3
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import post_webhook, release, signed, wait_until
+from tests.conftest import TOKEN, post_webhook, release, signed, wait_until
 from tests.destinations import Answer, Destination, Received, routes_toml
 from tests.e2e.conftest import ServeProcess
 
@@ -126,3 +127,24 @@ def test_serve_refuses_to_start_with_an_invalid_route_file(serve: ServeProcess, 
     message = " ".join(result.stderr.split())  # the console wraps long lines
     assert "destination 'ci': secret_env: environment variable UNSET_HOOK_SECRET is not set" in message
     assert "route 'releases': destinations: no destination is named 'chat'" in message
+
+
+def test_sighup_reloads_the_route_file(serve: ServeProcess, tmp_path: Path) -> None:
+    routes = tmp_path / "routes.toml"
+    one = {"ci": {"url": "http://127.0.0.1:9/hook", "secret": "ci-secret-value"}}
+    routes.write_text(routes_toml(one, [{"name": "r", "destinations": ["ci"]}]))
+    serve.env["GHINGEST_ROUTES_FILE"] = str(routes)
+    serve.env["GHINGEST_ROUTES_RELOAD_INTERVAL"] = "3600"  # only the signal reloads here
+    serve.start()
+
+    def names() -> set[str]:
+        answer = httpx.get(f"{serve.url}/api/destinations", headers={"Authorization": f"Bearer {TOKEN}"})
+        return {d["name"] for d in answer.json() if d["configured"]}
+
+    assert names() == {"ci"}
+    two = {**one, "chat": {"url": "http://127.0.0.1:9/chat", "secret": "chat-secret-value"}}
+    routes.write_text(routes_toml(two, [{"name": "r", "destinations": ["ci", "chat"]}]))
+    assert serve.process is not None
+    serve.process.send_signal(signal.SIGHUP)
+    wait_until(lambda: names() == {"ci", "chat"})
+    assert serve.process.poll() is None
