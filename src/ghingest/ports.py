@@ -296,8 +296,9 @@ class ForwardQueue(Protocol):
         """Return when new jobs may be due, or after `timeout` seconds."""
         ...
 
-    async def release_leases(self) -> int:
-        """Make every job in flight due now (a forwarder starting after a crash); return how many."""
+    async def release_leases(self, job_ids: Sequence[int] | None = None) -> int:
+        """Make jobs in flight due now: every one (a forwarder starting after a crash) or those claimed but not
+        started (a pump that stops); return how many."""
         ...
 
     async def replay(self, selection: ReplaySelection, *, dry_run: bool = False, chunk: int = 500) -> int:

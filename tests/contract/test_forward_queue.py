@@ -131,6 +131,9 @@ def test_claims_respect_limit_destination_and_lease(backend: Backend) -> None:
         assert {j.id for j in first}.isdisjoint(j.id for j in rest)
         assert await backend.forwards.claim("ci", limit=10, lease_seconds=60) == []  # all leased
         assert await backend.forwards.claim("chat", limit=10, lease_seconds=60) == []
+        assert await backend.forwards.release_leases([first[0].id]) == 1  # a pump that stops
+        assert [j.id for j in await backend.forwards.claim("ci", limit=10, lease_seconds=60)] == [first[0].id]
+        assert await backend.forwards.release_leases([]) == 0
         assert await backend.forwards.release_leases() == 5  # a forwarder starting after a crash
         again = await backend.forwards.claim("ci", limit=10, lease_seconds=0.05)
         assert len(again) == 5

@@ -139,7 +139,11 @@ class Forwarder:
             for task in in_flight:
                 task.cancel()
             origin.close()
-            # Jobs held but not started stay leased; the next start releases them (`release_leases`).
+            if held:  # claimed but not started: due again now, for the next pump (or the next start)
+                try:
+                    await self._queue.release_leases([job.id for job in held])
+                except Exception:
+                    self._log.exception("forward.release_error", destination=name)
 
     async def _attempt(self, origin: http1.Origin, target: str, destination: Destination, job: ForwardJob) -> None:
         started_at = time.time()

@@ -163,10 +163,16 @@ class SqliteForwardQueue:
     async def wait_for_work(self, timeout: float) -> None:
         await self._work.wait(timeout)
 
-    async def release_leases(self) -> int:
+    async def release_leases(self, job_ids: Sequence[int] | None = None) -> int:
         at = now()
         sql = "UPDATE forward_jobs SET next_attempt_at = ? WHERE status = 'delivering'"
-        released: int = await self._writer.run(lambda conn: conn.execute(sql, (at,)).rowcount)
+        params: list[Any] = [at]
+        if job_ids is not None:
+            if not job_ids:
+                return 0
+            sql += f" AND id IN ({', '.join('?' * len(job_ids))})"
+            params.extend(job_ids)
+        released: int = await self._writer.run(lambda conn: conn.execute(sql, params).rowcount)
         if released:
             self._work.notify()
         return released
