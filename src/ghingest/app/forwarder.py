@@ -33,7 +33,7 @@ from ghingest.ports import AttemptResult, ForwardJob, ForwardQueue
 
 EXCERPT_CHARS = 500
 _EXCERPT_BYTES = 2048
-LEASE_MARGIN = 30.0  # a claimed job is hidden for the destination's timeout plus this
+LEASE_MARGIN = 30.0  # a claimed job is hidden for twice the destination's timeout plus this (held, then in flight)
 
 
 class Forwarder:
