@@ -10,7 +10,11 @@ in a batch go to SQLite as one multi-row `INSERT … ON CONFLICT DO NOTHING RETU
 writer runs gives the GIL away and must win it back from the busy event loop, so one statement per batch instead
 of one per row is what lets the writer keep up (docs/adr/0003-ingest-throughput.md).
 
-A second thread checkpoints the WAL in the background, so that no commit pays for a checkpoint.
+A second thread checkpoints the WAL in the background, so that no commit pays for a checkpoint. Under sustained
+writes a background checkpoint never catches up with the end of the WAL, and SQLite restarts the WAL only when it
+has: the WAL would grow by gigabytes, and every page read walks more of its index. So when the WAL holds more than
+`WAL_RESTART_FRAMES`, the writer itself, between two batches, checkpoints the little the background checkpointer
+has not copied yet; its next transaction then starts the WAL from the beginning.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ Work = Callable[[sqlite3.Connection], Any]
 
 _MAX_ROWS_PER_STATEMENT = 256
 SWITCH_INTERVAL = 0.0005  # seconds; see SqliteWriter.start
+WAL_RESTART_FRAMES = 16_384  # WAL frames (64 MB of 4 KB pages) beyond which the writer lets the WAL restart
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +82,7 @@ class SqliteWriter:
         synchronous: Synchronous = "FULL",
         max_batch: int = 1024,
         max_queue: int = 20_000,
-        checkpoint_interval: float = 1.0,
+        checkpoint_interval: float = 0.25,
     ) -> None:
         self._path = path
         self._synchronous: Synchronous = synchronous
@@ -86,6 +91,7 @@ class SqliteWriter:
         self._checkpoint_interval = checkpoint_interval
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._closed = threading.Event()
+        self._wal_restart = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sqlite-writer", daemon=True)
         self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="sqlite-checkpoint", daemon=True)
         self._started = False
@@ -161,6 +167,10 @@ class SqliteWriter:
                         self._queue.put(None)
                         break
                     batch.append(more)
+                if self._wal_restart.is_set():
+                    self._wal_restart.clear()
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
                 self._commit(conn, batch)
         finally:
             conn.close()
@@ -264,7 +274,9 @@ class SqliteWriter:
         try:
             while not self._closed.wait(self._checkpoint_interval):
                 with contextlib.suppress(sqlite3.Error):
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    _busy, frames, _copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    if frames > WAL_RESTART_FRAMES:
+                        self._wal_restart.set()
             with contextlib.suppress(sqlite3.Error):  # best effort: shutdown never waits long for readers
                 conn.execute("PRAGMA busy_timeout=200")
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
