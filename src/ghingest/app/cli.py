@@ -212,6 +212,7 @@ def reprocess(
 def dashboard(
     host: Annotated[str | None, typer.Option(help="Address to listen on [env GHINGEST_HOST].")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on [env GHINGEST_PORT].")] = None,
+    migrate: Annotated[bool, typer.Option(help="Apply schema migrations before starting.")] = True,
 ) -> None:
     """Run only the dashboard and the read API (no receiver, no worker): the scale-out profile's web tier."""
     import uvicorn
@@ -226,6 +227,8 @@ def dashboard(
     except ConfigError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
+    if migrate:
+        _upgrade(settings)
     sign_in_hint(console, runtime)
     uvicorn.run(
         create_api(runtime),
