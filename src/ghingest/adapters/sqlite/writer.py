@@ -40,7 +40,7 @@ Work = Callable[[sqlite3.Connection], Any]
 
 _MAX_ROWS_PER_STATEMENT = 256
 SWITCH_INTERVAL = 0.0005  # seconds; see SqliteWriter.start
-WAL_RESTART_FRAMES = 16_384  # WAL frames (64 MB of 4 KB pages) beyond which the writer lets the WAL restart
+WAL_RESTART_FRAMES = 65_536  # WAL frames (256 MB of 4 KB pages) beyond which the writer lets the WAL restart
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +82,7 @@ class SqliteWriter:
         synchronous: Synchronous = "FULL",
         max_batch: int = 1024,
         max_queue: int = 20_000,
-        checkpoint_interval: float = 0.25,
+        checkpoint_interval: float = 1.0,
     ) -> None:
         self._path = path
         self._synchronous: Synchronous = synchronous
