@@ -45,7 +45,7 @@ def create_api(runtime: Runtime, *, manage_runtime: bool = True, with_dashboard:
         version=ghingest.__version__,
         description="Receive, verify and durably record GitHub webhook deliveries; read releases and events.",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # Swagger UI loads its assets from a CDN; every asset must come from the app
         redoc_url=None,
     )
     app.state.runtime = runtime

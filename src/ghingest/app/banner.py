@@ -18,7 +18,7 @@ def base_url(runtime: Runtime) -> str:
 
 def first_start_banner(console: Console, runtime: Runtime) -> None:
     url = base_url(runtime)
-    lines = [f"Webhook URL:   {url}{PATH}", f"Read API:      {url}/api/releases   (docs: {url}/docs)"]
+    lines = [f"Webhook URL:   {url}{PATH}", f"Read API:      {url}/api/releases   (OpenAPI: {url}/openapi.json)"]
     secret, token = runtime.webhook_secrets, runtime.api_tokens
     if secret.generated:
         lines += [
