@@ -168,7 +168,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         conn = sqlite3.connect(f"file:{args.db}?mode=ro", uri=True)
         rows = conn.execute(
-            "SELECT processed_at - received_at FROM deliveries WHERE delivery_id LIKE ? AND processed_at IS NOT NULL",
+            "SELECT s.processed_at - d.received_at FROM deliveries d JOIN delivery_states s ON s.seq = d.seq"
+            " WHERE d.delivery_id LIKE ? AND s.processed_at IS NOT NULL",
             (args.run + "-%",),
         ).fetchall()
         conn.close()

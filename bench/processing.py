@@ -75,7 +75,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, float]:
     finally:
         await runtime.stop()
     conn = sqlite3.connect(db)
-    processed = conn.execute("SELECT count(*) FROM deliveries WHERE status = 'processed'").fetchone()[0]
+    processed = conn.execute("SELECT count(*) FROM delivery_states WHERE status = 'processed'").fetchone()[0]
     releases = conn.execute("SELECT count(*) FROM releases").fetchone()[0]
     conn.close()
     return {

@@ -81,7 +81,7 @@ db, limit = sys.argv[1], float(sys.argv[2])
 deadline = time.time() + limit
 conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
 while time.time() < deadline:
-    if conn.execute("SELECT count(*) FROM deliveries WHERE status = 'received'").fetchone()[0] == 0:
+    if conn.execute("SELECT count(*) FROM delivery_states WHERE status = 'received'").fetchone()[0] == 0:
         break
     time.sleep(0.2)
 PYEOF

@@ -163,9 +163,12 @@ def seed(db: Path, *, events: int, releases: int, repos: int, seed_value: int) -
     def flush() -> None:
         conn.executemany(
             "INSERT INTO deliveries (seq, delivery_id, event, hook_id, content_kind, headers, body, secret_index,"
-            " received_at, status, attempts, next_attempt_at, lease_until, processed_at, error)"
-            " VALUES (?, ?, ?, '424242', 'json', ?, ?, 0, ?, ?, 1, 0, 0, ?, ?)",
-            batch_d,
+            " received_at) VALUES (?, ?, ?, '424242', 'json', ?, ?, 0, ?)",
+            [row[:6] for row in batch_d],
+        )
+        conn.executemany(  # the row the append trigger created: mark it as processed
+            "UPDATE delivery_states SET status = ?, attempts = 1, processed_at = ?, error = ? WHERE seq = ?",
+            [(*row[6:], row[0]) for row in batch_d],
         )
         conn.executemany(
             "INSERT INTO events (seq, delivery_id, event, action, repository, organization, sender,"

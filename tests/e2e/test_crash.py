@@ -52,14 +52,14 @@ def test_every_acknowledged_delivery_survives_kill_9_and_is_processed_once(serve
     database = serve.workdir / "data" / "ghingest.db"
     with sqlite3.connect(database) as conn:
         stored_at_crash = {row[0] for row in conn.execute("SELECT delivery_id FROM deliveries")}
-        pending_at_crash = conn.execute("SELECT count(*) FROM deliveries WHERE status = 'received'").fetchone()[0]
+        pending_at_crash = conn.execute("SELECT count(*) FROM delivery_states WHERE status = 'received'").fetchone()[0]
     assert acknowledged <= stored_at_crash, f"{len(acknowledged - stored_at_crash)} acknowledged deliveries lost"
 
     serve.start()  # restart: what was accepted but not processed is processed now
 
     def all_processed() -> bool:
         with sqlite3.connect(database) as conn:
-            return conn.execute("SELECT count(*) FROM deliveries WHERE status != 'processed'").fetchone()[0] == 0
+            return conn.execute("SELECT count(*) FROM delivery_states WHERE status != 'processed'").fetchone()[0] == 0
 
     wait_until(all_processed, timeout=60, interval=0.1)
     with sqlite3.connect(database) as conn:

@@ -9,7 +9,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Row
 
-from ghingest.adapters.sql.schema import deliveries, events, release_changes, releases
+from ghingest.adapters.sql.schema import deliveries, delivery_states, events, release_changes, releases
 from ghingest.core.events import EventRecord
 from ghingest.core.pagination import MAX_PAGE_SIZE, decode_cursor, encode_cursor
 from ghingest.core.releases import (
@@ -29,7 +29,11 @@ def page_size(limit: int) -> int:
 
 
 def select_delivery(delivery_id: str) -> sa.Select[Any]:
-    return sa.select(deliveries).where(deliveries.c.delivery_id == delivery_id)
+    return (
+        sa.select(deliveries, *(c for c in delivery_states.c if c.name != "seq"))
+        .join(delivery_states, delivery_states.c.seq == deliveries.c.seq)
+        .where(deliveries.c.delivery_id == delivery_id)
+    )
 
 
 def delivery_view(row: Row[Any]) -> DeliveryView:

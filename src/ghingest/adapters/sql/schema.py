@@ -23,22 +23,31 @@ deliveries = sa.Table(
     sa.Column("body", sa.LargeBinary, nullable=False),  # the exact body bytes
     sa.Column("secret_index", sa.Integer, nullable=False),
     sa.Column("received_at", sa.Float, nullable=False),
+    sqlite_autoincrement=True,
+)
+sa.Index("ix_deliveries_received_at", deliveries.c.received_at)
+
+# What processing did with a delivery: small rows, updated in place, so that claiming and recording an outcome
+# never rewrites a delivery's ~8 KB body (SQLite rewrites a whole row, overflow pages included, on any update).
+# A trigger on `deliveries` creates the row in the same statement as the append (migration 0006).
+delivery_states = sa.Table(
+    "delivery_states",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),  # = deliveries.seq
     sa.Column("status", sa.Text, nullable=False, server_default="received"),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("next_attempt_at", sa.Float, nullable=False, server_default="0"),
     sa.Column("lease_until", sa.Float, nullable=False, server_default="0"),
     sa.Column("processed_at", sa.Float),
     sa.Column("error", sa.Text),
-    sqlite_autoincrement=True,
 )
 sa.Index(
-    "ix_deliveries_pending",
-    deliveries.c.seq,
-    sqlite_where=deliveries.c.status == "received",
-    postgresql_where=deliveries.c.status == "received",
+    "ix_delivery_states_pending",
+    delivery_states.c.seq,
+    sqlite_where=delivery_states.c.status == "received",
+    postgresql_where=delivery_states.c.status == "received",
 )
-sa.Index("ix_deliveries_received_at", deliveries.c.received_at)
-sa.Index("ix_deliveries_status_seq", deliveries.c.status, deliveries.c.seq)
+sa.Index("ix_delivery_states_status_seq", delivery_states.c.status, delivery_states.c.seq)
 
 events = sa.Table(
     "events",

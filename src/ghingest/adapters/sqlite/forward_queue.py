@@ -393,8 +393,9 @@ def _replay_query(s: ReplaySelection) -> tuple[str, list[Any]]:
         )
     sql = (
         "SELECT d.seq, ?, (SELECT r.route FROM forward_jobs r WHERE r.delivery_seq = d.seq AND r.destination = ?"  # noqa: S608
-        " ORDER BY r.generation DESC LIMIT 1) FROM deliveries d LEFT JOIN events e ON e.seq = d.seq"
-        f" WHERE d.status = 'processed' AND {where}{exists} ORDER BY d.seq"
+        " ORDER BY r.generation DESC LIMIT 1) FROM deliveries d JOIN delivery_states ds ON ds.seq = d.seq"
+        " LEFT JOIN events e ON e.seq = d.seq"
+        f" WHERE ds.status = 'processed' AND {where}{exists} ORDER BY d.seq"
     )
     return sql, [s.to, s.to, *params, *job_params]
 

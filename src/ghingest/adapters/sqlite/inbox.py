@@ -32,11 +32,16 @@ _APPEND = InsertIfNew(
     columns=("delivery_id", "event", "hook_id", "content_kind", "headers", "body", "secret_index", "received_at"),
     key="delivery_id",
 )
+# Claiming touches only the small `delivery_states` rows; the immutable delivery rows are read afterwards.
 _CLAIM = (
-    "UPDATE deliveries SET lease_until = ? WHERE seq IN ("
-    " SELECT seq FROM deliveries WHERE status = 'received' AND next_attempt_at <= ? AND lease_until <= ?"
+    "UPDATE delivery_states SET lease_until = ? WHERE seq IN ("
+    " SELECT seq FROM delivery_states WHERE status = 'received' AND next_attempt_at <= ? AND lease_until <= ?"
     " ORDER BY seq LIMIT ?)"
-    " RETURNING seq, delivery_id, event, hook_id, content_kind, headers, body, received_at, secret_index, attempts"
+    " RETURNING seq, attempts"
+)
+_CLAIMED = (
+    "SELECT seq, delivery_id, event, hook_id, content_kind, headers, body, received_at, secret_index"
+    " FROM deliveries WHERE seq IN (SELECT value FROM json_each(?))"
 )
 APPEND_PRESSURE = 32.0  # appends waiting for their commit, on average, above which claims wait
 MAX_CLAIM_DEFER = 0.25  # seconds a claim waits at most
@@ -93,8 +98,11 @@ class SqliteInbox:
         at = now()
 
         def claim(conn: sqlite3.Connection) -> list[StoredDelivery]:
-            rows = conn.execute(_CLAIM, (at + lease_seconds, at, at, limit)).fetchall()
-            return [_stored(row) for row in rows]
+            attempts = dict(conn.execute(_CLAIM, (at + lease_seconds, at, at, limit)).fetchall())
+            if not attempts:
+                return []
+            rows = conn.execute(_CLAIMED, (orjson.dumps(list(attempts)).decode(),)).fetchall()
+            return [_stored(row, attempts[row[0]]) for row in rows]
 
         claimed = await self._writer.run(claim, savepoint=False)
         claimed.sort(key=lambda d: d.seq)
@@ -104,11 +112,11 @@ class SqliteInbox:
         await self._work.wait(timeout)
 
     async def depth(self) -> int:
-        return await self._reader.scalar_int("SELECT count(*) FROM deliveries WHERE status = 'received'")
+        return await self._reader.scalar_int("SELECT count(*) FROM delivery_states WHERE status = 'received'")
 
 
-def _stored(row: Any) -> StoredDelivery:
-    seq, delivery_id, event, hook_id, kind, headers, body, received_at, secret_index, attempts = row
+def _stored(row: Any, attempts: int) -> StoredDelivery:
+    seq, delivery_id, event, hook_id, kind, headers, body, received_at, secret_index = row
     return StoredDelivery(
         seq=seq,
         delivery_id=delivery_id,

@@ -59,7 +59,8 @@ _SELECT_CHANGES = (
     " WHERE release_id = ?"
 )
 _REPROCESS = (
-    "UPDATE deliveries SET status = 'received', attempts = 0, next_attempt_at = 0, lease_until = 0, error = NULL WHERE "
+    "UPDATE delivery_states SET status = 'received', attempts = 0, next_attempt_at = 0, lease_until = 0, error = NULL"
+    " WHERE seq IN (SELECT d.seq FROM deliveries d JOIN delivery_states s ON s.seq = d.seq WHERE "
 )
 _CHANGE = "INSERT INTO changes (kind, ref, at) VALUES (?, ?, ?)"
 
@@ -87,15 +88,15 @@ class SqliteStore:
         clauses: list[str] = ["1 = 1"]
         params: list[str | float] = []
         if selection.delivery_id is not None:
-            clauses.append("delivery_id = ?")
+            clauses.append("d.delivery_id = ?")
             params.append(selection.delivery_id)
         if selection.since is not None:
-            clauses.append("received_at >= ?")
+            clauses.append("d.received_at >= ?")
             params.append(selection.since)
         if selection.failed_only:
-            clauses.append("status = 'failed'")
+            clauses.append("s.status = 'failed'")
         # Fixed clauses only; every value is a bound parameter.
-        sql = _REPROCESS + " AND ".join(clauses)
+        sql = _REPROCESS + " AND ".join(clauses) + ")"
         count: int = await self._writer.run(lambda conn: conn.execute(sql, params).rowcount)
         return count
 
@@ -166,13 +167,22 @@ def _page(views: list[Any], size: int, cursor_of: Any) -> Page[Any]:
 
 
 def record_outcomes(conn: sqlite3.Connection, outcomes: Sequence[Outcome], now: float) -> None:
+    """Record a batch: events, statuses and change-feed rows go in one statement each (executemany); releases
+    fold one change at a time; forward jobs (the outbox) commit with the processed status."""
+    events: list[tuple[Any, ...]] = []
+    processed: list[tuple[Any, ...]] = []
+    retried: list[tuple[Any, ...]] = []
+    failed: list[tuple[Any, ...]] = []
+    feed: list[tuple[str, str, float]] = []
     for outcome in outcomes:
         delivery = outcome.delivery
         if outcome.processed is not None:
-            _upsert_event(conn, delivery, outcome.processed.event, DeliveryStatus.PROCESSED, None, now)
-            if outcome.processed.release is not None:
-                _apply_release_change(conn, outcome.processed.release, now)
-            if outcome.forwards:  # the outbox: forward jobs commit with the delivery's processed status
+            events.append(_event_row(delivery, outcome.processed.event, DeliveryStatus.PROCESSED, None, now))
+            feed.append(("event", delivery.delivery_id, now))
+            release = outcome.processed.release
+            if release is not None and _apply_release_change(conn, release, now):
+                feed.append(("release", str(release.release_id), now))
+            if outcome.forwards:
                 insert_forward_jobs(
                     conn,
                     delivery_seq=delivery.seq,
@@ -181,57 +191,55 @@ def record_outcomes(conn: sqlite3.Connection, outcomes: Sequence[Outcome], now: 
                     targets=outcome.forwards,
                     at=now,
                 )
-            conn.execute(
-                "UPDATE deliveries SET status = 'processed', processed_at = ?, error = NULL,"
-                " attempts = attempts + 1, lease_until = 0 WHERE seq = ?",
-                (now, delivery.seq),
-            )
+            processed.append((now, delivery.seq))
         elif outcome.retry_at is not None:
-            conn.execute(
-                "UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = ?, lease_until = 0, error = ?"
-                " WHERE seq = ?",
-                (outcome.retry_at, outcome.error, delivery.seq),
-            )
+            retried.append((outcome.retry_at, outcome.error, delivery.seq))
         else:
             if outcome.fallback_event is not None:
-                _upsert_event(conn, delivery, outcome.fallback_event, DeliveryStatus.FAILED, outcome.error, now)
-            conn.execute(
-                "UPDATE deliveries SET status = 'failed', processed_at = ?, error = ?, attempts = attempts + 1,"
-                " lease_until = 0 WHERE seq = ?",
-                (now, outcome.error, delivery.seq),
-            )
+                events.append(_event_row(delivery, outcome.fallback_event, DeliveryStatus.FAILED, outcome.error, now))
+                feed.append(("event", delivery.delivery_id, now))
+            failed.append((now, outcome.error, delivery.seq))
+    conn.executemany(_UPSERT_EVENT, events)
+    conn.executemany(_MARK_PROCESSED, processed)
+    conn.executemany(_MARK_RETRY, retried)
+    conn.executemany(_MARK_FAILED, failed)
+    conn.executemany(_CHANGE, feed)
 
 
-def _upsert_event(
-    conn: sqlite3.Connection,
-    delivery: StoredDelivery,
-    event: EventRecord,
-    status: DeliveryStatus,
-    error: str | None,
-    now: float,
-) -> None:
-    conn.execute(
-        _UPSERT_EVENT,
-        (
-            delivery.seq,
-            event.delivery_id,
-            event.event,
-            event.action,
-            event.repository,
-            event.organization,
-            event.sender,
-            event.installation_id,
-            event.hook_id,
-            status.value,
-            error,
-            delivery.received_at,
-            now,
-        ),
+_MARK_PROCESSED = (
+    "UPDATE delivery_states SET status = 'processed', processed_at = ?, error = NULL, attempts = attempts + 1,"
+    " lease_until = 0 WHERE seq = ?"
+)
+_MARK_RETRY = (
+    "UPDATE delivery_states SET attempts = attempts + 1, next_attempt_at = ?, lease_until = 0, error = ? WHERE seq = ?"
+)
+_MARK_FAILED = (
+    "UPDATE delivery_states SET status = 'failed', processed_at = ?, error = ?, attempts = attempts + 1,"
+    " lease_until = 0 WHERE seq = ?"
+)
+
+
+def _event_row(
+    delivery: StoredDelivery, event: EventRecord, status: DeliveryStatus, error: str | None, now: float
+) -> tuple[Any, ...]:
+    return (
+        delivery.seq,
+        event.delivery_id,
+        event.event,
+        event.action,
+        event.repository,
+        event.organization,
+        event.sender,
+        event.installation_id,
+        event.hook_id,
+        status.value,
+        error,
+        delivery.received_at,
+        now,
     )
-    conn.execute(_CHANGE, ("event", event.delivery_id, now))
 
 
-def _apply_release_change(conn: sqlite3.Connection, change: ReleaseChange, now: float) -> None:
+def _apply_release_change(conn: sqlite3.Connection, change: ReleaseChange, now: float) -> bool:
     """Fold one change into its release. A change not seen before folds into the current record (O(1)); a
     delivery applied before (reprocessing, or a redelivered claim) rebuilds the record from all of its changes,
     so reprocessing repairs a release whatever state its stored record was left in."""
@@ -249,14 +257,16 @@ def _apply_release_change(conn: sqlite3.Connection, change: ReleaseChange, now: 
     conn.execute(_UPSERT_RELEASE_CHANGE, row)
     if existing is None:
         current = conn.execute(_SELECT_RELEASE, (change.release_id,)).fetchone()
-        record = fold(None if current is None else _record_of(current), change)
-        first_seen = change.received_at if current is None else min(current[-1], change.received_at)
-        _write_release(conn, record, first_seen_at=first_seen, now=now)
-        return
+        if current is None:
+            _write_release(conn, fold(None, change), first_seen_at=change.received_at, now=now)
+            return True
+        record = fold(_record_of(current), change)
+        return _update_release(conn, current, record, first_seen_at=min(current[-1], change.received_at), now=now)
     stored = conn.execute(_SELECT_CHANGES, (change.release_id,)).fetchall()
     changes = [queries.release_change_of(dict(zip(_CHANGE_COLUMNS, r, strict=True))) for r in stored]
     changes.sort(key=lambda c: (c.order, c.delivery_id))
     _write_release(conn, rebuild(changes), first_seen_at=min(c.received_at for c in changes), now=now)
+    return True
 
 
 _RELEASE_COLUMNS = (
@@ -281,29 +291,51 @@ def _record_of(row: Any) -> ReleaseRecord:
 _CHANGE_COLUMNS = ("delivery_id", "release_id", "action", "order_ts", "order_seq", "received_at", "content")
 
 
-def _write_release(conn: sqlite3.Connection, record: ReleaseRecord, *, first_seen_at: float, now: float) -> None:
+def _release_values(record: ReleaseRecord, *, first_seen_at: float) -> tuple[Any, ...]:
+    """The stored columns of a record, in `_RELEASE_COLUMNS` order."""
     c = record.content
-    conn.execute(
-        _UPSERT_RELEASE,
-        (
-            record.release_id,
-            c.repository,
-            c.tag,
-            c.name,
-            c.author_login,
-            c.author_avatar_url,
-            c.draft,
-            c.prerelease,
-            c.created_at,
-            c.published_at,
-            c.html_url,
-            c.body,
-            record.state.value,
-            queries.sort_at(c),
-            record.content_order.timestamp,
-            record.content_order.seq,
-            first_seen_at,
-            now,
-        ),
+    return (
+        record.release_id,
+        c.repository,
+        c.tag,
+        c.name,
+        c.author_login,
+        c.author_avatar_url,
+        c.draft,
+        c.prerelease,
+        c.created_at,
+        c.published_at,
+        c.html_url,
+        c.body,
+        record.state.value,
+        record.content_order.timestamp,
+        record.content_order.seq,
+        first_seen_at,
     )
-    conn.execute(_CHANGE, ("release", str(record.release_id), now))
+
+
+def _write_release(conn: sqlite3.Connection, record: ReleaseRecord, *, first_seen_at: float, now: float) -> None:
+    values = _release_values(record, first_seen_at=first_seen_at)
+    conn.execute(_UPSERT_RELEASE, (*values[:13], queries.sort_at(record.content), *values[13:], now))
+
+
+def _update_release(
+    conn: sqlite3.Connection, current: Any, record: ReleaseRecord, *, first_seen_at: float, now: float
+) -> bool:
+    """Write only the columns that changed: an unchanged indexed column (sort time, repository, state) costs no
+    index maintenance, and unchanged text no search-index update."""
+    values = _release_values(record, first_seen_at=first_seen_at)
+    changed = {
+        name: new
+        for name, old, new in zip(_RELEASE_COLUMNS, current, values, strict=True)
+        if old != new and not (isinstance(new, bool) and bool(old) == new)
+    }
+    if not changed:
+        return False  # an older change: its history entry is recorded, the record stays as it is
+    old_sort_at = current[_RELEASE_COLUMNS.index("published_at")] or current[_RELEASE_COLUMNS.index("created_at")]
+    if (sort_at := queries.sort_at(record.content)) != (old_sort_at or ""):
+        changed["sort_at"] = sort_at
+    changed["updated_at"] = now
+    assignments = ", ".join(f"{name} = ?" for name in changed)  # names come from _RELEASE_COLUMNS only
+    conn.execute(f"UPDATE releases SET {assignments} WHERE id = ?", (*changed.values(), record.release_id))  # noqa: S608
+    return True
