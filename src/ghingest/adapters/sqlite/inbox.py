@@ -5,7 +5,7 @@ deliveries every claim and every recorded batch slows the acknowledgements that 
 after 10 s). While more than `APPEND_PRESSURE` appends wait for their commit on average (over ~0.1 s), `claim`
 waits in steps for the flood to pass, but never more than `MAX_CLAIM_DEFER` seconds, so processing still advances
 by at least a batch per step; the inbox absorbs the burst and the worker catches up afterwards
-(docs/adr/0006-ingest-and-processing-throughput.md).
+(docs/adr/0007-ingest-and-processing-throughput.md).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ its savepoint alone; a commit that fails fails every job of the batch, and none 
 Rows appended with `insert_if_new` (the inbox's appends) are merged: all such rows of one statement that wait
 in a batch go to SQLite as one multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING key`. Each statement the
 writer runs gives the GIL away and must win it back from the busy event loop, so one statement per batch instead
-of one per row is what lets the writer keep up (docs/adr/0003-ingest-throughput.md).
+of one per row is what lets the writer keep up (docs/adr/0007-ingest-and-processing-throughput.md).
 
 A second thread checkpoints the WAL in the background, so that no commit pays for a checkpoint. Under sustained
 writes a background checkpoint never catches up with the end of the WAL, and SQLite restarts the WAL only when it
