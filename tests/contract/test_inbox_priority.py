@@ -43,7 +43,7 @@ def test_a_claim_during_a_flood_waits_a_bounded_time_then_gets_its_batch(tmp_pat
         quiet, rate, claimed, waited = asyncio.run(main())
     finally:
         database.close()
-    assert quiet < sqlite_inbox.MAX_CLAIM_DEFER / 2  # no appends: no wait
+    assert quiet < sqlite_inbox.MAX_CLAIM_DEFER  # no appends: no deferral (a deferral alone takes this long)
     assert rate > sqlite_inbox.APPEND_PRESSURE  # 500 appends waiting at once are a flood
     assert claimed == 500
     assert waited < sqlite_inbox.MAX_CLAIM_DEFER + 1.0
