@@ -1,5 +1,6 @@
-"""The forwarder's HTTP/1.1 client against real sockets: keep-alive, chunked and sized bodies, interim answers,
-stale connections, refused connections and bodies too large to read."""
+"""The forwarder's HTTP/1.1 client (h11 over asyncio streams) against real sockets on 127.0.0.1: keep-alive (checked
+on the server's side), chunked and sized bodies, interim answers, `Connection: close`, HTTP/1.0 answers, stale idle
+connections, answers cut short, refused connections, garbage and bodies longer than `max_body`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from ghingest.app import http1
+from ghingest.core.forward_states import Verdict, classify
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -131,5 +133,212 @@ def test_refused_connections_and_garbage_answers_are_failures() -> None:
         await server.close()
         with pytest.raises(http1.ConnectFailed):
             await http1.Origin(f"http://127.0.0.1:{port}/", size=1).post("/", {}, b"x")
+
+    asyncio.run(scenario())
+
+
+def never(body: bytes) -> bool:
+    return False
+
+
+class Recorder:
+    """A server whose `respond(n, request_body)` gives the raw bytes to answer the n-th request of a connection; it
+    notes which connection served each request and whether the client closed each connection."""
+
+    def __init__(self, respond: Callable[[int, bytes], bytes], *, close_when: Callable[[bytes], bool] = never) -> None:
+        self.respond = respond
+        self.close_when = close_when  # given a request's body: close the connection after answering it?
+        self.requests: list[tuple[int, bytes]] = []  # (connection number, body)
+        self.client_closed: list[int] = []
+        self.connections = 0
+
+    async def handler(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        number = self.connections
+        n = 0
+        while True:
+            try:
+                _, body = await read_request(reader)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                self.client_closed.append(number)
+                return
+            self.requests.append((number, body))
+            writer.write(self.respond(n, body))
+            await writer.drain()
+            n += 1
+            if self.close_when(body):
+                return
+
+
+async def recorded(
+    respond: Callable[[int, bytes], bytes], close_when: Callable[[bytes], bool] = never
+) -> tuple[Recorder, Served, int]:
+    recorder = Recorder(respond, close_when=close_when)
+    server, port = await serve(recorder.handler)
+    return recorder, server, port
+
+
+def test_keep_alive_the_same_connection_serves_consecutive_requests() -> None:
+    async def scenario() -> None:
+        recorder, server, port = await recorded(lambda n, _: b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n%d" % n)
+        origin = http1.Origin(f"http://127.0.0.1:{port}/", size=1)
+        answers = [await origin.post("/", {}, b"r%d" % i) for i in range(3)]
+        assert [a.body for a in answers] == [b"0", b"1", b"2"]  # the n-th answer of one connection
+        assert recorder.requests == [(1, b"r0"), (1, b"r1"), (1, b"r2")]
+        origin.close()
+        await server.close()
+        assert recorder.client_closed == [1]  # closed by `origin.close()`, not before
+
+    asyncio.run(scenario())
+
+
+def test_a_chunked_answer_with_extensions_and_trailers_is_read_and_the_connection_kept() -> None:
+    answer = (b"HTTP/1.1 502 Bad Gateway\r\nTransfer-Encoding: chunked\r\nX-Upstream: a\r\nX-Upstream: b\r\n\r\n"
+              b"3;ext=1\r\nabc\r\n0A\r\n0123456789\r\n0\r\nX-Trailer: t\r\n\r\n")  # fmt: skip
+
+    async def scenario() -> None:
+        recorder, server, port = await recorded(lambda n, _: answer)
+        origin = http1.Origin(f"http://127.0.0.1:{port}/", size=1)
+        for _ in range(2):
+            got = await origin.post("/", {}, b"x")
+            assert (got.status, got.body) == (502, b"abc0123456789")
+            assert got.headers["x-upstream"] == "b"  # the last value wins
+        assert [number for number, _ in recorder.requests] == [1, 1]
+        origin.close()
+        await server.close()
+
+    asyncio.run(scenario())
+
+
+def test_an_answer_with_connection_close_is_not_reused() -> None:
+    async def scenario() -> None:
+        # The server says `Connection: close` but leaves the connection open: the client must not send on it again.
+        recorder, server, port = await recorded(
+            lambda n, _: b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok"
+        )
+        origin = http1.Origin(f"http://127.0.0.1:{port}/", size=2)
+        for _ in range(2):
+            assert (await origin.post("/", {}, b"x")).body == b"ok"
+        assert [number for number, _ in recorder.requests] == [1, 2]
+        origin.close()
+        await server.close()
+        assert sorted(recorder.client_closed) == [1, 2]
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("answer", "close"),
+    [
+        pytest.param(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end", True, id="until-close"),
+        pytest.param(b"HTTP/1.0 200 OK\r\nContent-Length: 13\r\n\r\nuntil the end", False, id="sized"),
+        pytest.param(
+            b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 13\r\n\r\nuntil the end",
+            False,
+            id="keep-alive",
+        ),
+    ],
+)
+def test_an_http_1_0_answer_is_read_and_its_connection_not_reused(answer: bytes, close: bool) -> None:
+    async def scenario() -> None:
+        recorder, server, port = await recorded(lambda n, _: answer, lambda _: close)
+        origin = http1.Origin(f"http://127.0.0.1:{port}/", size=2)
+        for _ in range(2):
+            got = await origin.post("/", {}, b"x")
+            assert (got.status, got.body) == (200, b"until the end")
+        assert [number for number, _ in recorder.requests] == [1, 2]  # h11 keeps no HTTP/1.0 connection alive
+        origin.close()
+        await server.close()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    "cut",
+    [
+        pytest.param(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabcd", id="sized"),
+        pytest.param(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nabcde\r\n", id="chunked"),
+        pytest.param(b"HTTP/1.1 200 OK\r\nContent-Le", id="head"),
+    ],
+)
+def test_a_server_that_closes_mid_answer_is_a_protocol_failure_and_a_transient_verdict(cut: bytes) -> None:
+    async def scenario() -> None:
+        # The first answer is complete (the connection is kept), the second is cut short on that reused connection:
+        # it must not be sent again (the server saw it), and the next request gets a new connection.
+        recorder, server, port = await recorded(
+            lambda _, body: cut if body == b"second" else b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+            lambda body: body == b"second",
+        )
+        origin = http1.Origin(f"http://127.0.0.1:{port}/", size=1)
+        assert (await origin.post("/", {}, b"first")).body == b"ok"
+        with pytest.raises(http1.ProtocolFailed):
+            await origin.post("/", {}, b"second")
+        assert classify(None) is Verdict.TRANSIENT  # what the forwarder makes of a request with no answer
+        assert (await origin.post("/", {}, b"third")).body == b"ok"
+        assert recorder.requests == [(1, b"first"), (1, b"second"), (2, b"third")]
+        origin.close()
+        await server.close()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        pytest.param(b"HTTP/1.1 500 Oops\r\nContent-Length: 100000\r\n\r\n" + b"e" * 1000, id="sized"),
+        pytest.param(b"HTTP/1.1 500 Oops\r\nTransfer-Encoding: chunked\r\n\r\n3E8\r\n" + b"e" * 1000, id="chunked"),
+    ],
+)
+def test_a_body_longer_than_max_body_is_cut_and_its_connection_closed_not_drained(answer: bytes) -> None:
+    async def scenario() -> None:
+        # The server sends part of a long body and waits: the client must not wait for (or read) the rest.
+        recorder, server, port = await recorded(lambda n, _: answer)
+        origin = http1.Origin(f"http://127.0.0.1:{port}/", size=2, max_body=64)
+        for _ in range(2):
+            got = await asyncio.wait_for(origin.post("/", {}, b"x"), 5)
+            assert (got.status, got.body) == (500, b"e" * 64)
+        assert [number for number, _ in recorder.requests] == [1, 2]
+        origin.close()
+        await server.close()
+        assert sorted(recorder.client_closed) == [1, 2]
+
+    asyncio.run(scenario())
+
+
+def test_a_body_of_exactly_max_body_keeps_the_connection() -> None:
+    async def scenario() -> None:
+        recorder, server, port = await recorded(lambda n, _: b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n12345678")
+        origin = http1.Origin(f"http://127.0.0.1:{port}/", size=1, max_body=8)
+        for _ in range(2):
+            assert (await origin.post("/", {}, b"x")).body == b"12345678"
+        assert [number for number, _ in recorder.requests] == [1, 1]
+        origin.close()
+        await server.close()
+
+    asyncio.run(scenario())
+
+
+def test_header_values_h11_would_refuse_are_cleaned_and_framing_headers_are_the_clients() -> None:
+    heads: list[bytes] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head, _ = await read_request(reader)
+        heads.append(head)
+        writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+        await writer.drain()
+
+    async def scenario() -> None:
+        server, port = await serve(handler)
+        origin = http1.Origin(f"http://127.0.0.1:{port}/", size=1)
+        headers = {"X-Note": " café ☃ a\r\nInjected: yes ", "Content-Length": "999", "Transfer-Encoding": "chunked"}
+        assert (await origin.post("/p", headers, b"body")).status == 204
+        head = heads[0]
+        assert b"X-Note: caf\xe9 ? a  Injected: yes\r\n" in head
+        assert b"\r\nInjected" not in head
+        assert head.lower().count(b"content-length") == 1
+        assert b"Content-Length: 4\r\n" in head
+        assert b"transfer-encoding" not in head.lower()
+        origin.close()
+        await server.close()
 
     asyncio.run(scenario())

@@ -1,29 +1,44 @@
-"""A small HTTP/1.1 client for forwards: POST with keep-alive connections to one origin, over asyncio streams.
+"""A small HTTP/1.1 client for forwards: POST with keep-alive connections to one origin, over asyncio streams and h11.
 
-Why not httpx: a forward is one POST whose answer matters only for its status, its `Retry-After` and a short
-excerpt; httpx spends ~1.5 ms of CPU per request on this path (its pool scans every connection per request), asyncio
-streams ~0.05 ms, which is the difference between a few hundred and several thousand forwards per second on a
-small machine. What this client does not do, on purpose: redirects (a 3xx is an answer), proxies, cookies, HTTP/2,
-decompression. Bodies beyond `max_body` are not read: the connection is closed instead of drained.
+The protocol is h11's (the sans-I/O HTTP/1.1 library httpx is built on): it frames the request (Content-Length),
+parses the answer (interim 1xx answers, sized, chunked, or delimited by the end of the connection; HTTP/1.0
+answers), decides whether the connection can carry another request (not after `Connection: close` or an HTTP/1.0
+answer: `our_state`/`their_state`, `start_next_cycle()`) and rejects what is not HTTP/1.x. This module only moves
+bytes between h11 and an asyncio stream (TLS by `ssl`), and keeps idle connections per origin.
 
-Errors: `ConnectFailed` (no connection), `ProtocolFailed` (an answer that is not HTTP/1.x, or a connection that
-closed mid-answer); a timeout is the caller's `asyncio.timeout`, which closes the connection in use.
+Why not httpx itself: a forward is one POST whose answer matters only for its status, its `Retry-After` and a short
+excerpt; httpx spends ~1.5 ms of CPU per request on this path (its pool scans every connection per request), this
+client ~0.15 ms, most of it h11's: the difference between ~300 and well over 1,000 forwards per second on a small
+machine (figures in ADR 0006). What this client does not do, on purpose: redirects (a 3xx is an answer), proxies,
+cookies, HTTP/2, decompression. At most `max_body` bytes of an answer are read: a longer body is cut and its
+connection closed instead of drained. A reused idle connection that turns out closed before any byte of the answer
+arrived is replaced once (the server cannot have answered); once an answer has begun, nothing is sent again.
+
+Errors (all `HttpFailure`): `ConnectFailed` (no connection), `ProtocolFailed` (an answer that is not HTTP/1.x, a
+connection that closed or failed before the answer was complete, a request h11 refuses to frame); a timeout is the
+caller's `asyncio.timeout`, which closes the connection in use.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-MAX_HEAD = 64 * 1024
+import h11
+
+MAX_HEAD = 64 * 1024  # the largest answer head (status line and headers) accepted
+READ_SIZE = 64 * 1024
+_SKIPPED = frozenset({"host", "content-length", "connection", "transfer-encoding"})  # set here, never by the caller
+_NOT_IN_VALUE = re.compile(rb"[\x00\r\n\x0b\x0c]")  # h11 refuses these in a header value
 
 
 class HttpFailure(Exception):
-    """The request got no HTTP answer."""
+    """The request got no (complete) HTTP answer."""
 
 
 class ConnectFailed(HttpFailure):
@@ -45,11 +60,18 @@ class Answer:
 class _Connection:
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
-    used: bool = False
+    protocol: h11.Connection
+
+    def reusable(self) -> bool:
+        return not self.reader.at_eof() and not self.writer.is_closing()
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.writer.close()
+
+
+class _StaleConnection(Exception):
+    """A reused connection was closed before any byte of the answer: the server cannot have answered the request."""
 
 
 class Origin:
@@ -65,6 +87,7 @@ class Origin:
         default_port = self.port == (443 if self.tls else 80)
         host = f"[{self.host}]" if ":" in self.host else self.host
         self.host_header = host if default_port else f"{host}:{self.port}"
+        self._host = self.host_header.encode("idna")
         self.size = size
         self.max_body = max_body
         self._idle: list[_Connection] = []
@@ -73,53 +96,91 @@ class Origin:
     async def _connect(self) -> _Connection:
         try:
             reader, writer = await asyncio.open_connection(
-                self.host, self.port, ssl=self._ssl, server_hostname=self.host if self.tls else None, limit=MAX_HEAD
+                self.host, self.port, ssl=self._ssl, server_hostname=self.host if self.tls else None, limit=READ_SIZE
             )
-        except (OSError, ssl.SSLError) as exc:
+        except OSError as exc:  # ssl.SSLError is an OSError
             raise ConnectFailed(f"{exc.__class__.__name__}: {exc}"[:200]) from None
-        return _Connection(reader, writer)
+        return _Connection(reader, writer, h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD))
 
     def _take_idle(self) -> _Connection | None:
         while self._idle:
             connection = self._idle.pop()
-            if not connection.reader.at_eof() and not connection.writer.is_closing():
+            if connection.reusable():
                 return connection
             connection.close()
         return None
 
     async def post(self, target: str, headers: Mapping[str, str], body: bytes) -> Answer:
         """POST `body` to `target` (path and query). A reused connection that turns out closed is replaced once."""
-        head = _request_head(target, self.host_header, headers, len(body))
+        try:
+            request = _request(target or "/", self._host, headers, len(body))
+        except h11.LocalProtocolError as exc:
+            raise ProtocolFailed(f"the request cannot be sent: {exc}"[:200]) from None
         connection = self._take_idle()
         if connection is not None:
             try:
-                return await self._exchange(connection, head, body)
+                return await self._exchange(connection, request, body, reused=True)
             except _StaleConnection:
-                pass  # the server closed the idle connection before it saw this request: a new one is safe
-        return await self._exchange(await self._connect(), head, body, fresh=True)
+                pass  # the server closed the idle connection before it answered this request: a new one is safe
+        return await self._exchange(await self._connect(), request, body, reused=False)
 
-    async def _exchange(self, connection: _Connection, head: bytes, body: bytes, *, fresh: bool = False) -> Answer:
+    async def _exchange(self, connection: _Connection, request: h11.Request, body: bytes, *, reused: bool) -> Answer:
         keep = False
         try:
-            try:
-                connection.writer.write(head + body)
-                await connection.writer.drain()
-                status, headers = await _read_head(connection.reader)
-            except (asyncio.IncompleteReadError, ConnectionError) as exc:
-                if not fresh:
-                    raise _StaleConnection from exc
-                raise ProtocolFailed(f"the connection closed before an answer: {exc.__class__.__name__}") from None
-            try:
-                answer_body, complete = await _read_body(connection.reader, headers, self.max_body)
-            except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError) as exc:
-                raise ProtocolFailed(f"the connection failed mid-answer: {exc.__class__.__name__}") from None
-            keep = complete and headers.get("connection", "").lower() != "close"
-            return Answer(status=status, headers=headers, body=answer_body)
+            protocol = connection.protocol
+            data = b"".join(
+                _bytes(protocol.send(event)) for event in (request, h11.Data(data=body), h11.EndOfMessage())
+            )
+            answer, complete = await self._answer(connection, data, reused=reused)
+            if complete and protocol.our_state is h11.DONE and protocol.their_state is h11.DONE:
+                protocol.start_next_cycle()  # both sides keep the connection open (not HTTP/1.0, no Connection: close)
+                keep = True
+            return answer
         finally:
-            if keep and len(self._idle) < self.size:
+            if keep and len(self._idle) < self.size and connection.reusable():
                 self._idle.append(connection)
             else:
                 connection.close()
+
+    async def _answer(self, connection: _Connection, request: bytes, *, reused: bool) -> tuple[Answer, bool]:
+        """Send the request, read the answer (the body up to `max_body`), and say whether it was read to its end."""
+        protocol, reader = connection.protocol, connection.reader
+        received = 0
+        status = 0
+        headers: dict[str, str] = {}
+        body = bytearray()
+        try:
+            connection.writer.write(request)
+            await connection.writer.drain()
+            while True:
+                event = protocol.next_event()
+                if event is h11.NEED_DATA:
+                    if status and len(body) >= self.max_body:  # enough: the rest is not read, the connection closed
+                        return Answer(status, headers, bytes(body[: self.max_body])), False
+                    data = await reader.read(READ_SIZE)
+                    if not data and not received:
+                        if reused:
+                            raise _StaleConnection
+                        raise ProtocolFailed("the connection closed before an answer")
+                    received += len(data)
+                    protocol.receive_data(data)  # b"": the end of the connection, which h11 judges
+                elif isinstance(event, h11.Response):
+                    status = event.status_code
+                    headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in event.headers}
+                elif isinstance(event, h11.Data):
+                    if len(body) < self.max_body:
+                        body += event.data
+                elif isinstance(event, h11.EndOfMessage):
+                    return Answer(status, headers, bytes(body[: self.max_body])), True
+                # h11.InformationalResponse (1xx): the real answer follows. No other event can come before the end.
+        except h11.RemoteProtocolError as exc:
+            raise ProtocolFailed(f"the answer is not valid HTTP/1.x: {exc}"[:200]) from None
+        except ConnectionError as exc:
+            if reused and not received:
+                raise _StaleConnection from exc
+            raise ProtocolFailed(f"the connection failed mid-answer: {exc.__class__.__name__}") from None
+        except OSError as exc:
+            raise ProtocolFailed(f"the connection failed: {exc.__class__.__name__}: {exc}"[:200]) from None
 
     def close(self) -> None:
         for connection in self._idle:
@@ -127,67 +188,22 @@ class Origin:
         self._idle.clear()
 
 
-class _StaleConnection(Exception):
-    pass
+def _request(target: str, host: bytes, headers: Mapping[str, str], length: int) -> h11.Request:
+    """The request head: Host and Content-Length are this client's; a header value h11 refuses (a line break, a
+    NUL, surrounding blanks) is cleaned and tried again, a header name it refuses is a `LocalProtocolError`."""
+    fields = [(b"Host", host), (b"Content-Length", b"%d" % length)]
+    fields += [
+        (name.encode("latin-1", errors="replace"), value.encode("latin-1", errors="replace"))
+        for name, value in headers.items()
+        if name.lower() not in _SKIPPED
+    ]
+    raw_target = target.encode("latin-1", errors="replace")
+    try:
+        return h11.Request(method=b"POST", target=raw_target, headers=fields)
+    except h11.LocalProtocolError:
+        cleaned = [(name, _NOT_IN_VALUE.sub(b" ", value).strip(b" \t")) for name, value in fields]
+        return h11.Request(method=b"POST", target=raw_target, headers=cleaned)
 
 
-def _clean(value: str) -> str:
-    return value.replace("\r", " ").replace("\n", " ")
-
-
-def _request_head(target: str, host: str, headers: Mapping[str, str], length: int) -> bytes:
-    lines = [f"POST {target or '/'} HTTP/1.1", f"Host: {host}", f"Content-Length: {length}"]
-    for name, value in headers.items():
-        if name.lower() not in ("host", "content-length", "connection", "transfer-encoding"):
-            lines.append(f"{_clean(name)}: {_clean(value)}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", errors="replace")
-
-
-async def _read_head(reader: asyncio.StreamReader) -> tuple[int, dict[str, str]]:
-    while True:
-        try:
-            raw = await reader.readuntil(b"\r\n\r\n")
-        except asyncio.LimitOverrunError:
-            raise ProtocolFailed("the answer's headers are too large") from None
-        text = raw.decode("latin-1")
-        status_line, _, rest = text.partition("\r\n")
-        parts = status_line.split(" ", 2)
-        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
-            raise ProtocolFailed("the answer is not HTTP/1.x")
-        status = int(parts[1])
-        headers: dict[str, str] = {}
-        for line in rest.split("\r\n"):
-            name, sep, value = line.partition(":")
-            if sep:
-                headers[name.strip().lower()] = value.strip()
-        if 100 <= status < 200:
-            continue  # an interim answer (100 Continue): the real one follows
-        return status, headers
-
-
-async def _read_body(reader: asyncio.StreamReader, headers: Mapping[str, str], limit: int) -> tuple[bytes, bool]:
-    """The body (at most `limit` bytes) and whether it was read completely (so the connection can be reused)."""
-    if "chunked" in headers.get("transfer-encoding", "").lower():
-        out = bytearray()
-        while True:
-            size_line = await reader.readuntil(b"\r\n")
-            try:
-                size = int(size_line.split(b";", 1)[0].strip(), 16)
-            except ValueError:
-                raise ProtocolFailed("bad chunked encoding") from None
-            if size == 0:
-                while (await reader.readuntil(b"\r\n")) != b"\r\n":
-                    pass  # trailers
-                return bytes(out), True
-            if len(out) + size > limit:
-                out += await reader.read(max(0, limit - len(out)))
-                return bytes(out[:limit]), False
-            out += await reader.readexactly(size)
-            await reader.readexactly(2)
-    length = headers.get("content-length")
-    if length is not None and length.strip().isdigit():
-        n = int(length)
-        if n <= limit:
-            return await reader.readexactly(n), True
-        return await reader.read(limit), False
-    return await reader.read(limit), False  # delimited by the end of the connection
+def _bytes(data: bytes | None) -> bytes:
+    return data or b""  # h11 returns None only for ConnectionClosed, which is never sent here
