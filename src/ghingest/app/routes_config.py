@@ -286,9 +286,19 @@ class Routes:
         return self.path is not None and _signature(self.path) != self._seen
 
     async def watch(self, stop: asyncio.Event, interval: float) -> None:
-        """Reload whenever the file's mtime or size changes, until `stop` is set."""
+        """Reload when the file's mtime or size changed and then stayed the same for one more `interval`, until
+        `stop` is set. Waiting for the file to settle keeps a half-written file (an editor or `>` truncates first,
+        then writes) from being read: an empty or cut file may well parse, as fewer routes."""
+        settling: tuple[int, int, int] | None = None
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval)
-            if not stop.is_set() and self.changed():
+            if stop.is_set() or self.path is None or not self.changed():
+                settling = None
+                continue
+            signature = _signature(self.path)
+            if signature == settling:
                 self.reload()
+                settling = None
+            else:
+                settling = signature

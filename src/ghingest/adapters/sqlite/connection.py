@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 from typing import Literal
 
@@ -24,7 +25,7 @@ def connect(path: Path, *, synchronous: Synchronous = "FULL", writer: bool = Fal
     commit waits for one (see ../shared/PERFORMANCE.md, docs/adr/0002-group-commit.md).
     """
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
-    conn.execute("PRAGMA journal_mode=WAL")
+    _enter_wal(conn)
     conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA busy_timeout=10000")
@@ -32,3 +33,18 @@ def connect(path: Path, *, synchronous: Synchronous = "FULL", writer: bool = Fal
         conn.execute("PRAGMA wal_autocheckpoint=0")
         conn.execute("PRAGMA journal_size_limit=67108864")
     return conn
+
+
+def _enter_wal(conn: sqlite3.Connection, *, patience: float = 10.0) -> None:
+    """Switch to WAL mode. While another connection opens the same file (WAL recovery, or the mode switch of a
+    fresh file), SQLite can answer "database is locked" at once instead of calling the busy handler: try again
+    for a while rather than fail a start."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)

@@ -91,6 +91,8 @@ class SqliteWriter:
         self._checkpoint_interval = checkpoint_interval
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._closed = threading.Event()
+        self._ready = threading.Event()  # the writer's connection is open (or failed to open: `_broken`)
+        self._broken: StoreUnavailable | None = None
         self._wal_restart = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sqlite-writer", daemon=True)
         self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="sqlite-checkpoint", daemon=True)
@@ -107,6 +109,7 @@ class SqliteWriter:
             if sys.getswitchinterval() > SWITCH_INTERVAL:
                 sys.setswitchinterval(SWITCH_INTERVAL)
             self._thread.start()
+            self._ready.wait(timeout=30)  # the writer's connection first: two threads opening a file race
             self._checkpointer.start()
 
     def close(self) -> None:
@@ -117,6 +120,8 @@ class SqliteWriter:
             self._checkpointer.join()
 
     def _enqueue(self, job: _Job) -> None:
+        if self._broken is not None:
+            raise self._broken
         if self._closed.is_set():
             raise WriterClosed("the store is shutting down")
         if self._queue.qsize() >= self._max_queue:
@@ -151,7 +156,15 @@ class SqliteWriter:
         return future.result()
 
     def _run(self) -> None:
-        conn = connect(self._path, synchronous=self._synchronous, writer=True)
+        try:
+            conn = connect(self._path, synchronous=self._synchronous, writer=True)
+        except sqlite3.Error as exc:
+            self._broken = StoreUnavailable(f"the store cannot be opened: {exc.__class__.__name__}")
+            self._closed.set()
+            self._ready.set()
+            self._fail_pending()
+            return
+        self._ready.set()
         try:
             while True:
                 job = self._queue.get()
