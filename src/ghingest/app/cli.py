@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
@@ -19,6 +19,9 @@ from ghingest.app.logs import configure_logging
 from ghingest.app.settings import ConfigError, Settings, load_settings
 from ghingest.core.time import parse_iso
 from ghingest.ports import ReprocessSelection
+
+if TYPE_CHECKING:
+    from ghingest.app.runtime import Runtime
 
 app = typer.Typer(
     help="ghingest: receive, verify, record and process GitHub webhook deliveries.",
@@ -48,39 +51,50 @@ def _upgrade(settings: Settings) -> None:
     migrate.upgrade(settings.database_url)
 
 
+def _runtime(settings: Settings, *, run_worker: bool, migrate: bool) -> Runtime:
+    """Build the runtime (an invalid route file or users file is a configuration error) and migrate."""
+    from ghingest.app.runtime import Runtime
+
+    try:
+        runtime = Runtime.build(settings, run_worker=run_worker)
+    except ConfigError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    if migrate:
+        _upgrade(settings)
+    return runtime
+
+
+def _listen(application: Any, settings: Settings, **options: Any) -> None:
+    """Serve `application` with uvicorn on the configured address: no access log (one line per delivery is
+    written by the worker), lifespan on (it starts and stops the runtime)."""
+    import uvicorn
+
+    uvicorn.run(
+        application,
+        host=settings.host,
+        port=settings.port,
+        access_log=False,
+        log_level="warning",
+        lifespan="on",
+        **options,
+    )
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on [env GHINGEST_HOST].")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on [env GHINGEST_PORT].")] = None,
     migrate: Annotated[bool, typer.Option(help="Apply schema migrations before starting.")] = True,
 ) -> None:
-    """Run receiver, worker and read API in one process (the embedded profile)."""
-    import uvicorn
-
+    """Run receiver, worker, forwarder, read API and dashboard in one process (the embedded profile)."""
     from ghingest.app.asgi import Application
     from ghingest.app.banner import first_start_banner
-    from ghingest.app.runtime import Runtime
 
     settings = _settings(host=host, port=port)
-    try:
-        runtime = Runtime.build(settings)
-    except ConfigError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
-    if migrate:
-        _upgrade(settings)
+    runtime = _runtime(settings, run_worker=True, migrate=migrate)
     first_start_banner(console, runtime)
-    uvicorn.run(
-        Application(runtime),
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level="warning",
-        lifespan="on",
-        timeout_graceful_shutdown=10,
-    )
+    _listen(Application(runtime), settings, loop="uvloop", http="httptools", timeout_graceful_shutdown=10)
 
 
 @app.command()
@@ -215,32 +229,14 @@ def dashboard(
     migrate: Annotated[bool, typer.Option(help="Apply schema migrations before starting.")] = True,
 ) -> None:
     """Run only the dashboard and the read API (no receiver, no worker): the scale-out profile's web tier."""
-    import uvicorn
-
     from ghingest.app.asgi import create_api
     from ghingest.app.banner import sign_in_hint
-    from ghingest.app.runtime import Runtime
 
     settings = _settings(host=host, port=port)
-    try:
-        runtime = Runtime.build(settings, run_worker=False)
-    except ConfigError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
-    if migrate:
-        _upgrade(settings)
+    runtime = _runtime(settings, run_worker=False, migrate=migrate)
     sign_in_hint(console, runtime)
-    uvicorn.run(
-        create_api(runtime),
-        host=settings.host,
-        port=settings.port,
-        access_log=False,
-        log_level="warning",
-        lifespan="on",
-        # With SSO the direct peer must be the proxy: never replace it with X-Forwarded-For.
-        proxy_headers=settings.sso_header is None,
-        timeout_graceful_shutdown=3,
-    )
+    # With SSO the direct peer must be the proxy: never replace it with X-Forwarded-For.
+    _listen(create_api(runtime), settings, proxy_headers=settings.sso_header is None, timeout_graceful_shutdown=3)
 
 
 @users_app.command("hash")
