@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ghingest.adapters.sqlite.database import SqliteDatabase
-from ghingest.ports import ChangeFeed, Inbox, Store
+from ghingest.ports import ChangeFeed, ForwardQueue, Inbox, Store
 
 
 @dataclass
@@ -18,6 +18,7 @@ class Backend:
     inbox: Inbox
     store: Store
     feed: ChangeFeed
+    forwards: ForwardQueue
     database: SqliteDatabase
 
 
@@ -26,7 +27,7 @@ def _sqlite(tmp_path: Path) -> Iterator[Backend]:
     database.upgrade()
     database.start()
     try:
-        yield Backend("sqlite", database.inbox, database.store, database.feed, database)
+        yield Backend("sqlite", database.inbox, database.store, database.feed, database.forwards, database)
     finally:
         database.close()
 

@@ -5,47 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
-from ghingest.adapters.sqlite.database import SqliteDatabase
 from ghingest.app.samples import release_payload
 from ghingest.core.delivery import ContentKind, IncomingDelivery
 from ghingest.core.forward_states import ForwardStatus
 from ghingest.core.processing import process
 from ghingest.core.routing import ForwardTarget
-from ghingest.ports import AttemptResult, ForwardQueue, Inbox, Outcome, ReplaySelection, Store
-
-
-@dataclass
-class Backend:
-    name: str
-    inbox: Inbox
-    store: Store
-    forwards: ForwardQueue
-
-
-def _sqlite(tmp_path: Path) -> Iterator[Backend]:
-    database = SqliteDatabase(f"sqlite:///{tmp_path / 'forwards.db'}")
-    database.upgrade()
-    database.start()
-    try:
-        yield Backend("sqlite", database.inbox, database.store, database.forwards)
-    finally:
-        database.close()
-
-
-BACKENDS = {"sqlite": _sqlite}
-
-
-@pytest.fixture(params=sorted(BACKENDS))
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    yield from BACKENDS[request.param](tmp_path)
+from ghingest.ports import AttemptResult, Outcome, ReplaySelection
+from tests.contract.conftest import Backend
 
 
 def run(coro: Any) -> Any:
