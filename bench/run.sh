@@ -132,6 +132,13 @@ for i in $(seq 1 "$PROC_RUNS"); do
   cat "$WORK/processing-$i.json"; echo
 done
 
+# --- Issue 4: forwarding (before the read side: the 1 GB seed's write-back would disturb its latency) ---------
+if [[ -f bench/forward_bench.py ]]; then
+  echo "== forwarding: bench/forward_bench.py"
+  timeout 300 "$PY" bench/forward_bench.py 2>&1 | tee "$WORK/forward.txt" || echo "forward_bench failed ($?)" \
+    | tee -a "$WORK/forward.txt"
+fi
+
 # --- Issue 3: read side on a seeded store ----------------------------------------------------------------------
 if [[ ${BENCH_SKIP_READ:-0} != 1 ]]; then
   SEED_DB="$WORK/seeded.db"
@@ -145,13 +152,6 @@ if [[ ${BENCH_SKIP_READ:-0} != 1 ]]; then
   nice -n "$NICE" taskset -c "$LOAD_CPUS" "$PY" bench/read_bench.py --base "http://127.0.0.1:$PORT" --token "$TOKEN" \
     --db "$SEED_DB" --repeat "$READ_REPEAT" --pages "$READ_PAGES" --out "$WORK/read.json"
   stop_server
-fi
-
-# --- Issue 4: forwarding (its own script, when it exists) ------------------------------------------------------
-if [[ -f bench/forward_bench.py ]]; then
-  echo "== forwarding: bench/forward_bench.py"
-  timeout 300 "$PY" bench/forward_bench.py 2>&1 | tee "$WORK/forward.txt" || echo "forward_bench failed ($?)" \
-    | tee -a "$WORK/forward.txt"
 fi
 
 echo "loadavg_after=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$WORK/meta.txt"
