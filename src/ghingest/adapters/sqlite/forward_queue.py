@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from sqlalchemy.engine import Connection
 
+from ghingest.adapters.sqlite._where import Where
 from ghingest.adapters.sqlite.notifier import Notifier
 from ghingest.adapters.sqlite.reader import SqliteReader
 from ghingest.adapters.sqlite.writer import SqliteWriter
@@ -344,34 +345,21 @@ def _record_attempt(conn: sqlite3.Connection, r: AttemptResult) -> None:
 
 def _replay_query(s: ReplaySelection) -> tuple[str, list[Any]]:
     """The (delivery seq, destination, route) pairs to replay; every value a bound parameter."""
-    filters: list[str] = []
-    params: list[Any] = []
-    if s.delivery_id is not None:
-        filters.append("d.delivery_id = ?")
-        params.append(s.delivery_id)
-    if s.event is not None:
-        filters.append("d.event = ?")
-        params.append(s.event)
-    if s.repository is not None:
-        filters.append("lower(e.repository) GLOB lower(?)")
-        params.append(s.repository)
-    if s.since is not None:
-        filters.append("d.received_at >= ?")
-        params.append(s.since)
-    if s.until is not None:
-        filters.append("d.received_at < ?")
-        params.append(s.until)
-    job_filters: list[str] = []
-    job_params: list[Any] = []
-    if s.destination is not None:
-        job_filters.append("j.destination = ?")
-        job_params.append(s.destination)
-    if s.dead_only:
-        job_filters.append("j.status = 'dead'")
+    deliveries = Where()
+    deliveries.add("d.delivery_id = ?", s.delivery_id)
+    deliveries.add("d.event = ?", s.event)
+    deliveries.add("lower(e.repository) GLOB lower(?)", s.repository)
+    deliveries.add("d.received_at >= ?", s.since)
+    deliveries.add("d.received_at < ?", s.until)
+    params = deliveries.params
+    jobs = Where()
+    jobs.add("j.destination = ?", s.destination)
+    jobs.when(s.dead_only, "j.status = 'dead'")
+    job_filters, job_params = jobs.clauses, jobs.params
     if s.job_ids:
         job_filters.append(f"j.id IN ({', '.join('?' * len(s.job_ids))})")
         job_params.extend(s.job_ids)
-    where = " AND ".join(filters) or "1 = 1"
+    where = deliveries.sql()
     if s.to is None:
         latest = (
             "j.generation = (SELECT max(k.generation) FROM forward_jobs k"
@@ -380,7 +368,7 @@ def _replay_query(s: ReplaySelection) -> tuple[str, list[Any]]:
         sql = (
             "SELECT j.delivery_seq, j.destination, j.route FROM forward_jobs j"  # noqa: S608 - fixed clauses
             " JOIN deliveries d ON d.seq = j.delivery_seq LEFT JOIN events e ON e.seq = j.delivery_seq"
-            f" WHERE {latest} AND {where} AND {' AND '.join(job_filters) or '1 = 1'}"
+            f" WHERE {latest} AND {where} AND {jobs.sql()}"
             " ORDER BY j.delivery_seq, j.destination"
         )
         return sql, params + job_params

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from ghingest.adapters.sql import queries
+from ghingest.adapters.sqlite._where import Where
 from ghingest.adapters.sqlite.forward_queue import insert_forward_jobs
 from ghingest.adapters.sqlite.notifier import Notifier
 from ghingest.adapters.sqlite.reader import SqliteReader
@@ -85,18 +86,11 @@ class SqliteStore:
             self._forwards.notify()
 
     async def mark_for_reprocess(self, selection: ReprocessSelection) -> int:
-        clauses: list[str] = ["1 = 1"]
-        params: list[str | float] = []
-        if selection.delivery_id is not None:
-            clauses.append("d.delivery_id = ?")
-            params.append(selection.delivery_id)
-        if selection.since is not None:
-            clauses.append("d.received_at >= ?")
-            params.append(selection.since)
-        if selection.failed_only:
-            clauses.append("s.status = 'failed'")
-        # Fixed clauses only; every value is a bound parameter.
-        sql = _REPROCESS + " AND ".join(clauses) + ")"
+        where = Where()
+        where.add("d.delivery_id = ?", selection.delivery_id)
+        where.add("d.received_at >= ?", selection.since)
+        where.when(selection.failed_only, "s.status = 'failed'")
+        sql, params = _REPROCESS + where.sql() + ")", where.params
         count: int = await self._writer.run(lambda conn: conn.execute(sql, params).rowcount)
         return count
 
