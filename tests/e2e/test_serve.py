@@ -69,16 +69,20 @@ def test_logs_carry_one_line_per_delivery_and_never_a_secret_or_a_body(serve: Se
     assert httpx.post(f"{serve.url}/webhooks/github", content=request.body, headers=request.headers).status_code == 202
     bad = signed(body, delivery_id="log-2", secret="a-wrong-secret-value")
     assert httpx.post(f"{serve.url}/webhooks/github", content=bad.body, headers=bad.headers).status_code == 401
-    wait_until(lambda: '"delivery_id": "log-1"' in serve.output())
+    wait_until(lambda: any(line.get("delivery_id") == "log-1" for line in _json_lines(serve.output())))
     serve.stop()
     output = serve.output()
-    lines = [orjson.loads(line) for line in output.splitlines() if line.startswith("{")]
+    lines = _json_lines(output)
     processed = [line for line in lines if line.get("delivery_id") == "log-1"]
     assert len(processed) == 1
     assert {"github_event", "action", "outcome", "latency_ms"} <= set(processed[0])
     assert any(line.get("outcome") == "invalid_signature" for line in lines)
     for forbidden in (marker, SECRET, TOKEN, "a-wrong-secret-value"):
         assert forbidden not in output
+
+
+def _json_lines(output: str) -> list[dict[str, object]]:
+    return [orjson.loads(line) for line in output.splitlines() if line.startswith("{")]
 
 
 def test_first_start_generates_and_prints_credentials_once(tmp_path: Path) -> None:

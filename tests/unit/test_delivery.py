@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ghingest.core.delivery import ContentKind, IncomingDelivery, accept, check_head, parse_payload
+from ghingest.core.delivery import ContentKind, IncomingDelivery, accept, check_head, check_payload, parse_payload
 from ghingest.core.errors import (
     InvalidPayload,
     InvalidSignature,
@@ -98,11 +98,37 @@ def test_signature_is_checked_before_the_payload() -> None:
         receive(headers(body), body)
 
 
-@pytest.mark.parametrize("body", [b"[]", b"1", b'"text"', b"null", b"{", b"\xff\xfe"])
+@pytest.mark.parametrize(
+    "body",
+    [b"[]", b"1", b'"text"', b"null", b"{", b"\xff\xfe", b'{"a": "\xff"}', b'{"a": [1,]}', b'{"a": 1} x',
+     b'{"a": ' + b"[" * 5000 + b"]" * 5000 + b"}", b'{"a": "\\ud800"}', b"\xef\xbb\xbf{}"],
+)  # fmt: skip
 def test_a_body_that_is_not_a_json_object_is_400(body: bytes) -> None:
     with pytest.raises(InvalidPayload) as caught:
         receive(headers(body), body)
     assert caught.value.status == 400
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=20,
+)  # fmt: skip
+
+
+@settings(max_examples=300)
+@given(document=json_values, cut=st.integers(min_value=0, max_value=200))
+def test_the_receivers_check_agrees_with_the_processors_parser(document: object, cut: int) -> None:
+    """Whatever the receiver accepts, the processor can parse; whatever it refuses, the processor would too."""
+    for body in (orjson.dumps(document), orjson.dumps(document)[:cut]):
+        try:
+            parse_payload(ContentKind.JSON, body)
+        except InvalidPayload:
+            with pytest.raises(InvalidPayload):
+                check_payload(ContentKind.JSON, body)
+        else:
+            check_payload(ContentKind.JSON, body)
 
 
 @pytest.mark.parametrize("form", [b"other=1", b"payload=%5B%5D", b"\xff=\xff"])

@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import parse_qs
 
+import msgspec
 import orjson
 
 from ghingest.core import signature
@@ -124,6 +125,32 @@ def parse_payload(kind: ContentKind, body: bytes) -> dict[str, Any]:
     return document
 
 
+# Checks a whole JSON document whose top level is an object without building it: each member's value is parsed
+# and kept as raw bytes (`msgspec.Raw`). About 3.5 µs for an 8 KB payload, against ~10 µs for `orjson.loads`
+# plus freeing the hundreds of objects it builds, all on the event loop that acknowledges deliveries; at
+# saturation the receiver answered ~20 % more deliveries per second with this check (ADR 0007, addendum 3).
+_JSON_OBJECT = msgspec.json.Decoder(dict[str, msgspec.Raw])
+
+
+def check_payload(kind: ContentKind, body: bytes) -> None:
+    """Raise `InvalidPayload` unless the body carries a JSON object (the receiver's check; `parse_payload` is
+    the processor's)."""
+    document = payload_bytes(kind, body)
+    if not document.isascii():  # the raw values are not decoded: check the encoding of the whole document
+        try:
+            document.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidPayload("payload is not valid JSON: it is not UTF-8") from exc
+    try:
+        _JSON_OBJECT.decode(document)
+    except msgspec.ValidationError as exc:
+        raise InvalidPayload("payload must be a JSON object") from exc
+    except msgspec.DecodeError as exc:
+        raise InvalidPayload("payload is not valid JSON") from exc
+    except RecursionError as exc:
+        raise InvalidPayload("payload is not valid JSON: it is nested too deeply") from exc
+
+
 def accept(
     head: RequestHead,
     headers: Mapping[str, str],
@@ -143,7 +170,7 @@ def accept(
         secrets=secrets,
         allow_sha1=allow_sha1,
     )
-    parse_payload(head.content_kind, body)
+    check_payload(head.content_kind, body)
     return IncomingDelivery(
         delivery_id=head.delivery_id,
         event=head.event,

@@ -4,7 +4,7 @@ Appends come first. Receiver and worker share one process, one GIL and one write
 deliveries every claim and every recorded batch slows the acknowledgements that GitHub waits for (it gives up
 after 10 s). While more than `APPEND_PRESSURE` appends wait for their commit on average (over ~0.1 s), `claim`
 waits in steps for the flood to pass, but never more than `MAX_CLAIM_DEFER` seconds, so processing still advances
-by at least a batch per step; the inbox absorbs the burst and the worker catches up afterwards
+by at least a batch every two seconds; the inbox absorbs the burst and the worker catches up afterwards
 (docs/adr/0007-ingest-and-processing-throughput.md).
 """
 
@@ -44,7 +44,7 @@ _CLAIMED = (
     " FROM deliveries WHERE seq IN (SELECT value FROM json_each(?))"
 )
 APPEND_PRESSURE = 32.0  # appends waiting for their commit, on average, above which claims wait
-MAX_CLAIM_DEFER = 0.25  # seconds a claim waits at most
+MAX_CLAIM_DEFER = 2.0  # seconds a claim waits at most
 _WINDOW = 0.1  # seconds: time constant of that average
 
 

@@ -6,9 +6,9 @@ a whole batch, which makes power-loss durability cheap at high request rates. A 
 its savepoint alone; a commit that fails fails every job of the batch, and none of them is acknowledged.
 
 Rows appended with `insert_if_new` (the inbox's appends) are merged: all such rows of one statement that wait
-in a batch go to SQLite as one multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING key`. Each statement the
-writer runs gives the GIL away and must win it back from the busy event loop, so one statement per batch instead
-of one per row is what lets the writer keep up (docs/adr/0007-ingest-and-processing-throughput.md).
+in a batch go to SQLite as one look-up of their keys and one multi-row `INSERT` of the new ones. Each statement
+(and each row a statement returns) gives the GIL away, and the writer must win it back from the busy event loop,
+so a batch's appends cost two statements whatever their number (docs/adr/0007-ingest-and-processing-throughput.md).
 
 The writer also checkpoints the WAL, itself, between two batches: every `checkpoint_interval` seconds when its
 queue is empty, and at the latest after four intervals under sustained load, and when it has been idle that
@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import queue
 import sqlite3
 import sys
@@ -53,17 +54,57 @@ class InsertIfNew:
     columns: tuple[str, ...]
     key: str
 
-    def sql(self, rows: int) -> str:
-        values = "(" + ", ".join("?" * len(self.columns)) + ")"
-        return (
-            f"INSERT INTO {self.table} ({', '.join(self.columns)}) VALUES {', '.join([values] * rows)}"  # noqa: S608
-            f" ON CONFLICT ({self.key}) DO NOTHING RETURNING {self.key}"
-        )
+    def one(self, conn: sqlite3.Connection, row: tuple[Any, ...]) -> bool:
+        """Insert one row unless its key exists; whether it was inserted."""
+        return conn.execute(_one_sql(self), row).fetchone() is not None
+
+    def many(self, conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> list[bool]:
+        """Insert the rows whose keys are new, in two statements; per row, whether it was inserted.
+
+        Only the writer writes, inside `BEGIN IMMEDIATE`, so nothing can store a key between the look-up and the
+        insert. (Two statements whatever the number of rows: `RETURNING` would hand each row back in a step of
+        its own, and every step gives the GIL away and must win it back from the busy event loop.)
+        """
+        key_index = self.columns.index(self.key)
+        keys = list(dict.fromkeys(row[key_index] for row in rows))
+        seen = {key for (key,) in conn.execute(_existing_sql(self, len(keys)), keys).fetchall()}
+        inserted: list[bool] = []
+        fresh: list[Any] = []
+        for row in rows:
+            key = row[key_index]
+            new = key not in seen  # a key stored before, or repeated in this batch, is not inserted again
+            if new:
+                seen.add(key)
+                fresh.extend(row)
+            inserted.append(new)
+        if fresh:
+            conn.execute(_many_sql(self, len(fresh) // len(self.columns)), fresh)
+        return inserted
+
+
+@functools.lru_cache(maxsize=64)
+def _one_sql(insert: InsertIfNew) -> str:
+    values = "(" + ", ".join("?" * len(insert.columns)) + ")"
+    return (
+        f"INSERT INTO {insert.table} ({', '.join(insert.columns)}) VALUES {values}"  # noqa: S608
+        f" ON CONFLICT ({insert.key}) DO NOTHING RETURNING {insert.key}"
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _many_sql(insert: InsertIfNew, rows: int) -> str:
+    values = "(" + ", ".join("?" * len(insert.columns)) + ")"
+    return f"INSERT INTO {insert.table} ({', '.join(insert.columns)}) VALUES {', '.join([values] * rows)}"  # noqa: S608
+
+
+@functools.lru_cache(maxsize=1024)
+def _existing_sql(insert: InsertIfNew, keys: int) -> str:
+    return f"SELECT {insert.key} FROM {insert.table} WHERE {insert.key} IN ({', '.join('?' * keys)})"  # noqa: S608
 
 
 @dataclass(slots=True)
 class _Job:
-    work: Work
+    work: Work | None  # None for a row of an `InsertIfNew`
     savepoint: bool
     future: asyncio.Future[Any] | concurrent.futures.Future[Any]
     loop: asyncio.AbstractEventLoop | None
@@ -137,14 +178,9 @@ class SqliteWriter:
         """Insert `row` unless its key exists, in the next group commit; True once durable, False if it existed."""
         if len(row) != len(insert.columns):
             raise ValueError(f"{insert.table}: {len(insert.columns)} values expected, not {len(row)}")
-        single = insert.sql(1)
-
-        def one(conn: sqlite3.Connection) -> bool:
-            return conn.execute(single, row).fetchone() is not None
-
         loop = asyncio.get_running_loop()
         future: asyncio.Future[bool] = loop.create_future()
-        self._enqueue(_Job(one, False, future, loop, insert, row))
+        self._enqueue(_Job(None, False, future, loop, insert, row))
         return await future
 
     def run_sync(self, work: Callable[[sqlite3.Connection], T], *, savepoint: bool = True) -> T:
@@ -232,6 +268,14 @@ class SqliteWriter:
 
     @staticmethod
     def _run_job(conn: sqlite3.Connection, job: _Job) -> tuple[_Job, Any, BaseException | None]:
+        if job.work is None:
+            assert job.insert is not None
+            try:
+                return job, job.insert.one(conn, job.row), None
+            except sqlite3.OperationalError:
+                raise
+            except Exception as exc:  # the statement was rolled back alone; report to its caller
+                return job, None, exc
         if not job.savepoint:
             try:
                 return job, job.work(conn), None
@@ -258,19 +302,12 @@ class SqliteWriter:
         if len(jobs) == 1:
             return [cls._run_job(conn, jobs[0])]
         try:
-            params = [value for job in jobs for value in job.row]
-            inserted = {key for (key,) in conn.execute(insert.sql(len(jobs)), params).fetchall()}
+            inserted = insert.many(conn, [job.row for job in jobs])
         except sqlite3.OperationalError:
             raise
         except sqlite3.Error:  # one bad row: SQLite rolled the statement back; run the rows alone, so only it fails
             return [cls._run_job(conn, job) for job in jobs]
-        results: list[tuple[_Job, Any, BaseException | None]] = []
-        key_index = insert.columns.index(insert.key)
-        for job in jobs:
-            key = job.row[key_index]
-            results.append((job, key in inserted, None))
-            inserted.discard(key)  # a second row with the same key in this batch was not inserted
-        return results
+        return [(job, new, None) for job, new in zip(jobs, inserted, strict=True)]
 
     @staticmethod
     def _resolve(results: Sequence[tuple[_Job, Any, BaseException | None]]) -> None:
