@@ -37,11 +37,13 @@ _UPSERT_EVENT = (
     " installation_id = excluded.installation_id, hook_id = excluded.hook_id, status = excluded.status,"
     " error = excluded.error, processed_at = excluded.processed_at"
 )
-_UPSERT_RELEASE_CHANGE = (
+_INSERT_RELEASE_CHANGE = (
     "INSERT INTO release_changes (delivery_id, release_id, action, order_ts, order_seq, received_at, content)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (delivery_id) DO UPDATE SET release_id = excluded.release_id,"
-    " action = excluded.action, order_ts = excluded.order_ts, order_seq = excluded.order_seq,"
-    " content = excluded.content"
+    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (delivery_id) DO NOTHING"
+)
+_REPLACE_RELEASE_CHANGE = (
+    "UPDATE release_changes SET release_id = ?, action = ?, order_ts = ?, order_seq = ?, content = ?"
+    " WHERE delivery_id = ?"
 )
 _UPSERT_RELEASE = (
     "INSERT INTO releases (id, repository, tag, name, author_login, author_avatar_url, draft, prerelease,"
@@ -247,15 +249,14 @@ def _apply_release_change(conn: sqlite3.Connection, change: ReleaseChange, now: 
         change.received_at,
         content,
     )
-    existing = conn.execute("SELECT 1 FROM release_changes WHERE delivery_id = ?", (change.delivery_id,)).fetchone()
-    conn.execute(_UPSERT_RELEASE_CHANGE, row)
-    if existing is None:
+    if conn.execute(_INSERT_RELEASE_CHANGE, row).rowcount == 1:  # a change not seen before
         current = conn.execute(_SELECT_RELEASE, (change.release_id,)).fetchone()
         if current is None:
             _write_release(conn, fold(None, change), first_seen_at=change.received_at, now=now)
             return True
         record = fold(_record_of(current), change)
         return _update_release(conn, current, record, first_seen_at=min(current[-1], change.received_at), now=now)
+    conn.execute(_REPLACE_RELEASE_CHANGE, (*row[1:5], content, change.delivery_id))
     stored = conn.execute(_SELECT_CHANGES, (change.release_id,)).fetchall()
     changes = [queries.release_change_of(dict(zip(_CHANGE_COLUMNS, r, strict=True))) for r in stored]
     changes.sort(key=lambda c: (c.order, c.delivery_id))
