@@ -1,6 +1,7 @@
 -- wrk script: POST signed release payloads, each request with a unique X-GitHub-Delivery.
 -- The bodies file (from bench/prep.py) holds "<signature> <body>" lines; the delivery id is not signed.
--- Environment: BENCH_BODIES (path), BENCH_RUN (a run tag, so that ids are unique across runs).
+-- Environment: BENCH_BODIES (path), BENCH_RUN (a run tag, so that ids are unique across runs),
+-- BENCH_CLOSE=1 (send `Connection: close`: wrk then opens a new TCP connection per request, as GitHub does).
 
 local threads = {}
 local next_id = 1
@@ -34,6 +35,9 @@ function init(args)
     ["X-GitHub-Hook-Installation-Target-ID"] = "186853002",
     ["X-GitHub-Hook-Installation-Target-Type"] = "repository",
   }
+  if os.getenv("BENCH_CLOSE") == "1" then
+    headers["Connection"] = "close"
+  end
 end
 
 function request()

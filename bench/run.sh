@@ -112,6 +112,11 @@ for i in $(seq 1 "$SAT_RUNS"); do
     | tee "$WORK/wrk-$i.txt" | grep -E "Requests/sec|WRK_RESULT"
   wait_drained "$DB" 90  # the worker catches up before the next run
 done
+echo "== ingest: a new TCP connection per request (Connection: close), as GitHub's sender does"
+BENCH_BODIES="$WORK/bodies.txt" BENCH_RUN="nc$(date +%s)" BENCH_CLOSE=1 nice -n "$NICE" taskset -c "$LOAD_CPUS" \
+  wrk -t1 -c"$SAT_CONNECTIONS" -d"${SAT_SECONDS}s" --timeout 10s -s bench/post.lua "http://127.0.0.1:$PORT/webhooks/github" \
+  | tee "$WORK/wrk-close.txt" | grep -E "Requests/sec|WRK_RESULT"
+wait_drained "$DB" 90
 echo "== ingest: open loop at 500 req/s for ${FIXED_SECONDS}s (ack and end-to-end latency)"
 nice -n "$NICE" taskset -c "$LOAD_CPUS" "$PY" bench/openloop.py --port "$PORT" --bodies "$WORK/bodies.txt" --rate 500 \
   --duration "$FIXED_SECONDS" --db "$DB" --run "ol$(date +%s)" --out "$WORK/fixed500.json" >/dev/null

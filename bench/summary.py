@@ -10,13 +10,17 @@ from pathlib import Path
 from typing import Any
 
 
-def wrk_runs(work: Path) -> list[dict[str, float]]:
+def wrk_runs(work: Path, pattern: str = "wrk-[0-9]*.txt") -> list[dict[str, float]]:
     runs = []
-    for path in sorted(work.glob("wrk-*.txt")):
+    for path in sorted(work.glob(pattern)):
         match = re.search(r"WRK_RESULT (.*)", path.read_text())
         if match:
             runs.append({k: float(v) for k, v in (item.split("=") for item in match.group(1).split())})
     return runs
+
+
+def acks_per_s(run: dict[str, float]) -> float:
+    return (run["requests"] - run["errors_status"] - run["errors_timeout"]) / (run["duration_us"] / 1e6)
 
 
 def load(path: Path) -> Any:
@@ -47,7 +51,7 @@ def main() -> None:
 
     runs = wrk_runs(work)
     if runs:
-        acks = [(r["requests"] - r["errors_status"] - r["errors_timeout"]) / (r["duration_us"] / 1e6) for r in runs]
+        acks = [acks_per_s(r) for r in runs]
         median_run = sorted(runs, key=lambda r: r["requests"])[len(runs) // 2]
         errors = sum(r["errors_status"] + r["errors_timeout"] + r["errors_read"] + r["errors_connect"] for r in runs)
         out.append(
@@ -71,6 +75,15 @@ def main() -> None:
         n = int(stored.split("=")[1])
         acked = sum(r["requests"] - r["errors_status"] - r["errors_timeout"] for r in runs)
         out.append(row("  rows stored for those runs (>= acks: durable)", f"{n:,} vs {acked:,.0f} acks"))
+    for close in wrk_runs(work, "wrk-close.txt"):
+        out.append(
+            row(
+                "acks/s, a new connection per request (p50 / p99)",
+                f"{acks_per_s(close):,.0f}/s ({close['p50_us'] / 1000:.1f} / {close['p99_us'] / 1000:.1f} ms)",
+            )
+        )
+        errors_close = close["errors_status"] + close["errors_timeout"] + close["errors_connect"] + close["errors_read"]
+        out.append(row("  non-2xx, timeouts, socket errors", f"{errors_close:.0f}"))
     fixed = load(work / "fixed500.json")
     if fixed:
         out.append(
