@@ -41,12 +41,6 @@ delivery_states = sa.Table(
     sa.Column("processed_at", sa.Float),
     sa.Column("error", sa.Text),
 )
-sa.Index(
-    "ix_delivery_states_pending",
-    delivery_states.c.seq,
-    sqlite_where=delivery_states.c.status == "received",
-    postgresql_where=delivery_states.c.status == "received",
-)
 sa.Index("ix_delivery_states_status_seq", delivery_states.c.status, delivery_states.c.seq)
 
 events = sa.Table(
