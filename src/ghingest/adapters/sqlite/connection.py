@@ -21,8 +21,8 @@ def path_from_url(url: str) -> Path:
 def connect(path: Path, *, synchronous: Synchronous = "FULL", writer: bool = False) -> sqlite3.Connection:
     """A connection in autocommit mode (transactions are begun explicitly).
 
-    The writer connection turns automatic checkpoints off: a background checkpointer runs them, so that no
-    commit waits for one (see ../shared/PERFORMANCE.md, docs/adr/0002-group-commit.md).
+    The writer connection turns automatic checkpoints off: a checkpointer on a connection of its own runs them
+    beside the commits, so that no commit waits for one (see `ghingest.adapters.sqlite.writer`, ADR 0002).
     """
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
     _enter_wal(conn)
