@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from fastapi.responses import JSONResponse
 
 from ghingest.app.api_models import Delivery, ErrorDocument, Event, EventPage, Release, ReleasePage
 from ghingest.app.auth import require_reader
-from ghingest.app.runtime import Runtime
+from ghingest.app.runtime import Runtime, runtime_of
 from ghingest.core.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from ghingest.core.time import parse_iso
 from ghingest.ports import EventQuery, ReleaseQuery
@@ -24,11 +24,6 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorDocument, "des
 
 api = APIRouter(prefix="/api", dependencies=[Depends(require_reader)], responses=UNAUTHORIZED, tags=["read API"])
 health = APIRouter(tags=["operations"])
-
-
-def runtime_of(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
 
 
 RuntimeDep = Annotated[Runtime, Depends(runtime_of)]

@@ -7,6 +7,8 @@ import contextlib
 import signal
 from dataclasses import dataclass, field
 
+from starlette.requests import HTTPConnection
+
 from ghingest.adapters.sqlite.database import SqliteDatabase
 from ghingest.app.credentials import Credential, api_tokens, webhook_secrets
 from ghingest.app.forwarder import Forwarder
@@ -87,3 +89,9 @@ class Runtime:
                 await asyncio.wait_for(task, timeout=10)
         self._tasks.clear()
         self.database.close()
+
+
+def runtime_of(connection: HTTPConnection) -> Runtime:
+    """The runtime the application serves (set on `app.state` when the application is built)."""
+    runtime: Runtime = connection.app.state.runtime
+    return runtime

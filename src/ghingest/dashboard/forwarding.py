@@ -13,9 +13,9 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from ghingest.app.forward_api import destination_states
-from ghingest.app.runtime import Runtime
+from ghingest.app.runtime import runtime_of
 from ghingest.dashboard.security import CheckedPost, CurrentUser
-from ghingest.dashboard.templating import NavItem, Renderer
+from ghingest.dashboard.templating import NavItem, renderer_of
 from ghingest.ports import ForwardView, ReplaySelection
 
 router = APIRouter(include_in_schema=False)
@@ -23,24 +23,14 @@ NAV = NavItem("Forwarding", "/forwarding", ("/forwarding",))
 PAGE_SIZE = 50
 
 
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
-def _renderer(request: Request) -> Renderer:
-    renderer: Renderer = request.app.state.dashboard_renderer
-    return renderer
-
-
 async def forwards_of(request: Request, delivery_id: str) -> list[ForwardView]:
     """A delivery's forwards with their attempts, for its page."""
-    return list(await _runtime(request).database.forwards.forwards_of(delivery_id))
+    return list(await runtime_of(request).database.forwards.forwards_of(delivery_id))
 
 
 @router.get("/forwarding")
 async def destinations_page(request: Request, _user: CurrentUser) -> Response:
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     states = destination_states(runtime, list(await runtime.database.forwards.stats()))
     routes = runtime.routes
     context = {
@@ -49,14 +39,14 @@ async def destinations_page(request: Request, _user: CurrentUser) -> Response:
         "routes_file": str(routes.path) if routes is not None and routes.path is not None else None,
         "routes_error": routes.last_error if routes is not None else None,
     }
-    return _renderer(request).page(request, "forwarding.html", context)
+    return renderer_of(request).page(request, "forwarding.html", context)
 
 
 @router.get("/forwarding/dead-letters")
 async def dead_letters_page(
     request: Request, _user: CurrentUser, destination: str | None = None, before: int | None = None
 ) -> Response:
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     views = await runtime.database.forwards.dead_letters(
         destination=destination or None, before_id=before, limit=PAGE_SIZE + 1
     )
@@ -68,7 +58,7 @@ async def dead_letters_page(
         "next_before": items[-1].id if len(views) > PAGE_SIZE else None,
         "retried": request.query_params.get("retried"),
     }
-    return _renderer(request).page(request, "dead_letters.html", context)
+    return renderer_of(request).page(request, "dead_letters.html", context)
 
 
 @router.post("/forwarding/dead-letters/retry")
@@ -86,7 +76,7 @@ async def retry_dead_letters(
         if not job_id:
             return RedirectResponse("/forwarding/dead-letters?retried=0", status_code=303)
         selection = ReplaySelection(dead_only=True, job_ids=tuple(job_id))
-    count = await _runtime(request).database.forwards.replay(selection)
+    count = await runtime_of(request).database.forwards.replay(selection)
     query = f"retried={count}" + (f"&destination={destination}" if destination and scope == "all" else "")
     return RedirectResponse(f"/forwarding/dead-letters?{query}", status_code=303)
 
@@ -96,7 +86,7 @@ async def forward_again(
     request: Request, _user: CheckedPost, delivery_id: str, to: Annotated[str | None, Form()] = None
 ) -> Response:
     """Replay one delivery to the destinations it went to, or to a chosen configured destination."""
-    runtime = _runtime(request)
+    runtime = runtime_of(request)
     target = to or None
     if target is not None and target not in runtime.route_table().destinations:
         target = None

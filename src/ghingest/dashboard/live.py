@@ -21,7 +21,7 @@ from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import StreamingResponse
 
 from ghingest.app.auth import Principal
-from ghingest.app.runtime import Runtime
+from ghingest.app.runtime import runtime_of
 from ghingest.dashboard.security import signed_in_or_401
 from ghingest.ports import ChangeFeed
 
@@ -77,7 +77,7 @@ async def live(
     after: str | None = None,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
-    runtime: Runtime = request.app.state.runtime
+    runtime = runtime_of(request)
     return StreamingResponse(
         stream(runtime.database.feed, _resume_point(last_event_id, after)),
         media_type="text/event-stream",

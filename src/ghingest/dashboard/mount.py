@@ -2,7 +2,7 @@
 
 Adding a page (e.g. forwarding's destinations): write an `APIRouter(include_in_schema=False)` whose routes take
 `CurrentUser` (pages) or `CheckedPost` (state-changing forms) from `ghingest.dashboard.security`, render with
-`request.app.state.dashboard_renderer.page(request, "yours.html", context)` where `yours.html` extends
+`renderer_of(request).page(request, "yours.html", context)` (`ghingest.dashboard.templating`) where `yours.html` extends
 `base.html` (blocks `title`, `content`), and pass the router and a `NavItem` to `mount_dashboard`.
 """
 

@@ -14,7 +14,7 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from ghingest.app.runtime import Runtime
+from ghingest.app.runtime import runtime_of
 from ghingest.core.delivery import ContentKind, payload_bytes
 from ghingest.core.errors import GhingestError
 from ghingest.core.events import EVENTS_WITH_ACTION
@@ -22,7 +22,7 @@ from ghingest.core.pagination import InvalidCursor
 from ghingest.core.releases import ReleaseState
 from ghingest.dashboard import charts
 from ghingest.dashboard.security import CheckedPost, CurrentUser, safe_next
-from ghingest.dashboard.templating import Renderer, pretty_payload
+from ghingest.dashboard.templating import pretty_payload, renderer_of
 from ghingest.ports import EventQuery, ReleaseQuery, ReprocessSelection
 
 router = APIRouter(include_in_schema=False)
@@ -30,16 +30,6 @@ PAGE_SIZE = 50
 MAX_RAW_PAYLOADS = 20
 CHART_TTL_SECONDS = 15.0
 EVENT_NAMES = sorted({*EVENTS_WITH_ACTION, "create", "delete", "fork", "gollum", "ping", "public", "push", "status"})
-
-
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
-
-
-def _renderer(request: Request) -> Renderer:
-    renderer: Renderer = request.app.state.dashboard_renderer
-    return renderer
 
 
 def _text(value: str | None, limit: int = 200) -> str:
@@ -68,7 +58,7 @@ async def _chart(request: Request, repository: str | None) -> charts.Chart | Non
     cache: ChartCache = request.app.state.dashboard_chart_cache
     if repository is None and cache.chart is not None and time.monotonic() - cache.at < CHART_TTL_SECONDS:
         return cache.chart
-    store = _runtime(request).database.store
+    store = runtime_of(request).database.store
     first = charts.window_start(await store.newest_release_at(repository=repository))
     chart = None
     if first is not None:
@@ -80,11 +70,11 @@ async def _chart(request: Request, repository: str | None) -> charts.Chart | Non
 
 
 async def _live_seq(request: Request) -> int:
-    return await _runtime(request).database.feed.latest_seq()
+    return await runtime_of(request).database.feed.latest_seq()
 
 
 def _bad_cursor(request: Request) -> Response:
-    return _renderer(request).page(
+    return renderer_of(request).page(
         request,
         "error.html",
         {"title": "Invalid page link", "message": "That page link is not valid."},
@@ -126,7 +116,7 @@ async def releases_page(
         limit=PAGE_SIZE,
     )
     try:
-        page = await _runtime(request).database.store.list_releases(query)
+        page = await runtime_of(request).database.store.list_releases(query)
     except InvalidCursor:
         return _bad_cursor(request)
     context = {
@@ -139,15 +129,15 @@ async def releases_page(
         "chart": await _chart(request, None) if not cursor else None,
         "live_seq": await _live_seq(request),
     }
-    return _renderer(request).page(request, "releases.html", context)
+    return renderer_of(request).page(request, "releases.html", context)
 
 
 @router.get("/releases/{release_id}")
 async def release_page(request: Request, _user: CurrentUser, release_id: int) -> Response:
-    store = _runtime(request).database.store
+    store = runtime_of(request).database.store
     view = await store.get_release(release_id)
     if view is None:
-        return _renderer(request).page(
+        return renderer_of(request).page(
             request, "error.html", {"title": "Not found", "message": f"No release {release_id}."}, status_code=404
         )
     deliveries = {}
@@ -156,7 +146,7 @@ async def release_page(request: Request, _user: CurrentUser, release_id: int) ->
         if delivery is not None:
             deliveries[entry.delivery_id] = pretty_payload(delivery.content_kind, delivery.body)
     context = {"release": view, "payloads": deliveries, "live_seq": await _live_seq(request)}
-    return _renderer(request).page(request, "release.html", context)
+    return renderer_of(request).page(request, "release.html", context)
 
 
 @router.get("/repos/{owner}/{name}")
@@ -166,7 +156,7 @@ async def repository_page(
     repository = f"{owner}/{name}"
     query = ReleaseQuery(repository=repository, cursor=cursor or None, limit=PAGE_SIZE)
     try:
-        page = await _runtime(request).database.store.list_releases(query)
+        page = await runtime_of(request).database.store.list_releases(query)
     except InvalidCursor:
         return _bad_cursor(request)
     context = {
@@ -176,7 +166,7 @@ async def repository_page(
         "chart": await _chart(request, repository) if not cursor else None,
         "live_seq": await _live_seq(request),
     }
-    return _renderer(request).page(request, "repository.html", context)
+    return renderer_of(request).page(request, "repository.html", context)
 
 
 @router.get("/events")
@@ -204,7 +194,7 @@ async def events_page(
         limit=PAGE_SIZE,
     )
     try:
-        page = await _runtime(request).database.store.list_events(query)
+        page = await runtime_of(request).database.store.list_events(query)
     except InvalidCursor:
         return _bad_cursor(request)
     context = {
@@ -215,7 +205,7 @@ async def events_page(
         "event_names": EVENT_NAMES,
         "live_seq": await _live_seq(request),
     }
-    return _renderer(request).page(request, "events.html", context)
+    return renderer_of(request).page(request, "events.html", context)
 
 
 def _release_id_of(kind: str, body: bytes) -> int | None:
@@ -230,9 +220,9 @@ def _release_id_of(kind: str, body: bytes) -> int | None:
 
 @router.get("/deliveries/{delivery_id}")
 async def delivery_page(request: Request, _user: CurrentUser, delivery_id: str) -> Response:
-    view = await _runtime(request).database.store.get_delivery(delivery_id)
+    view = await runtime_of(request).database.store.get_delivery(delivery_id)
     if view is None:
-        return _renderer(request).page(
+        return renderer_of(request).page(
             request, "error.html", {"title": "Not found", "message": "No such delivery."}, status_code=404
         )
     context = {
@@ -240,12 +230,12 @@ async def delivery_page(request: Request, _user: CurrentUser, delivery_id: str) 
         "payload": pretty_payload(view.content_kind, view.body),
         "release_id": _release_id_of(view.content_kind, view.body) if view.event == "release" else None,
         "reprocessed": request.query_params.get("reprocessed") == "1",
-        "forwards": list(await _runtime(request).database.forwards.forwards_of(delivery_id)),
-        "forward_destinations": sorted(_runtime(request).route_table().destinations),
+        "forwards": list(await runtime_of(request).database.forwards.forwards_of(delivery_id)),
+        "forward_destinations": sorted(runtime_of(request).route_table().destinations),
         "forwarded_again": request.query_params.get("forwarded"),
         "live_seq": await _live_seq(request),
     }
-    return _renderer(request).page(request, "delivery.html", context)
+    return renderer_of(request).page(request, "delivery.html", context)
 
 
 @router.post("/deliveries/{delivery_id}/reprocess")
@@ -253,7 +243,7 @@ async def reprocess(request: Request, _user: CheckedPost, delivery_id: str) -> R
     form = await request.form()
     back = form.get("next")
     # The worker (in this process or another) picks the delivery up at its next poll.
-    await _runtime(request).database.store.mark_for_reprocess(ReprocessSelection(delivery_id=delivery_id))
+    await runtime_of(request).database.store.mark_for_reprocess(ReprocessSelection(delivery_id=delivery_id))
     target = safe_next(back if isinstance(back, str) else None)
     if target == "/":
         target = f"/deliveries/{delivery_id}?reprocessed=1"
@@ -262,5 +252,5 @@ async def reprocess(request: Request, _user: CheckedPost, delivery_id: str) -> R
 
 @router.get("/ui/repositories")
 async def repositories(request: Request, _user: CurrentUser, q: str = "") -> Response:
-    names = await _runtime(request).database.store.list_repositories(_text(q), limit=20)
+    names = await runtime_of(request).database.store.list_repositories(_text(q), limit=20)
     return JSONResponse(list(names), headers={"Cache-Control": "no-store"})

@@ -9,16 +9,17 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from ghingest.dashboard.security import CheckedPost, gate_of, safe_next
+from ghingest.dashboard.templating import renderer_of
 
 router = APIRouter(include_in_schema=False)
 
 
 def _form(request: Request, *, next_url: str, error: str | None = None, status_code: int = 200) -> Response:
     gate = gate_of(request)
-    renderer = request.app.state.dashboard_renderer
+    renderer = renderer_of(request)
     if gate.from_session(request) is not None and error is None:
         return RedirectResponse(next_url, status_code=303)
-    return renderer.page(  # type: ignore[no-any-return]
+    return renderer.page(
         request,
         "login.html",
         {

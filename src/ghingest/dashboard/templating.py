@@ -169,3 +169,9 @@ class Renderer:
             {"request": request, "principal": principal, "nav": self.nav, "current_nav": current, **context}
         )
         return HTMLResponse(html, status_code=status_code, headers=dict(SECURITY_HEADERS))
+
+
+def renderer_of(request: Request) -> Renderer:
+    """The dashboard's renderer (set on `app.state` when the dashboard is mounted)."""
+    renderer: Renderer = request.app.state.dashboard_renderer
+    return renderer
