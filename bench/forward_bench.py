@@ -32,6 +32,7 @@ import orjson
 
 from ghingest.app.samples import release_payload
 from ghingest.app.sender import hookshot_request
+from stats import percentile
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "bench-forward-secret-0123"
@@ -44,14 +45,6 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-def percentile(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, round(p / 100 * len(ordered) + 0.5) - 1))
-    return ordered[rank]
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes], limit: float = 30.0) -> None:

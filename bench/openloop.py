@@ -20,13 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-
-def percentile(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, round(p / 100 * len(ordered) + 0.5) - 1))
-    return ordered[rank]
+from stats import percentile
 
 
 def load_bodies(path: Path) -> list[tuple[str, bytes]]:

@@ -20,13 +20,9 @@ from urllib.parse import quote
 
 import httpx
 
+from stats import percentile
+
 SEARCH_WORDS = ("crash", "memory leak", "webhook retry", "arm64", "security", "dashboard export", "pars", "docker")
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, round(p / 100 * len(ordered) + 0.5) - 1))
-    return ordered[rank]
 
 
 class Bench:
