@@ -16,7 +16,6 @@ from ghingest.core.forward_states import ForwardStatus
 from ghingest.core.pagination import Page
 from ghingest.core.processing import Processed, StoredDelivery
 from ghingest.core.releases import ReleaseRecord
-from ghingest.core.routing import ForwardTarget
 from ghingest.core.states import DeliveryStatus
 
 
@@ -29,7 +28,19 @@ class Outcome:
     error: str | None = None
     retry_at: float | None = None  # with `error`: when to try again; None with `error` means failed for good
     fallback_event: EventRecord | None = None  # with a final error: the best event record that could be made
-    forwards: tuple[ForwardTarget, ...] = ()  # with `processed`: forward jobs created in the same transaction
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """A hook's delivery of a delivery id that was already recorded (another hook subscribed to the same event,
+    or a redelivery): answered as a duplicate, counted here."""
+
+    hook_id: str | None
+    first_at: float
+    last_at: float
+    count: int
+    same_body: bool  # every such delivery's body was byte-for-byte the recorded one's
+    secret_index: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +57,8 @@ class DeliveryView:
     processed_at: float | None
     attempts: int
     error: str | None
+    hook_id: str | None = None  # X-GitHub-Hook-ID of the recorded delivery, as sent
+    sightings: tuple[Sighting, ...] = ()  # other hooks' (and redeliveries') deliveries of the same id
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,8 +115,12 @@ class Inbox(Protocol):
         Raises `StoreUnavailable` when it cannot commit."""
         ...
 
-    async def claim(self, *, limit: int, lease_seconds: float) -> Sequence[StoredDelivery]:
-        """Take up to `limit` deliveries that are due, hidden from other claimers for `lease_seconds`."""
+    async def claim(
+        self, *, limit: int, lease_seconds: float, max_bytes: int | None = None
+    ) -> Sequence[StoredDelivery]:
+        """Take up to `limit` deliveries that are due, oldest first, hidden from other claimers for `lease_seconds`.
+        With `max_bytes`, stop after the delivery whose body takes the batch past that many bytes (a batch always
+        holds at least one delivery when one is due)."""
         ...
 
     async def wait_for_work(self, timeout: float) -> None:

@@ -4,6 +4,7 @@ retries, dead letters, stats and replays. Every backend runs these unchanged."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 from ghingest.app.samples import release_payload
 from ghingest.core.delivery import ContentKind, IncomingDelivery
 from ghingest.core.forward_states import ForwardStatus
-from ghingest.core.processing import process
+from ghingest.core.processing import Processed, StoredDelivery, process
 from ghingest.core.routing import ForwardTarget
 from ghingest.ports import AttemptResult, Outcome, ReplaySelection
 from tests.contract.conftest import Backend
@@ -21,6 +22,11 @@ from tests.contract.conftest import Backend
 
 def run(coro: Any) -> Any:
     return asyncio.run(coro)
+
+
+def routed_as(delivery: StoredDelivery, targets: list[ForwardTarget]) -> Processed:
+    """The delivery processed, with `targets` as its forwards (whatever a route table would say)."""
+    return dataclasses.replace(process(delivery), forwards=tuple(targets))
 
 
 async def ingest(backend: Backend, routed: dict[str, list[ForwardTarget]], *, event: str = "release") -> None:
@@ -38,7 +44,7 @@ async def ingest(backend: Backend, routed: dict[str, list[ForwardTarget]], *, ev
         )
         await backend.inbox.append(delivery, received_at=time.time())
     while claimed := await backend.inbox.claim(limit=50, lease_seconds=60):
-        outcomes = [Outcome(delivery=d, processed=process(d), forwards=tuple(routed[d.delivery_id])) for d in claimed]
+        outcomes = [Outcome(delivery=d, processed=routed_as(d, routed[d.delivery_id])) for d in claimed]
         await backend.store.record_outcomes(outcomes, now=time.time())
 
 
@@ -85,7 +91,7 @@ def test_reprocessing_does_not_duplicate_jobs(backend: Backend) -> None:
 
         assert await backend.store.mark_for_reprocess(ReprocessSelection(delivery_id="d1")) == 1
         while claimed := await backend.inbox.claim(limit=50, lease_seconds=60):
-            outcomes = [Outcome(delivery=d, processed=process(d), forwards=(CI,)) for d in claimed]
+            outcomes = [Outcome(delivery=d, processed=routed_as(d, [CI])) for d in claimed]
             await backend.store.record_outcomes(outcomes, now=time.time())
         assert len(await backend.forwards.forwards_of("d1")) == 1
 

@@ -16,6 +16,7 @@ from ghingest.app.worker import Worker
 from ghingest.core.delivery import ContentKind, IncomingDelivery
 from ghingest.core.processing import Processed, StoredDelivery, process
 from ghingest.core.retry import RetryPolicy
+from ghingest.core.routing import RouteMatcher
 from ghingest.core.states import DeliveryStatus
 
 
@@ -34,13 +35,13 @@ def incoming(delivery_id: str, release_id: int) -> IncomingDelivery:
 def test_transient_errors_are_retried_and_a_poisoned_delivery_fails_without_blocking_others(tmp_path: Path) -> None:
     calls: Counter[str] = Counter()
 
-    def flaky(delivery: StoredDelivery) -> Processed:
+    def flaky(delivery: StoredDelivery, routes: RouteMatcher) -> Processed:
         calls[delivery.delivery_id] += 1
         if delivery.delivery_id == "always-broken":
             raise RuntimeError("parser bug")
         if delivery.delivery_id == "flaky" and calls["flaky"] < 3:
             raise ConnectionError("transient")
-        return process(delivery)
+        return process(delivery, routes)
 
     database = SqliteDatabase(f"sqlite:///{tmp_path / 'w.db'}")
     database.upgrade()

@@ -7,7 +7,7 @@ import base64
 from pydantic import BaseModel, Field
 
 from ghingest.core.time import iso
-from ghingest.ports import DeliveryView, EventView, ReleaseView
+from ghingest.ports import DeliveryView, EventView, ReleaseView, Sighting
 
 
 class ErrorDocument(BaseModel):
@@ -89,6 +89,10 @@ class Event(BaseModel):
     hook_id: int | None
     status: str = Field(description="processed | failed")
     error: str | None
+    shape_warning: str | None = Field(
+        default=None,
+        description="How the payload does not fit GitHub's published schema of its event (still processed).",
+    )
     received_at: str | None
     processed_at: str | None
 
@@ -106,6 +110,7 @@ class Event(BaseModel):
             hook_id=r.hook_id,
             status=view.status.value,
             error=view.error,
+            shape_warning=r.shape_warning,
             received_at=iso(view.received_at),
             processed_at=iso(view.processed_at),
         )
@@ -114,6 +119,26 @@ class Event(BaseModel):
 class EventPage(BaseModel):
     items: list[Event]
     next_cursor: str | None
+
+
+class DeliverySighting(BaseModel):
+    hook_id: str | None = Field(description="X-GitHub-Hook-ID of the hook that delivered the id again.")
+    first_at: str | None
+    last_at: str | None
+    count: int
+    same_body: bool = Field(description="Every such delivery's body was byte-for-byte the recorded one's.")
+    secret_index: int
+
+    @classmethod
+    def of(cls, sighting: Sighting) -> DeliverySighting:
+        return cls(
+            hook_id=sighting.hook_id,
+            first_at=iso(sighting.first_at),
+            last_at=iso(sighting.last_at),
+            count=sighting.count,
+            same_body=sighting.same_body,
+            secret_index=sighting.secret_index,
+        )
 
 
 class Delivery(BaseModel):
@@ -125,6 +150,12 @@ class Delivery(BaseModel):
     attempts: int
     error: str | None
     secret_index: int = Field(description="Which configured webhook secret verified the signature (0-based).")
+    hook_id: str | None = Field(default=None, description="X-GitHub-Hook-ID of the recorded delivery.")
+    sightings: list[DeliverySighting] = Field(
+        default_factory=list,
+        description="Other hooks (or redeliveries) that delivered this delivery id after it was recorded; GitHub"
+        " gives every hook subscribed to an event the same id. Answered as duplicates, counted here.",
+    )
     content_type: str
     headers: dict[str, str]
     body: str | None = Field(default=None, description="The exact body (only with ?raw=1).")
@@ -147,6 +178,8 @@ class Delivery(BaseModel):
             attempts=view.attempts,
             error=view.error,
             secret_index=view.secret_index,
+            hook_id=view.hook_id,
+            sightings=[DeliverySighting.of(s) for s in view.sightings],
             content_type=view.content_kind,
             headers=dict(view.headers),
             body=body,

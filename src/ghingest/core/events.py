@@ -1,8 +1,13 @@
 """Normalise a delivery's payload into an `EventRecord`, and check that the payload fits the claimed event.
 
-`X-GitHub-Event` is not covered by the signature, so the processor does not trust it blindly: an event GitHub
-always sends with an `action` must have one, and a `release` must carry a `release` object with an `id`.
-Unknown event types are kept as they are: GitHub adds events, and none is ever dropped.
+`X-GitHub-Event` is not covered by the signature, so the processor does not trust it blindly. What an event's
+payload must look like comes from GitHub's published webhook schemas (`core.github_events`, generated): an event
+GitHub always sends with an `action` should carry one. Only where ghingest interprets a payload (`release`, which
+becomes a release record) does a mismatch fail the delivery (`check_interpreted`); anywhere else it is recorded
+as the event's `shape_warning`, and the event is still processed and forwarded (`shape_warning`). Unknown event
+types are kept as they are: GitHub adds events, and none is ever dropped.
+
+Every field is extracted defensively: a missing, oddly typed or out-of-range value becomes None, never an error.
 """
 
 from __future__ import annotations
@@ -12,25 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from ghingest.core.errors import PayloadMismatch
+from ghingest.core.github_events import ACTIONS, EVENTS, EVENTS_WITH_ACTION
+from ghingest.core.numbers import ascii_uint64, int64
 
-# Events whose payloads always carry an `action` (GitHub's webhook events and payloads reference).
-EVENTS_WITH_ACTION: frozenset[str] = frozenset(
-    {
-        "branch_protection_configuration", "branch_protection_rule", "check_run", "check_suite",
-        "code_scanning_alert", "commit_comment", "custom_property", "custom_property_values",
-        "dependabot_alert", "deploy_key", "deployment", "deployment_protection_rule", "deployment_review",
-        "deployment_status", "discussion", "discussion_comment", "github_app_authorization", "installation",
-        "installation_repositories", "installation_target", "issue_comment", "issues", "label",
-        "marketplace_purchase", "member", "membership", "merge_group", "meta", "milestone", "org_block",
-        "organization", "package", "personal_access_token_request", "project", "project_card",
-        "project_column", "projects_v2", "projects_v2_item", "pull_request", "pull_request_review",
-        "pull_request_review_comment", "pull_request_review_thread", "registry_package", "release",
-        "repository", "repository_advisory", "repository_dispatch", "repository_ruleset",
-        "repository_vulnerability_alert", "secret_scanning_alert", "secret_scanning_alert_location",
-        "security_advisory", "security_and_analysis", "sponsorship", "star", "sub_issues", "team",
-        "team_add", "watch", "workflow_job", "workflow_run",
-    }
-)  # fmt: skip
+# Objects GitHub's payloads carry under these keys whenever the key is present.
+_OBJECT_KEYS = ("repository", "organization", "sender", "installation")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +34,7 @@ class EventRecord:
     sender: str | None
     installation_id: int | None
     hook_id: int | None
+    shape_warning: str | None = None  # how the payload does not fit its event's published schema, if it does not
 
 
 def _text(obj: Any, key: str) -> str | None:
@@ -54,27 +46,32 @@ def _text(obj: Any, key: str) -> str | None:
 
 
 def _integer(obj: Any, key: str) -> int | None:
-    if isinstance(obj, Mapping):
-        value = obj.get(key)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    return None
+    return int64(obj.get(key)) if isinstance(obj, Mapping) else None
 
 
 def _hook_id(value: str | None, payload: Mapping[str, Any]) -> int | None:
-    if value is not None and value.isdigit():
-        return int(value)
-    return _integer(payload, "hook_id")
+    from_header = ascii_uint64(value)
+    return from_header if from_header is not None else _integer(payload, "hook_id")
 
 
-def check_shape(event: str, payload: Mapping[str, Any]) -> None:
-    """Raise `PayloadMismatch` when the payload cannot be a `event` payload."""
+def shape_warning(event: str, payload: Mapping[str, Any]) -> str | None:
+    """How the payload does not fit what GitHub documents for `event` (None when it fits as far as is checked)."""
     if event in EVENTS_WITH_ACTION and not isinstance(payload.get("action"), str):
-        raise PayloadMismatch(f"a {event!r} payload must have a string 'action'")
+        return f"a {event!r} payload should carry a string 'action'"
+    for key in _OBJECT_KEYS:
+        if key in payload and payload[key] is not None and not isinstance(payload[key], Mapping):
+            return f"{key!r} should be an object"
+    return None
+
+
+def check_interpreted(event: str, payload: Mapping[str, Any]) -> None:
+    """Raise `PayloadMismatch` when an event that ghingest interprets cannot be interpreted from this payload."""
     if event == "release":
+        if not isinstance(payload.get("action"), str):
+            raise PayloadMismatch("a 'release' payload must have a string 'action'")
         release = payload.get("release")
         if not isinstance(release, Mapping) or _integer(release, "id") is None:
-            raise PayloadMismatch("a 'release' payload must have a 'release' object with an integer 'id'")
+            raise PayloadMismatch("a 'release' payload must have a 'release' object with a 64-bit integer 'id'")
 
 
 def event_record(
@@ -90,4 +87,21 @@ def event_record(
         sender=_text(payload.get("sender"), "login"),
         installation_id=_integer(payload.get("installation"), "id"),
         hook_id=_hook_id(hook_id_header, payload),
+        shape_warning=shape_warning(event, payload),
     )
+
+
+OTHER = "other"
+
+
+def event_label(event: str) -> str:
+    """`event` for metrics and logs when GitHub documents it, else `other`: the header is not signed, and every
+    distinct value would make a metric series of its own."""
+    return event if event in EVENTS else OTHER
+
+
+def action_label(event: str, action: str | None) -> str | None:
+    """`action` for logs when GitHub documents it for `event`, else `other`: logs never carry payload text."""
+    if action is None:
+        return None
+    return action if action in ACTIONS.get(event, ()) else OTHER

@@ -1,14 +1,26 @@
-"""The processor: a pure function from a recorded delivery to what the store must hold for it."""
+"""The processor: a pure function from a recorded delivery to what the store must hold for it.
+
+`process` parses the payload, checks it against the claimed event, extracts the event record and (for `release`)
+the release change, and matches the forwarding routes. `attempt` wraps it so that it never raises: every delivery
+comes out as `Processed` or `Unprocessable`, whatever it contains, so the caller can always record an outcome.
+Both are plain functions of plain values: the worker runs them inline for small deliveries and in a worker process
+for large ones (`ghingest.app.offload`), where nothing but the small result travels back.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ghingest.core.delivery import ContentKind, parse_payload
-from ghingest.core.events import EventRecord, check_shape, event_record
+from ghingest.core.errors import InvalidPayload, PayloadMismatch
+from ghingest.core.events import EventRecord, check_interpreted, event_record
 from ghingest.core.releases import ReleaseChange, release_change
+from ghingest.core.routing import EMPTY_MATCHER, ForwardTarget, RouteMatcher
+
+PERMANENT_ERRORS = (InvalidPayload, PayloadMismatch)
+MAX_ERROR_CHARS = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,17 +41,31 @@ class StoredDelivery:
 
 @dataclass(frozen=True, slots=True)
 class Processed:
-    delivery: StoredDelivery
+    """What a delivery that could be processed comes to."""
+
     event: EventRecord
     release: ReleaseChange | None
-    payload: Mapping[str, Any]
+    forwards: tuple[ForwardTarget, ...] = ()  # forward jobs to create with the outcome (the outbox)
 
 
-def process(delivery: StoredDelivery) -> Processed:
+@dataclass(frozen=True, slots=True)
+class Unprocessable:
+    """Processing raised. `permanent`: it can never succeed (the payload is invalid or does not fit its event);
+    otherwise it may be a transient fault or a bug, worth retrying."""
+
+    error: str
+    permanent: bool
+    fallback_event: EventRecord  # the best event record that could be made, to record with a final failure
+
+
+Processor = Callable[[StoredDelivery, RouteMatcher], Processed]
+
+
+def process(delivery: StoredDelivery, routes: RouteMatcher = EMPTY_MATCHER) -> Processed:
     """Parse and normalise one delivery. Raises `InvalidPayload` or `PayloadMismatch` for a delivery that can
-    never be processed; any other exception is a bug or a transient fault and is retried."""
+    never be processed; any other exception is a bug or a transient fault."""
     payload = parse_payload(delivery.content_kind, delivery.body)
-    check_shape(delivery.event, payload)
+    check_interpreted(delivery.event, payload)
     event = event_record(
         delivery_id=delivery.delivery_id,
         event=delivery.event,
@@ -54,18 +80,63 @@ def process(delivery: StoredDelivery) -> Processed:
             received_at=delivery.received_at,
             payload=payload,
         )
-    return Processed(delivery=delivery, event=event, release=release, payload=payload)
+    forwards = routes.match(event=event.event, action=event.action, repository=event.repository, payload=payload)
+    return Processed(event=event, release=release, forwards=forwards)
+
+
+def attempt(
+    delivery: StoredDelivery, routes: RouteMatcher = EMPTY_MATCHER, processor: Processor = process
+) -> Processed | Unprocessable:
+    """`processor(delivery, routes)`, or what went wrong: never raises (but for `BaseException`s such as
+    `KeyboardInterrupt`)."""
+    try:
+        return processor(delivery, routes)
+    except PERMANENT_ERRORS as exc:
+        return Unprocessable(describe(exc), permanent=True, fallback_event=tolerant_event_record(delivery))
+    except Exception as exc:
+        return Unprocessable(describe(exc), permanent=False, fallback_event=tolerant_event_record(delivery))
+
+
+def describe(exc: BaseException) -> str:
+    """An error for the store (shown on the delivery's page): the exception's class and message, bounded."""
+    return f"{exc.__class__.__name__}: {exc}"[:MAX_ERROR_CHARS]
+
+
+_OWN_ERRORS = tuple(f"{cls.__name__}: " for cls in PERMANENT_ERRORS)
+
+
+def loggable_error(error: str | None) -> str | None:
+    """An error for the logs, which never carry payload text: ghingest's own messages whole (they name fields,
+    never values), any other exception by its class alone (its message may quote the payload)."""
+    if error is None or error.startswith(_OWN_ERRORS):
+        return error
+    head, sep, _ = error.partition(": ")
+    return head if sep else error[:100]
 
 
 def tolerant_event_record(delivery: StoredDelivery) -> EventRecord:
-    """The best event record that can be made for a delivery that failed processing."""
+    """The best event record that can be made for a delivery that failed processing (never raises)."""
     try:
         payload: Mapping[str, Any] = parse_payload(delivery.content_kind, delivery.body)
+        return event_record(
+            delivery_id=delivery.delivery_id,
+            event=delivery.event,
+            hook_id_header=delivery.hook_id,
+            payload=payload,
+        )
     except Exception:
-        payload = {}
-    return event_record(
+        return bare_event_record(delivery)
+
+
+def bare_event_record(delivery: StoredDelivery) -> EventRecord:
+    """An event record that takes nothing from the payload: what is recorded when nothing else can be."""
+    return EventRecord(
         delivery_id=delivery.delivery_id,
         event=delivery.event,
-        hook_id_header=delivery.hook_id,
-        payload=payload,
+        action=None,
+        repository=None,
+        organization=None,
+        sender=None,
+        installation_id=None,
+        hook_id=None,
     )

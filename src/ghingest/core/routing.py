@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import jinja2
@@ -102,13 +102,12 @@ class ForwardTarget:
 
 
 @dataclass(frozen=True, slots=True)
-class RouteTable:
-    destinations: Mapping[str, Destination] = field(default_factory=dict)
-    routes: tuple[Route, ...] = ()
-    routes_by_name: Mapping[str, Route] = field(init=False, repr=False, compare=False)
+class RouteMatcher:
+    """What matching needs of a route table, and nothing it cannot send to another process: no templates, no
+    destination secrets (`RouteTable.matcher`)."""
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "routes_by_name", {route.name: route for route in self.routes})
+    routes: tuple[Route, ...] = ()
+    destinations: frozenset[str] = frozenset()
 
     def match(
         self, *, event: str, action: str | None, repository: str | None, payload: Mapping[str, Any]
@@ -122,6 +121,28 @@ class RouteTable:
                 if name not in targets and name in self.destinations:
                     targets[name] = ForwardTarget(destination=name, route=route.name)
         return tuple(targets.values())
+
+
+EMPTY_MATCHER = RouteMatcher()
+
+
+@dataclass(frozen=True, slots=True)
+class RouteTable:
+    destinations: Mapping[str, Destination] = field(default_factory=dict)
+    routes: tuple[Route, ...] = ()
+    routes_by_name: Mapping[str, Route] = field(init=False, repr=False, compare=False)
+    matcher: RouteMatcher = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "routes_by_name", {route.name: route for route in self.routes})
+        matching = tuple(replace(route, template=None) for route in self.routes)
+        object.__setattr__(self, "matcher", RouteMatcher(matching, frozenset(self.destinations)))
+
+    def match(
+        self, *, event: str, action: str | None, repository: str | None, payload: Mapping[str, Any]
+    ) -> tuple[ForwardTarget, ...]:
+        """The destinations this event goes to, each once (the first route that names a destination wins)."""
+        return self.matcher.match(event=event, action=action, repository=repository, payload=payload)
 
 
 EMPTY_TABLE = RouteTable()

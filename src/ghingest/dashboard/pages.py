@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from ghingest.app.runtime import runtime_of
 from ghingest.core.delivery import ContentKind, payload_bytes
 from ghingest.core.errors import GhingestError
-from ghingest.core.events import EVENTS_WITH_ACTION
+from ghingest.core.github_events import ACTIONS, EVENTS
 from ghingest.core.pagination import InvalidCursor
 from ghingest.core.releases import ReleaseState
 from ghingest.dashboard import charts
@@ -29,7 +29,14 @@ router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50
 MAX_RAW_PAYLOADS = 20
 CHART_TTL_SECONDS = 15.0
-EVENT_NAMES = sorted({*EVENTS_WITH_ACTION, "create", "delete", "fork", "gollum", "ping", "public", "push", "status"})
+EVENT_NAMES = sorted(EVENTS)  # GitHub's published vocabulary (core.github_events, generated)
+
+
+def action_names(event: str) -> list[str]:
+    """The actions the action picker offers: the selected event's, else every documented action."""
+    if event in ACTIONS:
+        return list(ACTIONS[event])
+    return sorted({action for actions in ACTIONS.values() for action in actions})
 
 
 def _text(value: str | None, limit: int = 200) -> str:
@@ -203,6 +210,7 @@ async def events_page(
         "page": page,
         "cursor": cursor or "",
         "event_names": EVENT_NAMES,
+        "action_names": action_names(filters["event"]),
         "live_seq": await _live_seq(request),
     }
     return renderer_of(request).page(request, "events.html", context)

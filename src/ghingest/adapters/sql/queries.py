@@ -9,7 +9,14 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Row
 
-from ghingest.adapters.sql.schema import deliveries, delivery_states, events, release_changes, releases
+from ghingest.adapters.sql.schema import (
+    deliveries,
+    delivery_sightings,
+    delivery_states,
+    events,
+    release_changes,
+    releases,
+)
 from ghingest.core.events import EventRecord
 from ghingest.core.pagination import MAX_PAGE_SIZE, decode_cursor, encode_cursor
 from ghingest.core.releases import (
@@ -21,7 +28,7 @@ from ghingest.core.releases import (
     ReleaseState,
 )
 from ghingest.core.states import DeliveryStatus
-from ghingest.ports import DeliveryView, EventQuery, EventView, ReleaseQuery, ReleaseView
+from ghingest.ports import DeliveryView, EventQuery, EventView, ReleaseQuery, ReleaseView, Sighting
 
 
 def page_size(limit: int) -> int:
@@ -30,13 +37,33 @@ def page_size(limit: int) -> int:
 
 def select_delivery(delivery_id: str) -> sa.Select[Any]:
     return (
-        sa.select(deliveries, *(c for c in delivery_states.c if c.name != "seq"))
+        sa.select(deliveries, *(c for c in delivery_states.c if c.name not in ("seq", "size")))
         .join(delivery_states, delivery_states.c.seq == deliveries.c.seq)
         .where(deliveries.c.delivery_id == delivery_id)
     )
 
 
-def delivery_view(row: Row[Any]) -> DeliveryView:
+def select_sightings(delivery_id: str) -> sa.Select[Any]:
+    return (
+        sa.select(delivery_sightings)
+        .where(delivery_sightings.c.delivery_id == delivery_id)
+        .order_by(delivery_sightings.c.first_at)
+    )
+
+
+def sighting(row: Row[Any]) -> Sighting:
+    m = row._mapping
+    return Sighting(
+        hook_id=m["hook_id"] or None,
+        first_at=m["first_at"],
+        last_at=m["last_at"],
+        count=m["count"],
+        same_body=bool(m["same_body"]),
+        secret_index=m["secret_index"],
+    )
+
+
+def delivery_view(row: Row[Any], sightings: Sequence[Sighting] = ()) -> DeliveryView:
     m = row._mapping
     return DeliveryView(
         seq=m["seq"],
@@ -51,6 +78,8 @@ def delivery_view(row: Row[Any]) -> DeliveryView:
         processed_at=m["processed_at"],
         attempts=m["attempts"],
         error=m["error"],
+        hook_id=m["hook_id"],
+        sightings=tuple(sightings),
     )
 
 
@@ -83,6 +112,7 @@ def event_view(row: Row[Any]) -> EventView:
             sender=m["sender"],
             installation_id=m["installation_id"],
             hook_id=m["hook_id"],
+            shape_warning=m["shape_warning"],
         ),
         status=DeliveryStatus(m["status"]),
         received_at=m["received_at"],

@@ -40,6 +40,7 @@ delivery_states = sa.Table(
     sa.Column("lease_until", sa.Float, nullable=False, server_default="0"),
     sa.Column("processed_at", sa.Float),
     sa.Column("error", sa.Text),
+    sa.Column("size", sa.Integer, nullable=False, server_default="0"),  # the body's bytes (0008): claims by bytes
 )
 sa.Index("ix_delivery_states_status_seq", delivery_states.c.status, delivery_states.c.seq)
 
@@ -59,6 +60,7 @@ events = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("received_at", sa.Float, nullable=False),
     sa.Column("processed_at", sa.Float),
+    sa.Column("shape_warning", sa.Text),  # how the payload does not fit its event's published schema (0008)
 )
 sa.Index("ix_events_event_seq", events.c.event, events.c.seq)
 sa.Index("ix_events_repository_seq", events.c.repository, events.c.seq)
@@ -71,6 +73,20 @@ sa.Index(  # 0005: the events page filters by type and action together; partial,
     events.c.seq,
     sqlite_where=events.c.action.is_not(None),
     postgresql_where=events.c.action.is_not(None),
+)
+
+# Hooks that delivered a delivery id already recorded (0008): GitHub gives every hook subscribed to an event the
+# same X-GitHub-Delivery; the first is recorded in `deliveries`, each other (delivery id, hook id) is counted here.
+delivery_sightings = sa.Table(
+    "delivery_sightings",
+    metadata,
+    sa.Column("delivery_id", sa.Text, primary_key=True),
+    sa.Column("hook_id", sa.Text, primary_key=True),  # '' when the request named no hook
+    sa.Column("first_at", sa.Float, nullable=False),
+    sa.Column("last_at", sa.Float, nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("same_body", sa.Boolean, nullable=False),
+    sa.Column("secret_index", sa.Integer, nullable=False),
 )
 
 releases = sa.Table(

@@ -33,16 +33,28 @@ _APPEND = InsertIfNew(
     key="delivery_id",
 )
 # Claiming touches only the small `delivery_states` rows; the immutable delivery rows are read afterwards.
+# Another hook (or a redelivery) sent a delivery id already recorded (docs/adr/0008-dedupe-key.md).
+_SIGHTING = (
+    "INSERT INTO delivery_sightings (delivery_id, hook_id, first_at, last_at, count, same_body, secret_index)"
+    " VALUES (?, ?, ?, ?, 1, coalesce(? = (SELECT body FROM deliveries WHERE delivery_id = ?), 0), ?)"
+    " ON CONFLICT (delivery_id, hook_id) DO UPDATE SET last_at = excluded.last_at, count = count + 1,"
+    " same_body = same_body AND excluded.same_body, secret_index = excluded.secret_index"
+)
+# Bounded by count, and by bytes: a due delivery is taken while the bodies before it in the batch total less than
+# the budget (so the first always is, and a batch passes the budget by one body at most).
 _CLAIM = (
     "UPDATE delivery_states SET lease_until = ? WHERE seq IN ("
-    " SELECT seq FROM delivery_states WHERE status = 'received' AND next_attempt_at <= ? AND lease_until <= ?"
-    " ORDER BY seq LIMIT ?)"
+    " SELECT seq FROM (SELECT seq, size, sum(size) OVER (ORDER BY seq ROWS UNBOUNDED PRECEDING) AS total"
+    "  FROM delivery_states WHERE status = 'received' AND next_attempt_at <= ? AND lease_until <= ?"
+    "  ORDER BY seq LIMIT ?)"
+    " WHERE total - size < ?)"
     " RETURNING seq, attempts"
 )
 _CLAIMED = (
     "SELECT seq, delivery_id, event, hook_id, content_kind, headers, body, received_at, secret_index"
     " FROM deliveries WHERE seq IN (SELECT value FROM json_each(?))"
 )
+_NO_BUDGET = 2**62
 APPEND_PRESSURE = 32.0  # appends waiting for their commit, on average, above which claims wait
 MAX_CLAIM_DEFER = 2.0  # seconds a claim waits at most
 _WINDOW = 0.1  # seconds: time constant of that average
@@ -89,16 +101,23 @@ class SqliteInbox:
             self._in_flight_changes(-1)
         if stored:
             self._work.notify()
+        else:  # a delivery id already recorded: count this hook's delivery of it, durably, before answering
+            sighting = (delivery.delivery_id, delivery.hook_id or "", received_at, received_at, delivery.body,
+                        delivery.delivery_id, delivery.secret_index)  # fmt: skip
+            await self._writer.run(lambda conn: conn.execute(_SIGHTING, sighting))
         return stored
 
-    async def claim(self, *, limit: int, lease_seconds: float) -> Sequence[StoredDelivery]:
+    async def claim(
+        self, *, limit: int, lease_seconds: float, max_bytes: int | None = None
+    ) -> Sequence[StoredDelivery]:
         deadline = time.monotonic() + MAX_CLAIM_DEFER
         while self.append_load() > APPEND_PRESSURE and time.monotonic() < deadline:  # noqa: ASYNC110 - a rate, no event
             await asyncio.sleep(0.01)
         at = now()
+        budget = _NO_BUDGET if max_bytes is None else max_bytes
 
         def claim(conn: sqlite3.Connection) -> list[StoredDelivery]:
-            attempts = dict(conn.execute(_CLAIM, (at + lease_seconds, at, at, limit)).fetchall())
+            attempts = dict(conn.execute(_CLAIM, (at + lease_seconds, at, at, limit, budget)).fetchall())
             if not attempts:
                 return []
             rows = conn.execute(_CLAIMED, (orjson.dumps(list(attempts)).decode(),)).fetchall()

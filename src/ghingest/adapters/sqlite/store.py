@@ -31,11 +31,12 @@ from ghingest.ports import (
 
 _UPSERT_EVENT = (
     "INSERT INTO events (seq, delivery_id, event, action, repository, organization, sender, installation_id,"
-    " hook_id, status, error, received_at, processed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " hook_id, status, error, received_at, processed_at, shape_warning)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (seq) DO UPDATE SET event = excluded.event, action = excluded.action,"
     " repository = excluded.repository, organization = excluded.organization, sender = excluded.sender,"
     " installation_id = excluded.installation_id, hook_id = excluded.hook_id, status = excluded.status,"
-    " error = excluded.error, processed_at = excluded.processed_at"
+    " error = excluded.error, processed_at = excluded.processed_at, shape_warning = excluded.shape_warning"
 )
 _INSERT_RELEASE_CHANGE = (
     "INSERT INTO release_changes (delivery_id, release_id, action, order_ts, order_seq, received_at, content)"
@@ -84,7 +85,7 @@ class SqliteStore:
             return
         await self._writer.run(lambda conn: record_outcomes(conn, outcomes, now))
         self._changed.notify()
-        if self._forwards is not None and any(outcome.forwards for outcome in outcomes):
+        if self._forwards is not None and any(o.processed is not None and o.processed.forwards for o in outcomes):
             self._forwards.notify()
 
     async def mark_for_reprocess(self, selection: ReprocessSelection) -> int:
@@ -102,8 +103,14 @@ class SqliteStore:
         await self._reader.scalar_int("SELECT 1")
 
     async def get_delivery(self, delivery_id: str) -> DeliveryView | None:
-        rows = await self._reader.fetch_all(queries.select_delivery(delivery_id))
-        return queries.delivery_view(rows[0]) if rows else None
+        def load(conn: Any) -> DeliveryView | None:
+            row = conn.execute(queries.select_delivery(delivery_id)).first()
+            if row is None:
+                return None
+            sightings = [queries.sighting(r) for r in conn.execute(queries.select_sightings(delivery_id))]
+            return queries.delivery_view(row, sightings)
+
+        return await self._reader.run(load)
 
     async def list_events(self, query: EventQuery) -> Page[EventView]:
         rows = await self._reader.fetch_all(queries.select_events(query))
@@ -178,13 +185,13 @@ def record_outcomes(conn: sqlite3.Connection, outcomes: Sequence[Outcome], now: 
             release = outcome.processed.release
             if release is not None and _apply_release_change(conn, release, now):
                 feed.append(("release", str(release.release_id), now))
-            if outcome.forwards:
+            if outcome.processed.forwards:
                 insert_forward_jobs(
                     conn,
                     delivery_seq=delivery.seq,
                     delivery_id=delivery.delivery_id,
                     received_at=delivery.received_at,
-                    targets=outcome.forwards,
+                    targets=outcome.processed.forwards,
                     at=now,
                 )
             processed.append((now, delivery.seq))
@@ -232,6 +239,7 @@ def _event_row(
         error,
         delivery.received_at,
         now,
+        event.shape_warning,
     )
 
 
