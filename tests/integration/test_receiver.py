@@ -7,12 +7,17 @@ import sqlite3
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ghingest.app import sender
 from ghingest.core.signature import sign
 from tests.conftest import SECRET, ThreadedServer, post_webhook, release, signed, wait_until
+
+HUGE = b'{"action": "published", "release": {"id": 1, "size": 1e400}}'
+LONG = b'{"action": "published", "release": {"id": 1' + b"0" * 5000 + b"}}"
 
 
 def stored_ids(server: ThreadedServer) -> list[str]:
@@ -36,6 +41,22 @@ def test_signed_delivery_is_202_then_a_redelivery_is_200_duplicate(api: httpx.Cl
     assert again.status_code == 200
     assert again.json() == {"delivery_id": "11111111-2222-3333-4444-555555555555", "duplicate": True}
     assert stored_ids(server) == ["11111111-2222-3333-4444-555555555555"]
+
+
+def test_every_hook_that_delivers_an_id_already_recorded_is_counted(api: httpx.Client, server: ThreadedServer) -> None:
+    """GitHub gives every hook subscribed to an event the same delivery id: one record, each hook's sighting."""
+    payload = orjson.dumps(release())
+    by_repo_hook = sender.hookshot_request(payload, event="release", secret=SECRET, delivery_id="shared-1", hook_id=1)
+    by_org_hook = sender.hookshot_request(payload, event="release", secret=SECRET, delivery_id="shared-1", hook_id=2)
+    assert post_webhook(api, by_repo_hook).status_code == 202
+    assert post_webhook(api, by_org_hook).json() == {"delivery_id": "shared-1", "duplicate": True}
+    assert post_webhook(api, by_org_hook).status_code == 200
+    assert post_webhook(api, by_repo_hook).status_code == 200  # a redelivery by the first hook
+    delivery = api.get("/api/deliveries/shared-1").json()
+    assert delivery["hook_id"] == "1"
+    sightings = {s["hook_id"]: (s["count"], s["same_body"]) for s in delivery["sightings"]}
+    assert sightings == {"2": (2, True), "1": (1, True)}
+    assert stored_ids(server) == ["shared-1"]
 
 
 def test_the_whole_request_is_recorded_headers_body_and_matched_secret(api: httpx.Client) -> None:
@@ -75,8 +96,21 @@ def test_rotated_secret_is_recorded_by_index(make_settings: object) -> None:
         (lambda h, b: ({k: v for k, v in h.items() if k != "X-GitHub-Delivery"}, b), 400, "missing_header"),
         (lambda h, b: (h | {"Content-Type": "text/plain"}, b), 415, "unsupported_media_type"),
         (lambda h, b: (h | {"X-Hub-Signature-256": sign(b"[1]", SECRET.encode())}, b"[1]"), 400, "invalid_payload"),
+        (lambda h, b: (h | {"X-Hub-Signature-256": sign(HUGE, SECRET.encode())}, HUGE), 400, "invalid_payload"),
+        (lambda h, b: (h | {"X-Hub-Signature-256": sign(LONG, SECRET.encode())}, LONG), 400, "invalid_payload"),
     ],
-    ids=["tampered", "wrong-secret", "missing-signature", "truncated", "no-event", "no-delivery", "415", "array"],
+    ids=[
+        "tampered",
+        "wrong-secret",
+        "missing-signature",
+        "truncated",
+        "no-event",
+        "no-delivery",
+        "415",
+        "array",
+        "1e400",
+        "5000-digits",
+    ],
 )
 def test_bad_requests_get_a_json_error_and_store_nothing(
     api: httpx.Client, server: ThreadedServer, mutate: object, status: int, code: str

@@ -101,7 +101,8 @@ def test_signature_is_checked_before_the_payload() -> None:
 @pytest.mark.parametrize(
     "body",
     [b"[]", b"1", b'"text"', b"null", b"{", b"\xff\xfe", b'{"a": "\xff"}', b'{"a": [1,]}', b'{"a": 1} x',
-     b'{"a": ' + b"[" * 5000 + b"]" * 5000 + b"}", b'{"a": "\\ud800"}', b"\xef\xbb\xbf{}"],
+     b'{"a": ' + b"[" * 5000 + b"]" * 5000 + b"}", b'{"a": "\\ud800"}', b"\xef\xbb\xbf{}", b'{"a": 1e400}',
+     b'{"a": -1e400}', b'{"a": ' + b"9" * 5000 + b"}", b'{"a": [1, {"b": 1' + b"0" * 400 + b"}]}"],
 )  # fmt: skip
 def test_a_body_that_is_not_a_json_object_is_400(body: bytes) -> None:
     with pytest.raises(InvalidPayload) as caught:
@@ -117,11 +118,16 @@ json_values = st.recursive(
 )  # fmt: skip
 
 
+number_literals = st.sampled_from(["1e400", "-1e400", "1e308", "2e308", "9" * 5000, "9" * 400, "1" + "0" * 30,
+                                   str(2**64), str(-(2**63) - 1), "1.5", "-0", "1E+2"])  # fmt: skip
+
+
 @settings(max_examples=300)
-@given(document=json_values, cut=st.integers(min_value=0, max_value=200))
-def test_the_receivers_check_agrees_with_the_processors_parser(document: object, cut: int) -> None:
+@given(document=json_values, number=number_literals, cut=st.integers(min_value=0, max_value=200))
+def test_the_receivers_check_agrees_with_the_processors_parser(document: object, number: str, cut: int) -> None:
     """Whatever the receiver accepts, the processor can parse; whatever it refuses, the processor would too."""
-    for body in (orjson.dumps(document), orjson.dumps(document)[:cut]):
+    with_number = b'{"n": ' + number.encode() + b', "doc": ' + orjson.dumps(document) + b"}"
+    for body in (orjson.dumps(document), orjson.dumps(document)[:cut], with_number):
         try:
             parse_payload(ContentKind.JSON, body)
         except InvalidPayload:

@@ -94,6 +94,7 @@ class Application:
             metrics=runtime.metrics,
             allow_sha1=runtime.settings.allow_sha1_signatures,
             max_body_bytes=runtime.settings.max_body_bytes,
+            offload=runtime.receiver_offload,
         )
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:

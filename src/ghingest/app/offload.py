@@ -42,14 +42,14 @@ class Offload:
     def inline(self, size: int) -> bool:
         return size <= self.inline_bytes
 
-    async def run(self, size: int, fn: Callable[..., T], *args: Any) -> T:
-        """`fn(*args)`: inline when `size` (the input's bytes) is small, else in a worker process (`fn` and its
-        arguments must then be picklable: module-level functions and plain values)."""
+    async def run(self, size: int, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`fn(*args, **kwargs)`: inline when `size` (the input's bytes) is small, else in a worker process (`fn`
+        and its arguments must then be picklable: module-level functions and plain values)."""
         if self.inline(size):
-            return fn(*args)
+            return fn(*args, **kwargs)
         pool = self._pool_now()
         try:
-            return await asyncio.wrap_future(pool.submit(fn, *args))
+            return await asyncio.wrap_future(pool.submit(fn, *args, **kwargs))
         except BrokenProcessPool as exc:
             if self._pool is pool:
                 self._pool = None

@@ -1,13 +1,16 @@
 """`POST /webhooks/github`: a bare ASGI callable on the hot path.
 
 It does only what the request path must: parse headers, read the body (never more than the cap), verify the
-signature and the payload's form, and append the delivery durably. 202 only after the append is committed; 200
+signature and the payload's form (with the processor's own parser: nothing is acknowledged that processing would
+refuse), and append the delivery durably. A large body is verified in a worker process (`Offload`): parsing
+25 MiB takes up to a second, which must not stall the event loop every other request is answered on. 202 only after the append is committed; 200
 for a delivery id already recorded; 503 with `Retry-After` when the store cannot commit. Every error is JSON.
 A bare ASGI callable costs ~20 µs less per request than a framework route (../shared/PERFORMANCE.md).
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -16,8 +19,10 @@ import orjson
 
 from ghingest.app.logs import get_logger
 from ghingest.app.metrics import Metrics
+from ghingest.app.offload import Offload, OffloadFailed
 from ghingest.core import delivery as core_delivery
 from ghingest.core.errors import InvalidSignature, PayloadTooLarge, StoreUnavailable, WebhookRejected
+from ghingest.core.events import event_label
 from ghingest.core.time import now
 from ghingest.ports import Inbox
 
@@ -41,6 +46,7 @@ class WebhookReceiver:
         metrics: Metrics,
         allow_sha1: bool = False,
         max_body_bytes: int = core_delivery.MAX_BODY_BYTES,
+        offload: Offload | None = None,
     ) -> None:
         if not secrets:
             raise ValueError("the receiver needs at least one webhook secret")
@@ -49,6 +55,11 @@ class WebhookReceiver:
         self._metrics = metrics
         self._allow_sha1 = allow_sha1
         self._max_body = max_body_bytes
+        self._offload = offload or Offload()
+        # A plain function of plain values, so that it can run in the worker process too.
+        self._verify = functools.partial(
+            core_delivery.verify, secrets=self._secrets, allow_sha1=allow_sha1, max_body_bytes=max_body_bytes
+        )
         self._log = get_logger("ghingest.receiver")
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
@@ -60,40 +71,42 @@ class WebhookReceiver:
         try:
             head = core_delivery.check_head(headers, max_body_bytes=self._max_body)
             body = await _read_body(receive, self._max_body)
-            delivery = core_delivery.accept(
-                head,
-                headers,
-                body,
-                secrets=self._secrets,
-                allow_sha1=self._allow_sha1,
-                max_body_bytes=self._max_body,
-            )
+            if self._offload.inline(len(body)):
+                secret_index = self._verify(head, headers, body)
+            else:
+                secret_index = await self._offload.run(len(body), self._verify, head, headers, body)
+            delivery = core_delivery.incoming(head, headers, body, secret_index)
         except WebhookRejected as exc:
             self._rejected(exc, headers, started)
             await _respond(send, exc.status, {"error": exc.code, "detail": exc.detail})
             return
         except ClientGone:
             return
+        except OffloadFailed:
+            await self._unavailable(send, head.event, head.delivery_id, "the verifying process died")
+            return
         try:
             stored = await self._inbox.append(delivery, received_at=now())
         except StoreUnavailable as exc:
-            self._metrics.deliveries.labels(delivery.event, "unavailable").inc()
-            self._log.error(
-                "delivery.unavailable", delivery_id=delivery.delivery_id, github_event=delivery.event, reason=str(exc)
-            )
-            await _respond(
-                send,
-                503,
-                {"error": "store_unavailable", "detail": "the delivery could not be recorded; retry later"},
-                [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())],
-            )
+            await self._unavailable(send, delivery.event, delivery.delivery_id, str(exc)[:200])
             return
+        label = event_label(delivery.event)
         if stored:
-            self._metrics.deliveries.labels(delivery.event, "accepted").inc()
+            self._metrics.deliveries.labels(label, "accepted").inc()
             await _respond(send, 202, {"delivery_id": delivery.delivery_id})
         else:
-            self._metrics.deliveries.labels(delivery.event, "duplicate").inc()
+            self._metrics.deliveries.labels(label, "duplicate").inc()
             await _respond(send, 200, {"delivery_id": delivery.delivery_id, "duplicate": True})
+
+    async def _unavailable(self, send: Any, event: str, delivery_id: str, reason: str) -> None:
+        self._metrics.deliveries.labels(event_label(event), "unavailable").inc()
+        self._log.error("delivery.unavailable", delivery_id=delivery_id, github_event=event, reason=reason)
+        await _respond(
+            send,
+            503,
+            {"error": "store_unavailable", "detail": "the delivery could not be recorded; retry later"},
+            [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())],
+        )
 
     def _rejected(self, exc: WebhookRejected, headers: dict[str, str], started: float) -> None:
         # Rejected requests are unauthenticated: their event name never becomes a metric label (cardinality).

@@ -13,6 +13,7 @@ from ghingest.adapters.sqlite.database import SqliteDatabase
 from ghingest.app.credentials import Credential, api_tokens, webhook_secrets
 from ghingest.app.forwarder import Forwarder
 from ghingest.app.metrics import Metrics
+from ghingest.app.offload import Offload
 from ghingest.app.routes_config import Routes
 from ghingest.app.settings import Settings
 from ghingest.app.worker import Worker
@@ -29,6 +30,7 @@ class Runtime:
     api_tokens: Credential
     run_worker: bool = True
     routes: Routes | None = None  # the forwarding route table in force (None: built from settings at start)
+    receiver_offload: Offload = field(default_factory=Offload)  # verifies large bodies away from the event loop
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -44,6 +46,7 @@ class Runtime:
             webhook_secrets=webhook_secrets(settings, generate=generate_credentials),
             api_tokens=api_tokens(settings, generate=generate_credentials),
             run_worker=run_worker,
+            receiver_offload=Offload(inline_bytes=settings.offload_bytes),
         )
 
     def worker(self) -> Worker:
@@ -54,6 +57,8 @@ class Runtime:
             metrics=self.metrics,
             retry=RetryPolicy(max_attempts=s.worker_max_attempts, base_delay=s.worker_retry_base_delay),
             batch_size=s.worker_batch_size,
+            batch_bytes=s.worker_batch_bytes,
+            offload=Offload(inline_bytes=s.offload_bytes),
             poll_interval=s.worker_poll_interval,
             lease_seconds=s.worker_lease_seconds,
             routes=self.route_table,
@@ -88,6 +93,7 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                 await asyncio.wait_for(task, timeout=10)
         self._tasks.clear()
+        self.receiver_offload.close()
         self.database.close()
 
 

@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     worker_retry_base_delay: float = Field(default=1.0, gt=0)
     # A claimed delivery is hidden from other claimers this long; after a crash it is claimed again after this.
     worker_lease_seconds: float = Field(default=15.0, gt=0)
+    # Processing limits (README "Limits"): a batch holds at most this many body bytes (and at least one delivery);
+    # a body larger than `offload_bytes` is verified and processed in a worker process, off the event loop.
+    worker_batch_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    offload_bytes: int = Field(default=64 * 1024, ge=0)
 
     # Forwarding (README "Forwarding"; docs/adr: outbox and retries).
     routes_file: Path | None = None  # TOML: [[destinations]] and [[routes]]; reloaded when it changes
