@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 
 import orjson
@@ -112,5 +113,23 @@ def test_append_after_close_is_unavailable_not_acknowledged(backend: Backend) ->
     async def scenario() -> None:
         with pytest.raises(StoreUnavailable):
             await backend.inbox.append(incoming("late"), received_at=time.time())
+
+    asyncio.run(scenario())
+
+
+def test_claims_are_bounded_by_bytes_and_take_at_least_one(backend: Backend) -> None:
+    async def scenario() -> None:
+        sizes = {}
+        for n in range(6):
+            delivery = incoming(f"b-{n}", release_id=n)
+            delivery = dataclasses.replace(delivery, body=delivery.body + b" " * (n * 1000))
+            sizes[delivery.delivery_id] = len(delivery.body)
+            await backend.inbox.append(delivery, received_at=time.time())
+        first = await backend.inbox.claim(limit=100, lease_seconds=60, max_bytes=sizes["b-0"] + sizes["b-1"])
+        assert [d.delivery_id for d in first] == ["b-0", "b-1"]  # the bodies before b-1 total less than the budget
+        second = await backend.inbox.claim(limit=100, lease_seconds=60, max_bytes=1)
+        assert [d.delivery_id for d in second] == ["b-2"]  # always one, however small the budget
+        rest = await backend.inbox.claim(limit=100, lease_seconds=60, max_bytes=sum(sizes.values()))
+        assert [d.delivery_id for d in rest] == ["b-3", "b-4", "b-5"]
 
     asyncio.run(scenario())
