@@ -65,8 +65,9 @@ def free_port() -> int:
 class ThreadedServer:
     """A real uvicorn server running the application in a thread, on its own event loop."""
 
-    def __init__(self, runtime: Runtime) -> None:
-        runtime.database.upgrade()
+    def __init__(self, runtime: Runtime, *, migrate: bool = True) -> None:
+        if migrate:
+            runtime.database.upgrade()
         self.runtime = runtime
         self.app = Application(runtime)
         self.port = free_port()

@@ -162,7 +162,7 @@ class Store(Protocol):
         ...
 
     async def ping(self) -> None:
-        """Raise when the store cannot answer a query."""
+        """Raise `StoreUnavailable` unless the store answers the read side's queries and commits a write."""
         ...
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
@@ -10,6 +11,7 @@ from fastapi.responses import JSONResponse
 from ghingest.app.api_models import Delivery, ErrorDocument, Event, EventPage, Release, ReleasePage
 from ghingest.app.auth import require_reader
 from ghingest.app.runtime import Runtime, runtime_of
+from ghingest.core.errors import StoreUnavailable
 from ghingest.core.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from ghingest.core.time import parse_iso
 from ghingest.ports import EventQuery, ReleaseQuery
@@ -105,16 +107,23 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+READY_TIMEOUT = 3.0
+
+
 @health.get(
     "/readyz",
-    summary="Readiness: the store answers",
-    responses={503: {"model": ErrorDocument, "description": "The store does not answer."}},
+    summary="Readiness: the store answers queries and commits writes",
+    responses={503: {"model": ErrorDocument, "description": "The store cannot read or write."}},
 )
 async def readyz(runtime: RuntimeDep) -> Response:
     try:
-        await runtime.database.store.ping()
-    except Exception:
-        return JSONResponse({"error": "not_ready", "detail": "the store does not answer"}, status_code=503)
+        async with asyncio.timeout(READY_TIMEOUT):
+            await runtime.database.store.ping()
+    except StoreUnavailable as exc:
+        return JSONResponse({"error": "not_ready", "detail": str(exc)}, status_code=503)
+    except Exception as exc:
+        detail = f"the store does not answer ({exc.__class__.__name__})"
+        return JSONResponse({"error": "not_ready", "detail": detail}, status_code=503)
     return JSONResponse({"status": "ready"})
 
 

@@ -95,6 +95,7 @@ class Application:
             allow_sha1=runtime.settings.allow_sha1_signatures,
             max_body_bytes=runtime.settings.max_body_bytes,
             offload=runtime.receiver_offload,
+            ack_timeout=runtime.settings.ack_timeout,
         )
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:

@@ -3,13 +3,15 @@
 It does only what the request path must: parse headers, read the body (never more than the cap), verify the
 signature and the payload's form (with the processor's own parser: nothing is acknowledged that processing would
 refuse), and append the delivery durably. A large body is verified in a worker process (`Offload`): parsing
-25 MiB takes up to a second, which must not stall the event loop every other request is answered on. 202 only after the append is committed; 200
-for a delivery id already recorded; 503 with `Retry-After` when the store cannot commit. Every error is JSON.
+25 MiB takes up to a second, which must not stall the event loop every other request is answered on.
+202 only after the append is committed; 200 for a delivery id already recorded; 503 with `Retry-After` when the
+store cannot commit, or not within `ack_timeout` (always well inside GitHub's 10 s). Every error is JSON.
 A bare ASGI callable costs ~20 µs less per request than a framework route (../shared/PERFORMANCE.md).
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 from collections.abc import Sequence
@@ -28,6 +30,7 @@ from ghingest.ports import Inbox
 
 PATH = "/webhooks/github"
 RETRY_AFTER_SECONDS = 5
+ACK_TIMEOUT = 6.0  # seconds: a 503 rather than no answer within the 10 s GitHub waits
 
 Scope = dict[str, Any]
 _JSON_HEADERS = [(b"content-type", b"application/json")]
@@ -47,6 +50,7 @@ class WebhookReceiver:
         allow_sha1: bool = False,
         max_body_bytes: int = core_delivery.MAX_BODY_BYTES,
         offload: Offload | None = None,
+        ack_timeout: float = ACK_TIMEOUT,
     ) -> None:
         if not secrets:
             raise ValueError("the receiver needs at least one webhook secret")
@@ -56,6 +60,7 @@ class WebhookReceiver:
         self._allow_sha1 = allow_sha1
         self._max_body = max_body_bytes
         self._offload = offload or Offload()
+        self._ack_timeout = ack_timeout
         # A plain function of plain values, so that it can run in the worker process too.
         self._verify = functools.partial(
             core_delivery.verify, secrets=self._secrets, allow_sha1=allow_sha1, max_body_bytes=max_body_bytes
@@ -86,9 +91,13 @@ class WebhookReceiver:
             await self._unavailable(send, head.event, head.delivery_id, "the verifying process died")
             return
         try:
-            stored = await self._inbox.append(delivery, received_at=now())
+            async with asyncio.timeout(self._ack_timeout):
+                stored = await self._inbox.append(delivery, received_at=now())
         except StoreUnavailable as exc:
             await self._unavailable(send, delivery.event, delivery.delivery_id, str(exc)[:200])
+            return
+        except TimeoutError:  # not acknowledged: it may still commit, and a redelivery is then a duplicate
+            await self._unavailable(send, delivery.event, delivery.delivery_id, "the commit took too long")
             return
         label = event_label(delivery.event)
         if stored:

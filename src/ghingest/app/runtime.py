@@ -36,7 +36,9 @@ class Runtime:
 
     @classmethod
     def build(cls, settings: Settings, *, run_worker: bool = True, generate_credentials: bool = True) -> Runtime:
-        database = SqliteDatabase(settings.database_url, synchronous=settings.sqlite_synchronous)
+        database = SqliteDatabase(
+            settings.database_url, synchronous=settings.sqlite_synchronous, busy_timeout=settings.sqlite_busy_timeout
+        )
         metrics = Metrics()
         return cls(
             settings=settings,

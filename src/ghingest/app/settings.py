@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ()  # IP addresses or CIDR networks
 
     sqlite_synchronous: Literal["FULL", "EXTRA", "NORMAL"] = "FULL"
+    # Seconds a write waits for a lock another process holds before the delivery is answered 503 (GitHub waits 10).
+    sqlite_busy_timeout: float = Field(default=2.0, gt=0, le=8)
+    # Seconds the receiver waits for a delivery's commit before it answers 503 (the delivery may still commit;
+    # a redelivery is then a duplicate): an answer always comes well inside GitHub's 10 s.
+    ack_timeout: float = Field(default=6.0, gt=0, le=9)
     worker_batch_size: int = Field(default=200, ge=1, le=5000)
     worker_poll_interval: float = Field(default=0.5, gt=0)
     worker_max_attempts: int = Field(default=8, ge=1)

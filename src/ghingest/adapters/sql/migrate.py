@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from alembic import command
@@ -33,5 +34,6 @@ def current_revision(url: str) -> str | None:
         engine.dispose()
 
 
+@functools.cache
 def head_revision() -> str | None:
     return ScriptDirectory.from_config(_config("sqlite://")).get_current_head()

@@ -18,17 +18,20 @@ def path_from_url(url: str) -> Path:
     return Path(url[len(prefix) :])
 
 
-def connect(path: Path, *, synchronous: Synchronous = "FULL", writer: bool = False) -> sqlite3.Connection:
-    """A connection in autocommit mode (transactions are begun explicitly).
+def connect(
+    path: Path, *, synchronous: Synchronous = "FULL", writer: bool = False, busy_timeout: float = 10.0
+) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are begun explicitly). `busy_timeout`: how long a statement
+    waits for a lock another process holds before it fails (the writer's is short: see `SqliteWriter`).
 
     The writer connection turns automatic checkpoints off: a checkpointer on a connection of its own runs them
     beside the commits, so that no commit waits for one (see `ghingest.adapters.sqlite.writer`, ADR 0002).
     """
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0)
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=busy_timeout)
     _enter_wal(conn)
     conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute("PRAGMA foreign_keys=ON")
-    conn.execute("PRAGMA busy_timeout=10000")
+    conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
     if writer:
         conn.execute("PRAGMA wal_autocheckpoint=0")
         conn.execute("PRAGMA journal_size_limit=67108864")

@@ -12,17 +12,17 @@ from ghingest.adapters.sqlite.inbox import SqliteInbox
 from ghingest.adapters.sqlite.notifier import Notifier
 from ghingest.adapters.sqlite.reader import SqliteReader
 from ghingest.adapters.sqlite.store import SqliteStore
-from ghingest.adapters.sqlite.writer import SqliteWriter
+from ghingest.adapters.sqlite.writer import BUSY_TIMEOUT, SqliteWriter
 
 
 class SqliteDatabase:
     """Owns the writer thread and the read pool; hands out the port implementations built on them."""
 
-    def __init__(self, url: str, *, synchronous: Synchronous = "FULL") -> None:
+    def __init__(self, url: str, *, synchronous: Synchronous = "FULL", busy_timeout: float = BUSY_TIMEOUT) -> None:
         self.url = url
         self.path: Path = path_from_url(url)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.writer = SqliteWriter(self.path, synchronous=synchronous)
+        self.writer = SqliteWriter(self.path, synchronous=synchronous, busy_timeout=busy_timeout)
         self.reader = SqliteReader(self.path)
         self.work = Notifier()
         self.changed = Notifier()

@@ -7,13 +7,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
+import sqlalchemy as sa
 
-from ghingest.adapters.sql import queries
+from ghingest.adapters.sql import migrate, queries
 from ghingest.adapters.sqlite._where import Where
 from ghingest.adapters.sqlite.forward_queue import insert_forward_jobs
 from ghingest.adapters.sqlite.notifier import Notifier
 from ghingest.adapters.sqlite.reader import SqliteReader
 from ghingest.adapters.sqlite.writer import SqliteWriter
+from ghingest.core.errors import StoreUnavailable
 from ghingest.core.events import EventRecord
 from ghingest.core.pagination import Page
 from ghingest.core.processing import StoredDelivery
@@ -67,6 +69,11 @@ _REPROCESS = (
     " WHERE seq IN (SELECT d.seq FROM deliveries d JOIN delivery_states s ON s.seq = d.seq WHERE "
 )
 _CHANGE = "INSERT INTO changes (kind, ref, at) VALUES (?, ?, ?)"
+# One row that touches every table the read side queries, and the schema's revision.
+_READINESS = sa.text(
+    "SELECT (SELECT version_num FROM alembic_version), (SELECT 1 FROM deliveries LIMIT 1),"
+    " (SELECT 1 FROM events LIMIT 1), (SELECT 1 FROM releases LIMIT 1), (SELECT 1 FROM forward_jobs LIMIT 1)"
+)
 
 
 class SqliteStore:
@@ -100,7 +107,16 @@ class SqliteStore:
     # --- reads ------------------------------------------------------------------------------------------------
 
     async def ping(self) -> None:
-        await self._reader.scalar_int("SELECT 1")
+        """Raise `StoreUnavailable` unless the store answers the read side's queries (its schema is the one this
+        release expects) and commits a write (the writer takes the write lock within its busy timeout)."""
+        try:
+            version = await self._reader.run(lambda conn: conn.execute(_READINESS).scalar())
+        except Exception as exc:
+            raise StoreUnavailable(f"the store cannot be read: {exc.__class__.__name__}") from None
+        expected = migrate.head_revision()
+        if version != expected:
+            raise StoreUnavailable(f"the schema is at revision {version}, not {expected}: run `ghingest db upgrade`")
+        await self._writer.run(lambda _conn: None)
 
     async def get_delivery(self, delivery_id: str) -> DeliveryView | None:
         def load(conn: Any) -> DeliveryView | None:

@@ -44,6 +44,9 @@ Work = Callable[[sqlite3.Connection], Any]
 
 
 _MAX_ROWS_PER_STATEMENT = 256
+# Seconds a batch waits for the write lock while another process (a `ghingest worker`, a backup) holds it, then
+# fails: its callers answer 503 well inside the 10 s GitHub waits for an answer, instead of GitHub timing out.
+BUSY_TIMEOUT = 2.0
 SWITCH_INTERVAL = 0.0005  # seconds; see SqliteWriter.start
 
 
@@ -128,8 +131,10 @@ class SqliteWriter:
         max_queue: int = 20_000,
         checkpoint_interval: float = 0.25,
         wal_restart_frames: int = 16_384,  # 64 MB of 4 KB pages
+        busy_timeout: float = BUSY_TIMEOUT,
     ) -> None:
         self._path = path
+        self._busy_timeout = busy_timeout
         self._synchronous: Synchronous = synchronous
         self._max_batch = max_batch
         self._max_queue = max_queue
@@ -137,7 +142,7 @@ class SqliteWriter:
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._closed = threading.Event()
         self._ready = threading.Event()  # the writer's connection is open (or failed to open: `_broken`)
-        self._broken: StoreUnavailable | None = None
+        self._broken: str | None = None  # why the store cannot be opened (each caller gets an exception of its own)
         self._thread = threading.Thread(target=self._run, name="sqlite-writer", daemon=True)
         self._started = False
         self.commits = 0
@@ -165,7 +170,9 @@ class SqliteWriter:
 
     def _enqueue(self, job: _Job) -> None:
         if self._broken is not None:
-            raise self._broken
+            # A new exception every time: re-raising one object would grow its traceback with every caller's
+            # frames (and keep their locals, request bodies included, alive).
+            raise StoreUnavailable(self._broken)
         if self._closed.is_set():
             raise WriterClosed("the store is shutting down")
         if self._queue.qsize() >= self._max_queue:
@@ -196,9 +203,9 @@ class SqliteWriter:
 
     def _run(self) -> None:
         try:
-            conn = connect(self._path, synchronous=self._synchronous, writer=True)
+            conn = connect(self._path, synchronous=self._synchronous, writer=True, busy_timeout=self._busy_timeout)
         except sqlite3.Error as exc:
-            self._broken = StoreUnavailable(f"the store cannot be opened: {exc.__class__.__name__}")
+            self._broken = f"the store cannot be opened: {exc.__class__.__name__}"
             self._closed.set()
             self._ready.set()
             self._fail_pending()
@@ -256,8 +263,8 @@ class SqliteWriter:
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
-            failure = StoreUnavailable(f"the store could not commit: {exc.__class__.__name__}")
-            self._resolve([(job, None, failure) for job in batch])
+            reason = f"the store could not commit: {exc.__class__.__name__}"
+            self._resolve([(job, None, StoreUnavailable(reason)) for job in batch])
             return
         self.commits += 1
         self.committed_jobs += len(batch)
@@ -327,7 +334,7 @@ class SqliteWriter:
             except queue.Empty:
                 break
             if job is not None:
-                pending.append((job, None, WriterClosed("the store is shutting down")))
+                pending.append((job, None, WriterClosed(self._broken or "the store is shutting down")))
         self._resolve(pending)
 
 
