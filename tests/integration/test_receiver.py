@@ -238,3 +238,16 @@ def test_schema_matches_the_migrations(tmp_path: Path) -> None:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     engine.dispose()
     assert [d for d in diff if "fts" not in str(d)] == []
+
+
+def test_metric_labels_take_only_documented_event_names(api: httpx.Client) -> None:
+    """`X-GitHub-Event` is not signed: 300 made-up names must not make 300 metric series."""
+    for n in range(300):
+        assert post_webhook(api, signed(release(), event=f"made_up_{n}")).status_code == 202
+    assert post_webhook(api, signed(release(), event="release")).status_code == 202
+    labels = set()
+    for line in api.get("/metrics").text.splitlines():
+        if line.startswith("ghingest_deliveries_total{"):
+            labels.add(line.split('event="', 1)[1].split('"', 1)[0])
+    assert labels <= {"release", "other", "unverified"}
+    assert {"release", "other"} <= labels

@@ -80,3 +80,47 @@ def test_transient_errors_are_retried_and_a_poisoned_delivery_fails_without_bloc
         asyncio.run(scenario())
     finally:
         database.close()
+
+
+def test_log_lines_never_carry_payload_text(tmp_path: Path) -> None:
+    """The action and any exception message come from the payload: only documented actions and ghingest's own
+    messages reach the logs."""
+    import structlog.testing
+
+    marker = "PAYLOAD-TEXT-" + "x" * 5000
+    database = SqliteDatabase(f"sqlite:///{tmp_path / 'logs.db'}")
+    database.upgrade()
+    database.start()
+
+    def raising(delivery: StoredDelivery, routes: RouteMatcher) -> Processed:
+        raise KeyError(marker)
+
+    async def scenario() -> None:
+        payload = {"action": marker, "issue": {"number": 1}}
+        await database.inbox.append(
+            IncomingDelivery(
+                delivery_id="odd-action",
+                event="issues",
+                hook_id=None,
+                content_kind=ContentKind.JSON,
+                headers={},
+                body=orjson.dumps(payload),
+                secret_index=0,
+            ),
+            received_at=time.time(),
+        )
+        retry = RetryPolicy(max_attempts=1, base_delay=0.01)
+        await Worker(database.inbox, database.store, metrics=Metrics(), retry=retry).run_once()
+        await database.inbox.append(incoming("raises", 6), received_at=time.time())
+        await Worker(database.inbox, database.store, metrics=Metrics(), retry=retry, processor=raising).run_once()
+
+    try:
+        with structlog.testing.capture_logs() as logs:
+            asyncio.run(scenario())
+    finally:
+        database.close()
+    lines = [entry for entry in logs if entry.get("delivery_id") in ("odd-action", "raises")]
+    assert len(lines) == 2
+    assert lines[0]["action"] == "other"
+    assert lines[1]["error"] == "KeyError"
+    assert all(marker not in str(entry) for entry in logs)

@@ -71,6 +71,17 @@ def test_secrets_file_one_per_line(tmp_path: Path) -> None:
     assert "new-secret-value" not in repr(credential)
 
 
+def test_secrets_file_skips_indented_comments_and_refuses_short_secrets(tmp_path: Path) -> None:
+    path = tmp_path / "secrets"
+    path.write_text("  # an indented comment\n\t#another\n   new-secret-value  \n", encoding="utf-8")
+    credential = webhook_secrets(load_settings(webhook_secrets_file=path), generate=False)
+    assert credential.values == ("new-secret-value",)
+    path.write_text("# fine\nnew-secret-value\nabc\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"GHINGEST_WEBHOOK_SECRETS_FILE.*line 3.*at least 8") as caught:
+        webhook_secrets(load_settings(webhook_secrets_file=path), generate=False)
+    assert "abc" not in str(caught.value).replace(str(path), "")
+
+
 def test_a_generated_secret_is_strong_private_and_stable(tmp_path: Path) -> None:
     settings = load_settings(data_dir=tmp_path)
     first = webhook_secrets(settings, generate=True)

@@ -27,12 +27,29 @@ class Credential:
         return f"Credential(values=<{len(self.values)} hidden>, generated={self.generated}, source={self.source!r})"
 
 
-def _read_lines(path: Path) -> tuple[str, ...]:
+MIN_SECRET_CHARS = 8  # as for GHINGEST_WEBHOOK_SECRETS and GHINGEST_API_TOKENS (settings)
+
+
+def _read_lines(path: Path, *, setting: str = "") -> tuple[str, ...]:
+    """One secret per line; blank lines and `#` comments (indented or not) are skipped. A line too short to be a
+    secret is an error naming the file and the line, never the value."""
     try:
         text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
-    return tuple(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigError(f"{setting + ': ' if setting else ''}cannot read {path}: {reason}") from None
+    values = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if len(line) < MIN_SECRET_CHARS:
+            raise ConfigError(
+                f"{setting + ': ' if setting else ''}{path} line {number}: a secret must be at least"
+                f" {MIN_SECRET_CHARS} characters long"
+            )
+        values.append(line)
+    return tuple(values)
 
 
 def _generated(path: Path) -> Credential:
@@ -50,7 +67,7 @@ def webhook_secrets(settings: Settings, *, generate: bool) -> Credential:
     """Secrets from GHINGEST_WEBHOOK_SECRETS, then GHINGEST_WEBHOOK_SECRETS_FILE; else the generated one."""
     values = tuple(s.get_secret_value() for s in settings.webhook_secrets)
     if settings.webhook_secrets_file is not None:
-        from_file = _read_lines(settings.webhook_secrets_file)
+        from_file = _read_lines(settings.webhook_secrets_file, setting="GHINGEST_WEBHOOK_SECRETS_FILE")
         if not from_file:
             raise ConfigError("GHINGEST_WEBHOOK_SECRETS_FILE: the file holds no secret")
         values += from_file
