@@ -59,6 +59,7 @@ class DeliveryView:
     error: str | None
     hook_id: str | None = None  # X-GitHub-Hook-ID of the recorded delivery, as sent
     sightings: tuple[Sighting, ...] = ()  # other hooks' (and redeliveries') deliveries of the same id
+    release_id: int | None = None  # the release this delivery changed, once processed
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,15 +8,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from ghingest.app.runtime import runtime_of
-from ghingest.core.delivery import ContentKind, payload_bytes
-from ghingest.core.errors import GhingestError
 from ghingest.core.github_events import ACTIONS, EVENTS
 from ghingest.core.pagination import InvalidCursor
 from ghingest.core.releases import ReleaseState
@@ -216,16 +212,6 @@ async def events_page(
     return renderer_of(request).page(request, "events.html", context)
 
 
-def _release_id_of(kind: str, body: bytes) -> int | None:
-    try:
-        payload: Any = orjson.loads(payload_bytes(ContentKind(kind), body))
-    except (ValueError, GhingestError, orjson.JSONDecodeError):
-        return None
-    release = payload.get("release") if isinstance(payload, dict) else None
-    value = release.get("id") if isinstance(release, dict) else None
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
 @router.get("/deliveries/{delivery_id}")
 async def delivery_page(request: Request, _user: CurrentUser, delivery_id: str) -> Response:
     view = await runtime_of(request).database.store.get_delivery(delivery_id)
@@ -236,7 +222,7 @@ async def delivery_page(request: Request, _user: CurrentUser, delivery_id: str) 
     context = {
         "delivery": view,
         "payload": pretty_payload(view.content_kind, view.body),
-        "release_id": _release_id_of(view.content_kind, view.body) if view.event == "release" else None,
+        "release_id": view.release_id,
         "reprocessed": request.query_params.get("reprocessed") == "1",
         "forwards": list(await runtime_of(request).database.forwards.forwards_of(delivery_id)),
         "forward_destinations": sorted(runtime_of(request).route_table().destinations),

@@ -115,7 +115,14 @@ def safe_href(url: str | None) -> str | None:
     return None
 
 
+PRETTY_PAYLOAD_BYTES = 256 * 1024  # larger payloads are shown as sent, cut: parsing them would stall the page
+
+
 def pretty_payload(kind: str, body: bytes) -> str:
+    """The payload indented for reading; a large one as it was sent, cut at `PRETTY_PAYLOAD_BYTES`."""
+    if len(body) > PRETTY_PAYLOAD_BYTES:
+        shown = body[:PRETTY_PAYLOAD_BYTES].decode("utf-8", errors="replace")
+        return f"{shown}\n\n… {len(body):,} bytes in all: GET /api/deliveries/<id>?raw=1 has the whole body."
     try:
         document = orjson.loads(payload_bytes(ContentKind(kind), body))
         return orjson.dumps(document, option=orjson.OPT_INDENT_2).decode("utf-8")

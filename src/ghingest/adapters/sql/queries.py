@@ -37,8 +37,13 @@ def page_size(limit: int) -> int:
 
 def select_delivery(delivery_id: str) -> sa.Select[Any]:
     return (
-        sa.select(deliveries, *(c for c in delivery_states.c if c.name not in ("seq", "size")))
+        sa.select(
+            deliveries,
+            *(c for c in delivery_states.c if c.name not in ("seq", "size")),
+            release_changes.c.release_id,
+        )
         .join(delivery_states, delivery_states.c.seq == deliveries.c.seq)
+        .outerjoin(release_changes, release_changes.c.delivery_id == deliveries.c.delivery_id)
         .where(deliveries.c.delivery_id == delivery_id)
     )
 
@@ -80,6 +85,7 @@ def delivery_view(row: Row[Any], sightings: Sequence[Sighting] = ()) -> Delivery
         error=m["error"],
         hook_id=m["hook_id"],
         sightings=tuple(sightings),
+        release_id=m["release_id"],
     )
 
 

@@ -33,7 +33,7 @@ _APPEND = InsertIfNew(
     key="delivery_id",
 )
 # Claiming touches only the small `delivery_states` rows; the immutable delivery rows are read afterwards.
-# Another hook (or a redelivery) sent a delivery id already recorded (docs/adr/0008-dedupe-key.md).
+# Another hook (or a redelivery) sent a delivery id already recorded (docs/adr/0010-dedupe-key.md).
 _SIGHTING = (
     "INSERT INTO delivery_sightings (delivery_id, hook_id, first_at, last_at, count, same_body, secret_index)"
     " VALUES (?, ?, ?, ?, 1, coalesce(? = (SELECT body FROM deliveries WHERE delivery_id = ?), 0), ?)"

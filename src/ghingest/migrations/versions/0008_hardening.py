@@ -6,7 +6,7 @@
 - `delivery_sightings`: each (delivery id, hook id) that delivered a delivery id already recorded. GitHub gives
   every hook subscribed to an event the same `X-GitHub-Delivery`; the first delivery is recorded, the others
   are answered as duplicates and counted here, so no hook's delivery disappears silently
-  (docs/adr/0008-dedupe-key.md).
+  (docs/adr/0010-dedupe-key.md).
 
 Revision ID: 0008
 Revises: 0007
