@@ -89,7 +89,7 @@ def test_keep_alive_sized_and_chunked_bodies_and_interim_answers() -> None:
         assert seen[0].startswith(b"POST /hooks?x=1 HTTP/1.1\r\nHost: 127.0.0.1:")
         assert b"X-GitHub-Event: release\r\n" in seen[0]
         assert seen[0].endswith(b'\r\n\r\n{"a": 1}')
-        origin.close()
+        await origin.close()
         await server.close()
 
     asyncio.run(scenario())
@@ -113,7 +113,7 @@ def test_a_stale_idle_connection_is_replaced_and_large_bodies_are_not_read() -> 
         big = await origin.post("/", {}, b"big")
         assert big.status == 200
         assert big.body == b"x" * 50
-        origin.close()
+        await origin.close()
         await server.close()
 
     asyncio.run(scenario())
@@ -185,7 +185,7 @@ def test_keep_alive_the_same_connection_serves_consecutive_requests() -> None:
         answers = [await origin.post("/", {}, b"r%d" % i) for i in range(3)]
         assert [a.body for a in answers] == [b"0", b"1", b"2"]  # the n-th answer of one connection
         assert recorder.requests == [(1, b"r0"), (1, b"r1"), (1, b"r2")]
-        origin.close()
+        await origin.close()
         await server.close()
         assert recorder.client_closed == [1]  # closed by `origin.close()`, not before
 
@@ -204,7 +204,7 @@ def test_a_chunked_answer_with_extensions_and_trailers_is_read_and_the_connectio
             assert (got.status, got.body) == (502, b"abc0123456789")
             assert got.headers["x-upstream"] == "b"  # the last value wins
         assert [number for number, _ in recorder.requests] == [1, 1]
-        origin.close()
+        await origin.close()
         await server.close()
 
     asyncio.run(scenario())
@@ -220,7 +220,7 @@ def test_an_answer_with_connection_close_is_not_reused() -> None:
         for _ in range(2):
             assert (await origin.post("/", {}, b"x")).body == b"ok"
         assert [number for number, _ in recorder.requests] == [1, 2]
-        origin.close()
+        await origin.close()
         await server.close()
         assert sorted(recorder.client_closed) == [1, 2]
 
@@ -247,7 +247,7 @@ def test_an_http_1_0_answer_is_read_and_its_connection_not_reused(answer: bytes,
             got = await origin.post("/", {}, b"x")
             assert (got.status, got.body) == (200, b"until the end")
         assert [number for number, _ in recorder.requests] == [1, 2]  # h11 keeps no HTTP/1.0 connection alive
-        origin.close()
+        await origin.close()
         await server.close()
 
     asyncio.run(scenario())
@@ -276,7 +276,7 @@ def test_a_server_that_closes_mid_answer_is_a_protocol_failure_and_a_transient_v
         assert classify(None) is Verdict.TRANSIENT  # what the forwarder makes of a request with no answer
         assert (await origin.post("/", {}, b"third")).body == b"ok"
         assert recorder.requests == [(1, b"first"), (1, b"second"), (2, b"third")]
-        origin.close()
+        await origin.close()
         await server.close()
 
     asyncio.run(scenario())
@@ -298,7 +298,7 @@ def test_a_body_longer_than_max_body_is_cut_and_its_connection_closed_not_draine
             got = await asyncio.wait_for(origin.post("/", {}, b"x"), 5)
             assert (got.status, got.body) == (500, b"e" * 64)
         assert [number for number, _ in recorder.requests] == [1, 2]
-        origin.close()
+        await origin.close()
         await server.close()
         assert sorted(recorder.client_closed) == [1, 2]
 
@@ -312,7 +312,7 @@ def test_a_body_of_exactly_max_body_keeps_the_connection() -> None:
         for _ in range(2):
             assert (await origin.post("/", {}, b"x")).body == b"12345678"
         assert [number for number, _ in recorder.requests] == [1, 1]
-        origin.close()
+        await origin.close()
         await server.close()
 
     asyncio.run(scenario())
@@ -338,7 +338,7 @@ def test_header_values_h11_would_refuse_are_cleaned_and_framing_headers_are_the_
         assert head.lower().count(b"content-length") == 1
         assert b"Content-Length: 4\r\n" in head
         assert b"transfer-encoding" not in head.lower()
-        origin.close()
+        await origin.close()
         await server.close()
 
     asyncio.run(scenario())

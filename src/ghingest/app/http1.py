@@ -14,9 +14,10 @@ cookies, HTTP/2, decompression. At most `max_body` bytes of an answer are read: 
 connection closed instead of drained. A reused idle connection that turns out closed before any byte of the answer
 arrived is replaced once (the server cannot have answered); once an answer has begun, nothing is sent again.
 
-Errors (all `HttpFailure`): `ConnectFailed` (no connection), `ProtocolFailed` (an answer that is not HTTP/1.x, a
-connection that closed or failed before the answer was complete, a request h11 refuses to frame); a timeout is the
-caller's `asyncio.timeout`, which closes the connection in use.
+Errors (all `forward_transport.TransportError`): `ConnectFailed` (no connection), `TlsFailed` (the handshake),
+`ProtocolFailed` (an answer that is not HTTP/1.x, a connection that closed or failed before the answer was complete,
+a request h11 refuses to frame); a timeout is the caller's `asyncio.timeout`, which closes the connection in use.
+`Origin` is a `forward_transport.ForwardTransport`; `transport(options)` builds one.
 """
 
 from __future__ import annotations
@@ -31,29 +32,23 @@ from urllib.parse import urlsplit
 
 import h11
 
+from ghingest.app.forward_transport import (
+    Answer,
+    ConnectFailed,
+    ProtocolFailed,
+    TlsFailed,
+    TransportError,
+    TransportOptions,
+)
+
 MAX_HEAD = 64 * 1024  # the largest answer head (status line and headers) accepted
 READ_SIZE = 64 * 1024
 _SKIPPED = frozenset({"host", "content-length", "connection", "transfer-encoding"})  # set here, never by the caller
 _NOT_IN_VALUE = re.compile(rb"[\x00\r\n\x0b\x0c]")  # h11 refuses these in a header value
 
 
-class HttpFailure(Exception):
-    """The request got no (complete) HTTP answer."""
-
-
-class ConnectFailed(HttpFailure):
-    pass
-
-
-class ProtocolFailed(HttpFailure):
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    status: int
-    headers: Mapping[str, str]  # lower-cased names; the last value wins
-    body: bytes  # at most `max_body` bytes
+HttpFailure = TransportError
+__all__ = ["Answer", "ConnectFailed", "HttpFailure", "Origin", "ProtocolFailed", "TlsFailed", "transport"]
 
 
 @dataclass(slots=True)
@@ -77,7 +72,7 @@ class _StaleConnection(Exception):
 class Origin:
     """Keep-alive connections to one scheme://host:port, at most `size` of them idle."""
 
-    def __init__(self, url: str, *, size: int, max_body: int = 4096) -> None:
+    def __init__(self, url: str, *, size: int, max_body: int = 4096, ca_bundle: str | None = None) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("an absolute http:// or https:// URL is required")
@@ -91,14 +86,16 @@ class Origin:
         self.size = size
         self.max_body = max_body
         self._idle: list[_Connection] = []
-        self._ssl = ssl.create_default_context() if self.tls else None
+        self._ssl = ssl.create_default_context(cafile=ca_bundle) if self.tls else None
 
     async def _connect(self) -> _Connection:
         try:
             reader, writer = await asyncio.open_connection(
                 self.host, self.port, ssl=self._ssl, server_hostname=self.host if self.tls else None, limit=READ_SIZE
             )
-        except OSError as exc:  # ssl.SSLError is an OSError
+        except ssl.SSLError as exc:
+            raise TlsFailed(f"{exc.__class__.__name__}: {exc}"[:200]) from None
+        except OSError as exc:
             raise ConnectFailed(f"{exc.__class__.__name__}: {exc}"[:200]) from None
         return _Connection(reader, writer, h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD))
 
@@ -182,10 +179,17 @@ class Origin:
         except OSError as exc:
             raise ProtocolFailed(f"the connection failed: {exc.__class__.__name__}: {exc}"[:200]) from None
 
-    def close(self) -> None:
+    async def close(self) -> None:
         for connection in self._idle:
             connection.close()
         self._idle.clear()
+
+
+def transport(options: TransportOptions) -> Origin:
+    """The `TransportFactory` of this client."""
+    if options.proxy:
+        raise ValueError("this client does not support proxies")
+    return Origin(options.url, size=options.size, max_body=options.max_body, ca_bundle=options.ca_bundle)
 
 
 def _request(target: str, host: bytes, headers: Mapping[str, str], length: int) -> h11.Request:

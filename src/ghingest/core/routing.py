@@ -55,6 +55,8 @@ class Destination:
     timeout: float = 10.0
     concurrency: int = 4
     retry: RetryPolicy = field(default_factory=lambda: RetryPolicy(max_attempts=10, max_age=86_400.0))
+    ca_bundle: str | None = None  # a PEM file of CA certificates for an https destination; None: the system's
+    proxy: str | None = field(default=None, repr=False)  # http://[user:password@]host:port; None: a direct connection
 
 
 @dataclass(frozen=True, slots=True)
