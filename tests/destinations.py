@@ -83,7 +83,7 @@ class Destination:
         if 200 <= answer.status < 300:
             with self.lock:
                 self.accepted.append(received)
-        out = [(k.encode(), v.encode()) for k, v in answer.headers.items()]
+        out = [(k.encode(), v.encode("latin-1")) for k, v in answer.headers.items()]  # bytes as a server may send
         await send({"type": "http.response.start", "status": answer.status, "headers": out})
         await send({"type": "http.response.body", "body": answer.body})
 

@@ -333,3 +333,42 @@ def time_of(value: str) -> float:
     from ghingest.core.time import parse_iso
 
     return parse_iso(value)
+
+
+def test_a_malformed_retry_after_is_recorded_and_the_job_ends_by_its_policy(
+    routes_file: Path, start: Callable[[], ThreadedServer]
+) -> None:
+    # One destination per value: '²' (str.isdigit() holds, float() refuses), a negative, an exponent, 5,000 digits,
+    # a date far in the future. Each answers 503 with it: attempts are recorded and the policy dead-letters the job.
+    values = ["²", "-1", "1e9", "9" * 5000, "Fri, 31 Dec 9999 23:59:59 GMT"]
+    retry = {"base_delay": 0.05, "max_delay": 0.2, "max_attempts": 3, "max_age": 120.0}
+    servers = [
+        Destination(lambda _r, v=v: Answer(status=503, body=b"busy", headers={"Retry-After": v})) for v in values
+    ]
+    for server in servers:
+        server.__enter__()
+    try:
+        routes_file.write_text(
+            routes_toml(
+                {f"ra{i}": {"url": s.url, "secret": DEST_SECRET, "retry": retry} for i, s in enumerate(servers)},
+                [{"name": "everything", "destinations": [f"ra{i}" for i in range(len(values))]}],
+            )
+        )
+        server = start()
+        with client(server) as api:
+            assert post_webhook(api, signed(release(), delivery_id="d-retry-after")).status_code == 202
+            wait_until(
+                lambda: (
+                    len(forwards(api, "d-retry-after")) == len(values)
+                    and all(f["status"] == "dead" for f in forwards(api, "d-retry-after"))
+                ),
+                timeout=20,
+            )
+            for job in forwards(api, "d-retry-after"):
+                assert job["attempts"] == 3, job["destination"]
+                log = [(a["status_code"], a["outcome"], a["error"]) for a in job["attempt_log"]]
+                assert log == [(503, "retry", None), (503, "retry", None), (503, "dead", None)], job["destination"]
+        assert [len(s.received) for s in servers] == [3] * len(values)
+    finally:
+        for s in servers:
+            s.__exit__(None, None, None)
