@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -133,3 +135,17 @@ def routes_toml(destinations: dict[str, dict[str, Any]], routes: list[dict[str, 
         lines += [f"{k} = {value(v)}" for k, v in route.items()]
         lines.append("")
     return "\n".join(lines)
+
+
+def readme_routes_example() -> str:
+    """The route file example of the README's Forwarding section, as documented."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("<!-- section:forwarding -->", 1)[1]
+    return section.split("```toml\n", 1)[1].split("```", 1)[0]
+
+
+def readme_chat_template() -> str:
+    """The template of the README example's chat route."""
+    routes = tomllib.loads(readme_routes_example())["routes"]
+    template: str = next(route["template"] for route in routes if route["name"] == "published-releases-to-chat")
+    return template

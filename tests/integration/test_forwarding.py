@@ -16,7 +16,7 @@ from ghingest.app.runtime import Runtime
 from ghingest.app.settings import Settings
 from ghingest.core import signature
 from tests.conftest import TOKEN, ThreadedServer, post_webhook, release, signed, wait_until
-from tests.destinations import Answer, Destination, Received, routes_toml
+from tests.destinations import Answer, Destination, Received, readme_chat_template, routes_toml
 
 DEST_SECRET = "destination-secret-0123"
 FAST_RETRY = {"base_delay": 0.05, "max_delay": 0.2, "max_attempts": 200, "max_age": 120.0}
@@ -269,7 +269,7 @@ def test_an_invalid_route_file_stops_the_start_with_the_route_and_field_named(
 def test_a_route_condition_and_template_shape_the_forward(
     routes_file: Path, start: Callable[[], ThreadedServer]
 ) -> None:
-    template = '{"text": "New release {{ payload.release.tag_name }}: {{ payload.release.html_url }}"}'
+    template = readme_chat_template()  # the README's, as documented
     with Destination() as chat:
         routes_file.write_text(
             routes_toml(
@@ -294,10 +294,18 @@ def test_a_route_condition_and_template_shape_the_forward(
             post_webhook(api, signed(release(release_id=3, tag="v3.0.0"), delivery_id="d-chat"))
             wait_until(lambda: "d-chat" in chat.delivery_ids())
             body = orjson.loads(chat.accepted[0].body)
-            assert body["text"].startswith("New release v3.0.0: https://")
+            assert body["text"].startswith("New release v3.0.0 of octo-org/octo-repo: https://")
             assert forwards(api, "d-created") == []
             assert forwards(api, "d-other") == []
             assert len(chat.received) == 1
+            # A tag that tries to add fields to the message: the body has the template's keys and no other.
+            tag = 'v1", "admin": true, "x": "'
+            post_webhook(api, signed(release(release_id=4, tag=tag), delivery_id="d-inject"))
+            wait_until(lambda: "d-inject" in chat.delivery_ids())
+            got = next(r for r in chat.accepted if r.headers["x-github-delivery"] == "d-inject")
+            injected = orjson.loads(got.body)
+            assert set(injected) == {"text"}
+            assert injected["text"].startswith(f"New release {tag} of octo-org/octo-repo: https://")
 
 
 def test_timeouts_and_429_are_retried_and_retry_after_is_honoured(

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 import pytest
 
 from ghingest.app.metrics import Metrics
 from ghingest.app.routes_config import Routes, RoutesError, parse_routes
+from ghingest.app.samples import release_payload
+from ghingest.core.delivery import ContentKind
+from ghingest.core.routing import build_forward
+from tests.destinations import readme_routes_example
 
 EXAMPLE = """
 [[destinations]]
@@ -35,7 +40,7 @@ events = ["release"]
 actions = ["published"]
 repositories = ["acme/*"]
 when = "release.prerelease == `false`"
-template = '{"text": "New release {{ payload.release.tag_name }}"}'
+template = '{"text": {{ "New release " ~ payload.release.tag_name }}}'
 destinations = ["chat"]
 """
 
@@ -71,7 +76,9 @@ def test_a_missing_secret_env_names_the_destination_and_field() -> None:
         (('destinations = ["ci"]', 'destinations = ["cd"]'), "route 'releases-to-ci': destinations: no destination"),
         (('events = ["release"]\ndestinations', 'events = "x"\ndestinations'), "route 'releases-to-ci': events: "),
         (("when = \"release.prerelease == `false`\"", 'when = "release.[["'), "route 'published-to-chat': when: "),
-        (("{{ payload.release.tag_name }}", "{{ payload.release.tag_name"), "route 'published-to-chat': template: "),
+        (("payload.release.tag_name }}", "payload.release.tag_name"), "route 'published-to-chat': template: "),
+        (('{{ "New release " ~ payload.release.tag_name }}', '"New release {{ payload.release.tag_name }}"'),
+         "route 'published-to-chat': template: line 1: an interpolation inside a JSON string"),
         (('secret = "s3cr3t-for-ci"', 'secret = "s3cr3t-for-ci"\ncolour = "red"'), "destination 'ci': colour: "),
         (('secret = "s3cr3t-for-ci"', "secret = 12345678"), "destination 'ci': secret: "),
         (('secret = "s3cr3t-for-ci"', ""), "destination 'ci': secret: set exactly one"),
@@ -118,11 +125,17 @@ def test_an_invalid_file_at_start_raises(tmp_path: Path) -> None:
         Routes(tmp_path / "missing.toml", metrics=Metrics())
 
 
-def test_the_readme_route_file_example_loads() -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
-    section = readme.split("<!-- section:forwarding -->", 1)[1]
-    example = section.split("```toml\n", 1)[1].split("```", 1)[0]
-    table = parse_routes(example, environ={"CHAT_HOOK_SECRET": "from-the-environment"})
+def test_the_readme_route_file_example_loads_and_its_template_is_safe_from_injection() -> None:
+    table = parse_routes(readme_routes_example(), environ={"CHAT_HOOK_SECRET": "from-the-environment"})
     assert set(table.destinations) == {"ci", "chat"}
     assert [r.name for r in table.routes] == ["releases-to-ci", "published-releases-to-chat"]
-    assert table.routes[1].template is not None
+    template = table.routes[1].template
+    assert template is not None
+    # A release tag that tries to add fields to the chat message stays inside the text.
+    tag = 'v1", "admin": true, "x": "'
+    payload = release_payload(tag=tag, repository_name="acme/api")
+    out = build_forward(table.destinations["chat"], delivery_id="d-1", event="release", content_kind=ContentKind.JSON,
+                        headers={}, body=orjson.dumps(payload), template=template)  # fmt: skip
+    document = orjson.loads(out.body)
+    assert set(document) == {"text"}
+    assert document["text"] == f"New release {tag} of acme/api: {payload['release']['html_url']}"
