@@ -16,7 +16,15 @@ from ghingest.app.runtime import Runtime
 from ghingest.app.settings import Settings
 from ghingest.core import signature
 from tests.conftest import TOKEN, ThreadedServer, post_webhook, release, signed, wait_until
-from tests.destinations import Answer, Destination, Received, readme_chat_template, routes_toml
+from tests.destinations import (
+    Answer,
+    Destination,
+    Proxy,
+    Received,
+    certificates,
+    readme_chat_template,
+    routes_toml,
+)
 
 DEST_SECRET = "destination-secret-0123"
 FAST_RETRY = {"base_delay": 0.05, "max_delay": 0.2, "max_attempts": 200, "max_age": 120.0}
@@ -380,3 +388,54 @@ def test_a_malformed_retry_after_is_recorded_and_the_job_ends_by_its_policy(
     finally:
         for s in servers:
             s.__exit__(None, None, None)
+
+
+def test_https_destinations_with_a_ca_bundle_and_through_a_connect_proxy(
+    routes_file: Path, start: Callable[[], ThreadedServer], tmp_path: Path
+) -> None:
+    tls = certificates(tmp_path)
+    with Destination(tls=tls) as dest, Proxy() as proxy:
+        assert dest.url.startswith("https://127.0.0.1:")
+        destinations = {
+            "trusted": {"url": dest.url, "secret": DEST_SECRET, "ca_bundle": str(tls.ca_bundle)},
+            "untrusted": {"url": dest.url, "secret": DEST_SECRET, "retry": FAST_RETRY},  # the system's store
+            "proxied": {"url": dest.url, "secret": DEST_SECRET, "ca_bundle": str(tls.ca_bundle), "proxy": proxy.url},
+        }
+        routes = [{"name": "everything", "destinations": list(destinations)}]
+        routes_file.write_text(routes_toml(destinations, routes))
+        server = start()
+        ids = [f"d-tls-{i}" for i in range(5)]
+        with client(server) as api:
+            for delivery_id in ids:
+                request = signed(release(release_id=i_of(delivery_id)), delivery_id=delivery_id)
+                assert post_webhook(api, request).status_code == 202
+
+            def status(delivery_id: str, destination: str) -> dict[str, Any]:
+                return next(f for f in forwards(api, delivery_id) if f["destination"] == destination)
+
+            def settled() -> bool:
+                return all(
+                    len(forwards(api, d)) == 3
+                    and status(d, "trusted")["status"] == "delivered"
+                    and status(d, "proxied")["status"] == "delivered"
+                    and status(d, "untrusted")["attempts"] >= 2
+                    for d in ids
+                )
+
+            wait_until(settled, timeout=20)
+            assert len(dest.accepted) == 2 * len(ids)  # trusted and proxied; nothing reached it untrusted
+            assert 1 <= proxy.tunnels <= 4  # through CONNECT tunnels, kept alive (at most `concurrency` of them)
+            assert proxy.relayed == 0
+            assert all(head.startswith(b"CONNECT 127.0.0.1:%d " % dest.port) for head in proxy.heads)
+            untrusted = status(ids[0], "untrusted")
+            assert untrusted["status"] in ("retry", "delivering")
+            attempt = untrusted["attempt_log"][0]
+            assert attempt["status_code"] is None
+            assert attempt["outcome"] == "retry"
+            assert attempt["error"].startswith(f"TlsFailed: TLS with 127.0.0.1:{dest.port}: ")
+            assert "unable to get local issuer certificate" in attempt["error"]
+            # Trusting the CA (a reload) lets the retries through.
+            destinations["untrusted"]["ca_bundle"] = str(tls.ca_bundle)
+            routes_file.write_text(routes_toml(destinations, routes) + "\n# trusted now\n")
+            wait_until(lambda: all(status(d, "untrusted")["status"] == "delivered" for d in ids), timeout=20)
+            assert len(dest.accepted) == 3 * len(ids)

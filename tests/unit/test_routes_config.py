@@ -139,3 +139,97 @@ def test_the_readme_route_file_example_loads_and_its_template_is_safe_from_injec
     document = orjson.loads(out.body)
     assert set(document) == {"text"}
     assert document["text"] == f"New release {tag} of acme/api: {payload['release']['html_url']}"
+
+
+HTTPS_CI = """
+[[destinations]]
+name = "ci"
+url = "https://ci.internal/hooks/github"
+secret = "s3cr3t-for-ci"
+{extra}
+
+[[destinations]]
+name = "plain"
+url = "http://plain.internal/hook"
+secret = "s3cr3t-for-plain"
+"""
+
+
+def test_a_ca_bundle_is_read_relative_to_the_route_file_and_checked_at_load(tmp_path: Path) -> None:
+    from tests.destinations import certificates
+
+    tls = certificates(tmp_path)
+    path = tmp_path / "routes.toml"
+    path.write_text(HTTPS_CI.format(extra='ca_bundle = "ca.pem"'))
+    table = Routes(path, metrics=Metrics()).current()
+    assert table.destinations["ci"].ca_bundle == str(tls.ca_bundle)
+    assert table.destinations["plain"].ca_bundle is None
+    path.write_text(HTTPS_CI.format(extra='ca_bundle = "missing.pem"'))
+    with pytest.raises(RoutesError) as caught:
+        Routes(path, metrics=Metrics())
+    assert caught.value.problems == [
+        "destination 'ci': ca_bundle: cannot be used as a CA bundle: No such file or directory"
+    ]
+    path.write_text(HTTPS_CI.format(extra='ca_bundle = "routes.toml"'))  # a file without certificates
+    with pytest.raises(RoutesError, match="destination 'ci': ca_bundle: cannot be used as a CA bundle: no PEM"):
+        Routes(path, metrics=Metrics())
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ('proxy = "https://proxy.internal:3128"', "destination 'ci': proxy: must be an http:// proxy URL"),
+        ('proxy = "http://u:s3cr3t@proxy.internal:3128/path"', "destination 'ci': proxy: must be a proxy URL"),
+        ('proxy = "http://u:s3cr3t@proxy.internal:99999"', "destination 'ci': proxy: must be a proxy URL"),
+        ('proxy = "proxy.internal:3128"', "destination 'ci': proxy: must be an http:// proxy URL"),
+    ],
+)
+def test_a_bad_proxy_names_the_destination_and_never_its_value(extra: str, expected: str) -> None:
+    found = problems(HTTPS_CI.format(extra=extra))
+    assert len(found) == 1
+    assert found[0].startswith(expected), found
+    assert "proxy.internal" not in found[0]
+
+
+def test_a_ca_bundle_on_an_http_destination_is_refused() -> None:
+    text = HTTPS_CI.format(extra="").replace('secret = "s3cr3t-for-plain"', 'secret = "x"\nca_bundle = "/x.pem"')
+    assert problems(text) == [
+        "destination 'plain': ca_bundle: only an https:// destination is verified; remove it or use https://"
+    ]
+
+
+def test_the_settings_give_the_defaults_and_a_destination_overrides_them(tmp_path: Path) -> None:
+    from ghingest.app.routes_config import TransportDefaults
+    from ghingest.app.settings import load_settings
+    from tests.destinations import certificates
+
+    tls = certificates(tmp_path)
+    settings = load_settings(forward_proxy="http://u:s3cr3t@proxy.internal:3128", forward_ca_bundle=tls.ca_bundle)
+    defaults = TransportDefaults.from_settings(settings)
+    assert "s3cr3t" not in repr(defaults)
+    table = parse_routes(HTTPS_CI.format(extra=""), defaults=defaults)
+    ci, plain = table.destinations["ci"], table.destinations["plain"]
+    assert (ci.ca_bundle, ci.proxy) == (str(tls.ca_bundle), "http://u:s3cr3t@proxy.internal:3128")
+    assert (plain.ca_bundle, plain.proxy) == (None, "http://u:s3cr3t@proxy.internal:3128")  # a bundle: https only
+    assert "s3cr3t" not in repr(table)
+    direct = parse_routes(HTTPS_CI.format(extra='proxy = ""'), defaults=defaults)
+    assert direct.destinations["ci"].proxy is None  # "": a direct connection, whatever the default
+    own = parse_routes(HTTPS_CI.format(extra='proxy = "http://other:8080"'), defaults=defaults)
+    assert own.destinations["ci"].proxy == "http://other:8080"
+    assert TransportDefaults.from_settings(load_settings()) == TransportDefaults()
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "expected"),
+    [
+        ("forward_proxy", "https://u:s3cr3t@proxy:1", "GHINGEST_FORWARD_PROXY: Value error, must be an http://"),
+        ("forward_ca_bundle", "/nonexistent/ca.pem", "GHINGEST_FORWARD_CA_BUNDLE: Value error, cannot be used as"),
+    ],
+)
+def test_invalid_transport_settings_name_the_setting(setting: str, value: str, expected: str) -> None:
+    from ghingest.app.settings import ConfigError, load_settings
+
+    with pytest.raises(ConfigError) as caught:
+        load_settings(**{setting: value})
+    assert expected in str(caught.value)
+    assert "s3cr3t" not in str(caught.value)

@@ -2,9 +2,9 @@
 
 A `ForwardTransport` POSTs to one destination (`TransportOptions.url`: its origin, its TLS and proxy options) over
 connections of its own, at most `size` of them; the forwarder builds one per destination through a
-`TransportFactory` it is given (default: `ghingest.app.http1.Origin`). It answers the status, the headers and at most
-`max_body` bytes of the body, follows no redirect, uses no proxy from the environment, and raises a
-`TransportError` when there is no complete answer; a timeout is the caller's (`asyncio.timeout`).
+`TransportFactory` it is given (default: `ghingest.app.forward_client`, over aiohttp). It answers the status, the
+headers and at most `max_body` bytes of the body, follows no redirect, uses no proxy from the environment, and raises
+a `TransportError` when there is no complete answer; a timeout is the caller's (`asyncio.timeout`).
 
 `MockTransport` answers from a function, like httpx's `MockTransport`: the forwarder's unit tests run on it, without
 sockets.
@@ -13,9 +13,11 @@ sockets.
 from __future__ import annotations
 
 import inspect
+import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
+from urllib.parse import urlsplit
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +67,35 @@ class ForwardTransport(Protocol):
 
 
 TransportFactory = Callable[[TransportOptions], ForwardTransport]
+
+
+# --- checking the options (the route file's and the settings') -------------------------------------------------
+
+
+def check_proxy(url: str) -> None:
+    """Raise ValueError unless `url` is `http://[user:password@]host[:port]` (the message never quotes it)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise ValueError("must be a proxy URL: http://[user:password@]host:port") from None
+    if parts.scheme != "http":
+        raise ValueError("must be an http:// proxy URL (TLS to the proxy itself is not supported)")
+    if not parts.hostname or parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError("must be a proxy URL: http://[user:password@]host:port, without a path")
+    if port == 0:
+        raise ValueError("the proxy's port must not be 0")
+
+
+def check_ca_bundle(path: str) -> None:
+    """Raise ValueError unless `path` is a readable PEM file of CA certificates."""
+    try:
+        ssl.create_default_context(cafile=path)
+    except OSError as exc:  # ssl.SSLError is one too
+        reason = exc.strerror or exc.__class__.__name__
+        if isinstance(exc, ssl.SSLError):
+            reason = f"no PEM CA certificates in it ({exc.reason or exc.__class__.__name__})"
+        raise ValueError(f"cannot be used as a CA bundle: {reason}") from None
 
 
 # --- a fake for tests --------------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 import jinja2
 
-from ghingest.app import http1
+from ghingest.app import forward_client
 from ghingest.app.forward_transport import (
     Answer,
     ForwardTransport,
@@ -52,7 +52,7 @@ LEASE_MARGIN = 30.0  # a claimed job is hidden for twice the destination's timeo
 RECORD_TIMEOUT = LEASE_MARGIN  # recording an attempt that takes longer is given up (the job's lease then runs out)
 REPEAT_LOG_INTERVAL = 60.0  # while recording keeps failing, one summary line per this many seconds
 
-DEFAULT_TRANSPORT: TransportFactory = http1.transport
+DEFAULT_TRANSPORT: TransportFactory = forward_client.transport
 
 
 class Forwarder:
