@@ -129,6 +129,8 @@ def test_the_readme_route_file_example_loads_and_its_template_is_safe_from_injec
     table = parse_routes(readme_routes_example(), environ={"CHAT_HOOK_SECRET": "from-the-environment"})
     assert set(table.destinations) == {"ci", "chat"}
     assert [r.name for r in table.routes] == ["releases-to-ci", "published-releases-to-chat"]
+    assert table.destinations["chat"].proxy == "http://proxy.internal:3128"
+    assert table.destinations["ci"].ca_bundle is None  # commented out in the example: a file that must exist
     template = table.routes[1].template
     assert template is not None
     # A release tag that tries to add fields to the chat message stays inside the text.
