@@ -285,7 +285,7 @@ def test_a_failure_to_record_is_logged_once_and_the_job_waits_for_its_lease() ->
                 queue, table(), factory, lambda: sum(len(t.requests) for t in made) >= 20 and queue.claims >= 30
             )
         assert sum(len(t.requests) for t in made) == 20
-        assert all(j.status is ForwardStatus.DELIVERING and j.due > time.time() + 30 for j in queue.jobs.values())
+        assert all(j.status is ForwardStatus.DELIVERING and j.due > time.time() + 20 for j in queue.jobs.values())
         errors = [e for e in logs if e["event"].startswith("forward.record_error")]
         assert [e["event"] for e in errors] == ["forward.record_error"]
         assert errors[0]["error"] == "OSError: disk I/O error"
