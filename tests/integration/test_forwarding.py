@@ -16,7 +16,15 @@ from ghingest.app.runtime import Runtime
 from ghingest.app.settings import Settings
 from ghingest.core import signature
 from tests.conftest import TOKEN, ThreadedServer, post_webhook, release, signed, wait_until
-from tests.destinations import Answer, Destination, Received, routes_toml
+from tests.destinations import (
+    Answer,
+    Destination,
+    Proxy,
+    Received,
+    certificates,
+    readme_chat_template,
+    routes_toml,
+)
 
 DEST_SECRET = "destination-secret-0123"
 FAST_RETRY = {"base_delay": 0.05, "max_delay": 0.2, "max_attempts": 200, "max_age": 120.0}
@@ -269,7 +277,7 @@ def test_an_invalid_route_file_stops_the_start_with_the_route_and_field_named(
 def test_a_route_condition_and_template_shape_the_forward(
     routes_file: Path, start: Callable[[], ThreadedServer]
 ) -> None:
-    template = '{"text": "New release {{ payload.release.tag_name }}: {{ payload.release.html_url }}"}'
+    template = readme_chat_template()  # the README's, as documented
     with Destination() as chat:
         routes_file.write_text(
             routes_toml(
@@ -294,10 +302,18 @@ def test_a_route_condition_and_template_shape_the_forward(
             post_webhook(api, signed(release(release_id=3, tag="v3.0.0"), delivery_id="d-chat"))
             wait_until(lambda: "d-chat" in chat.delivery_ids())
             body = orjson.loads(chat.accepted[0].body)
-            assert body["text"].startswith("New release v3.0.0: https://")
+            assert body["text"].startswith("New release v3.0.0 of octo-org/octo-repo: https://")
             assert forwards(api, "d-created") == []
             assert forwards(api, "d-other") == []
             assert len(chat.received) == 1
+            # A tag that tries to add fields to the message: the body has the template's keys and no other.
+            tag = 'v1", "admin": true, "x": "'
+            post_webhook(api, signed(release(release_id=4, tag=tag), delivery_id="d-inject"))
+            wait_until(lambda: "d-inject" in chat.delivery_ids())
+            got = next(r for r in chat.accepted if r.headers["x-github-delivery"] == "d-inject")
+            injected = orjson.loads(got.body)
+            assert set(injected) == {"text"}
+            assert injected["text"].startswith(f"New release {tag} of octo-org/octo-repo: https://")
 
 
 def test_timeouts_and_429_are_retried_and_retry_after_is_honoured(
@@ -333,3 +349,93 @@ def time_of(value: str) -> float:
     from ghingest.core.time import parse_iso
 
     return parse_iso(value)
+
+
+def test_a_malformed_retry_after_is_recorded_and_the_job_ends_by_its_policy(
+    routes_file: Path, start: Callable[[], ThreadedServer]
+) -> None:
+    # One destination per value: '²' (str.isdigit() holds, float() refuses), a negative, an exponent, 5,000 digits,
+    # a date far in the future. Each answers 503 with it: attempts are recorded and the policy dead-letters the job.
+    values = ["²", "-1", "1e9", "9" * 5000, "Fri, 31 Dec 9999 23:59:59 GMT"]
+    retry = {"base_delay": 0.05, "max_delay": 0.2, "max_attempts": 3, "max_age": 120.0}
+    servers = [
+        Destination(lambda _r, v=v: Answer(status=503, body=b"busy", headers={"Retry-After": v})) for v in values
+    ]
+    for server in servers:
+        server.__enter__()
+    try:
+        routes_file.write_text(
+            routes_toml(
+                {f"ra{i}": {"url": s.url, "secret": DEST_SECRET, "retry": retry} for i, s in enumerate(servers)},
+                [{"name": "everything", "destinations": [f"ra{i}" for i in range(len(values))]}],
+            )
+        )
+        server = start()
+        with client(server) as api:
+            assert post_webhook(api, signed(release(), delivery_id="d-retry-after")).status_code == 202
+            wait_until(
+                lambda: (
+                    len(forwards(api, "d-retry-after")) == len(values)
+                    and all(f["status"] == "dead" for f in forwards(api, "d-retry-after"))
+                ),
+                timeout=20,
+            )
+            for job in forwards(api, "d-retry-after"):
+                assert job["attempts"] == 3, job["destination"]
+                log = [(a["status_code"], a["outcome"], a["error"]) for a in job["attempt_log"]]
+                assert log == [(503, "retry", None), (503, "retry", None), (503, "dead", None)], job["destination"]
+        assert [len(s.received) for s in servers] == [3] * len(values)
+    finally:
+        for s in servers:
+            s.__exit__(None, None, None)
+
+
+def test_https_destinations_with_a_ca_bundle_and_through_a_connect_proxy(
+    routes_file: Path, start: Callable[[], ThreadedServer], tmp_path: Path
+) -> None:
+    tls = certificates(tmp_path)
+    with Destination(tls=tls) as dest, Proxy() as proxy:
+        assert dest.url.startswith("https://127.0.0.1:")
+        destinations = {
+            "trusted": {"url": dest.url, "secret": DEST_SECRET, "ca_bundle": str(tls.ca_bundle)},
+            "untrusted": {"url": dest.url, "secret": DEST_SECRET, "retry": FAST_RETRY},  # the system's store
+            "proxied": {"url": dest.url, "secret": DEST_SECRET, "ca_bundle": str(tls.ca_bundle), "proxy": proxy.url},
+        }
+        routes = [{"name": "everything", "destinations": list(destinations)}]
+        routes_file.write_text(routes_toml(destinations, routes))
+        server = start()
+        ids = [f"d-tls-{i}" for i in range(5)]
+        with client(server) as api:
+            for delivery_id in ids:
+                request = signed(release(release_id=i_of(delivery_id)), delivery_id=delivery_id)
+                assert post_webhook(api, request).status_code == 202
+
+            def status(delivery_id: str, destination: str) -> dict[str, Any]:
+                return next(f for f in forwards(api, delivery_id) if f["destination"] == destination)
+
+            def settled() -> bool:
+                return all(
+                    len(forwards(api, d)) == 3
+                    and status(d, "trusted")["status"] == "delivered"
+                    and status(d, "proxied")["status"] == "delivered"
+                    and status(d, "untrusted")["attempts"] >= 2
+                    for d in ids
+                )
+
+            wait_until(settled, timeout=20)
+            assert len(dest.accepted) == 2 * len(ids)  # trusted and proxied; nothing reached it untrusted
+            assert 1 <= proxy.tunnels <= 4  # through CONNECT tunnels, kept alive (at most `concurrency` of them)
+            assert proxy.relayed == 0
+            assert all(head.startswith(b"CONNECT 127.0.0.1:%d " % dest.port) for head in proxy.heads)
+            untrusted = status(ids[0], "untrusted")
+            assert untrusted["status"] in ("retry", "delivering")
+            attempt = untrusted["attempt_log"][0]
+            assert attempt["status_code"] is None
+            assert attempt["outcome"] == "retry"
+            assert attempt["error"].startswith(f"TlsFailed: TLS with 127.0.0.1:{dest.port}: ")
+            assert "unable to get local issuer certificate" in attempt["error"]
+            # Trusting the CA (a reload) lets the retries through.
+            destinations["untrusted"]["ca_bundle"] = str(tls.ca_bundle)
+            routes_file.write_text(routes_toml(destinations, routes) + "\n# trusted now\n")
+            wait_until(lambda: all(status(d, "untrusted")["status"] == "delivered" for d in ids), timeout=20)
+            assert len(dest.accepted) == 3 * len(ids)

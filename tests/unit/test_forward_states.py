@@ -5,8 +5,11 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ghingest.core.forward_states import (
+    MAX_RETRY_AFTER,
     ForwardStatus,
     Verdict,
     can_move,
@@ -37,6 +40,34 @@ def test_retry_after_in_seconds_or_as_a_date() -> None:
     assert parse_retry_after("soon", now=0) is None
     assert parse_retry_after("Thu, 01 Jan 1970 00:01:40 GMT", now=40.0) == pytest.approx(60.0)
     assert parse_retry_after("Thu, 01 Jan 1970 00:00:10 GMT", now=40.0) == 0.0
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "²", "٣", "１２", "1²", "-1", "+5", "1e9", "1.5", "0x10", "inf", "nan", " ", "", "9" * 5000, "1" * 10,
+        "Fri, 31 Dec 9999 23:59:59 GMT",  # far future: beyond MAX_RETRY_AFTER
+        "Thu, 01 Jan 1970 00:01:40",  # no time zone
+        "Thu, 01 Jan 1970 00:01:40 GMT" + " " * 100 + "x",
+        "Thu, 99 Foo 1970 99:99:99 GMT",
+        "Thu, 01 Jan 1970 00:01:40 GMT\u00a0²",
+    ],
+)  # fmt: skip
+def test_a_malformed_or_out_of_range_retry_after_is_ignored(value: str) -> None:
+    assert parse_retry_after(value, now=40.0) is None
+
+
+def test_retry_after_bounds() -> None:
+    assert parse_retry_after(" 0 ", now=0) == 0.0
+    assert parse_retry_after("007", now=0) == 7.0
+    assert parse_retry_after(str(int(MAX_RETRY_AFTER)), now=0) == MAX_RETRY_AFTER
+    assert parse_retry_after(str(int(MAX_RETRY_AFTER) + 1), now=0) is None
+
+
+@given(st.text(max_size=80))
+def test_retry_after_never_raises_and_stays_in_range(value: str) -> None:
+    seconds = parse_retry_after(value, now=1_700_000_000.0)
+    assert seconds is None or 0.0 <= seconds <= MAX_RETRY_AFTER
 
 
 POLICY = RetryPolicy(max_attempts=3, base_delay=1.0, max_delay=60.0, max_age=100.0, jitter=0.0)

@@ -151,13 +151,58 @@ def forward_with(template: str, payload: dict[str, Any] | None = None) -> bytes:
 
 def test_a_template_shapes_a_chat_message() -> None:
     out = forward_with(
-        '{"text": "New release {{ payload.release.tag_name }} of {{ repository }}",'
-        ' "url": {{ payload.release.html_url | json }}, "event": "{{ event }}"}'
+        '{"text": {{ "New release " ~ payload.release.tag_name ~ " of " ~ repository }},'
+        ' "url": {{ payload.release.html_url | json }}, "event": {{ event }}}'
     )
     document = orjson.loads(out)
     assert document["text"] == "New release v2.0.0 of octo-org/octo-repo"
     assert document["url"].startswith("https://github.com/")
     assert document["event"] == "release"
+
+
+INJECTION = 'v1", "admin": true, "x": "'
+
+
+def test_every_interpolation_is_a_json_value_so_a_payload_cannot_add_fields() -> None:
+    payload = release_payload(tag=INJECTION)
+    out = forward_with('{"text": {{ "Release " ~ payload.release.tag_name }}, "tag": {{ payload.release.tag_name }}}',
+                       payload)  # fmt: skip
+    document = orjson.loads(out)
+    assert set(document) == {"text", "tag"}
+    assert document == {"text": "Release " + INJECTION, "tag": INJECTION}
+
+
+def test_values_keep_their_json_types_and_the_json_filter_is_not_applied_twice() -> None:
+    payload = {"n": 3, "ok": True, "none": None, "labels": [{"name": "bug"}, {"name": 'say "hi"'}]}
+    template = (
+        '{"n": {{ payload.n }}, "ok": {{ payload.ok }}, "none": {{ payload.none }}, "sum": {{ payload.n + 1 }},'
+        ' "labels": {{ payload.labels | map(attribute="name") | list }}, "json": {{ payload.labels | json }},'
+        ' "tojson": {{ payload.n | tojson }}, "names": [{% for l in payload.labels %}{{ l.name }}'
+        '{% if not loop.last %}, {% endif %}{% endfor %}], "text": "a \\" {} {%- if true %} b {% endif %}"}'
+    )
+    assert orjson.loads(forward_with(template, payload)) == {
+        "n": 3, "ok": True, "none": None, "sum": 4, "labels": ["bug", 'say "hi"'],
+        "json": payload["labels"], "tojson": 3, "names": ["bug", 'say "hi"'], "text": 'a " {} b ',
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("template", "line"),
+    [
+        ('{"text": "New release {{ payload.release.tag_name }}"}', 1),
+        ('{\n  "a": {{ event }},\n  "b": "x \\" {{ event }}"\n}', 3),
+        ('{"{{ event }}": 1}', 1),
+    ],
+)
+def test_an_interpolation_inside_a_json_string_is_refused_at_load(template: str, line: int) -> None:
+    with pytest.raises(RoutingError, match=f"^line {line}: an interpolation inside a JSON string"):
+        compile_template(template)
+
+
+def test_text_that_only_looks_like_a_string_is_accepted() -> None:
+    # Quotes in comments, in {% %} blocks and in expressions are not the template's text; an escaped quote does not
+    # close a string.
+    compile_template('{# "a #}{"a": {{ "x\\"" ~ event }}, "b": "\\"", "c": {% if "q" %}{{ 1 }}{% endif %}}')
 
 
 @pytest.mark.parametrize(
@@ -180,4 +225,4 @@ def test_a_template_must_produce_json_and_name_existing_fields() -> None:
     with pytest.raises(ForwardBuildError, match="not valid JSON"):
         forward_with("New release {{ payload.release.tag_name }}")
     with pytest.raises(ForwardBuildError, match="template failed"):
-        forward_with('{"x": "{{ payload.nothing.here }}"}')
+        forward_with('{"x": {{ payload.nothing.here }}}')

@@ -7,9 +7,15 @@ others are claimed and sent as if it did not exist.
 
 Each attempt's answer is classified (`core.forward_states.classify`) and the job moves on by the destination's
 retry policy (`decide`): delivered, due again at a backed-off time (honouring `Retry-After`), or dead. The decision
-is persisted; nothing sleeps waiting for a retry. A job claimed by a process that died is due again when its lease
-ends, or at once when the forwarder starts (`release_leases`: one forwarder per database file).
-Logs never carry a secret or a body.
+is persisted; nothing sleeps waiting for a retry. Every attempt ends in a recorded outcome: an exception nobody
+foresaw, anywhere from building the request to deciding, is recorded as that attempt's error and treated as transient
+(so the policy still dead-letters the job in the end). Only when recording itself fails does the job stay leased until
+its lease ends, and then it is attempted again; such failures are logged once per run of them, not once per attempt.
+A job claimed by a process that died is due again when its lease ends, or at once when the forwarder starts
+(`release_leases`: one forwarder per database file). Logs never carry a secret or a body.
+
+The HTTP client is a `ForwardTransport` (`app/forward_transport.py`) built per destination by the factory the
+forwarder is given: the real one by default, a `MockTransport` in unit tests.
 """
 
 from __future__ import annotations
@@ -18,22 +24,35 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 import jinja2
 
-from ghingest.app import http1
+from ghingest.app import forward_client
+from ghingest.app.forward_transport import (
+    Answer,
+    ForwardTransport,
+    TransportError,
+    TransportFactory,
+    TransportOptions,
+)
 from ghingest.app.logs import get_logger
 from ghingest.app.metrics import Metrics
-from ghingest.core.forward_states import ForwardStatus, Verdict, classify, decide, parse_retry_after
+from ghingest.core.forward_states import Decision, ForwardStatus, Verdict, classify, decide, parse_retry_after
+from ghingest.core.retry import RetryPolicy
 from ghingest.core.routing import Destination, ForwardBuildError, RouteTable, build_forward
 from ghingest.ports import AttemptResult, ForwardJob, ForwardQueue
 
 EXCERPT_CHARS = 500
+ERROR_CHARS = 300
 _EXCERPT_BYTES = 2048
 LEASE_MARGIN = 30.0  # a claimed job is hidden for twice the destination's timeout plus this (held, then in flight)
+RECORD_TIMEOUT = LEASE_MARGIN  # recording an attempt that takes longer is given up (the job's lease then runs out)
+REPEAT_LOG_INTERVAL = 60.0  # while recording keeps failing, one summary line per this many seconds
+
+DEFAULT_TRANSPORT: TransportFactory = forward_client.transport
 
 
 class Forwarder:
@@ -45,13 +64,16 @@ class Forwarder:
         metrics: Metrics,
         poll_interval: float = 0.5,
         supervise_interval: float = 1.0,
+        transport_factory: TransportFactory = DEFAULT_TRANSPORT,
     ) -> None:
         self._queue = queue
         self._routes = routes
         self._metrics = metrics
         self._poll_interval = poll_interval
         self._supervise_interval = supervise_interval
+        self._transport_factory = transport_factory
         self._log = get_logger("ghingest.forwarder")
+        self._record_failures = _FailureRun(self._log, "forward.record_error")
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until `stop` is set; follow route reloads (new destinations get a pump, removed ones stop)."""
@@ -92,24 +114,24 @@ class Forwarder:
         first = self._routes().destinations.get(name)
         if first is None:
             return
-        concurrency, url = first.concurrency, first.url
+        options = transport_options(first)
         # Each destination has its own keep-alive connections, as many as its concurrency: a slow or dead destination
         # never holds a connection another one needs. No proxy from the environment is used.
-        origin = http1.Origin(url, size=concurrency, max_body=_EXCERPT_BYTES)
-        target = _target_of(url)
+        transport = self._transport(options, name)
+        target = _target_of(first.url)
         try:
             while not stop.is_set():
                 destination = self._routes().destinations.get(name)
                 if destination is None:
                     break  # removed by a reload: its jobs stay queued until it comes back or is replayed elsewhere
-                if (destination.concurrency, destination.url) != (concurrency, url):
+                if transport_options(destination) != options:
                     break  # changed by a reload: the supervisor starts a pump with the new settings
                 if work is None or work.done():
                     exhausted = exhausted and work is None
                     work = asyncio.ensure_future(self._queue.wait_for_work(self._poll_interval))
                 slot_freed.clear()
                 while held and len(in_flight) < destination.concurrency:
-                    task = asyncio.create_task(self._attempt(origin, target, destination, held.popleft()))
+                    task = asyncio.create_task(self._attempt(transport, target, destination, held.popleft()))
                     in_flight.add(task)
                     task.add_done_callback(finished)
                 holding = len(held) + len(in_flight)
@@ -138,57 +160,81 @@ class Forwarder:
                 await asyncio.wait(in_flight, timeout=destination_timeout(self._routes(), name) + 1)
             for task in in_flight:
                 task.cancel()
-            origin.close()
+            try:
+                await transport.close()
+            except Exception:
+                self._log.exception("forward.close_error", destination=name)
             if held:  # claimed but not started: due again now, for the next pump (or the next start)
                 try:
                     await self._queue.release_leases([job.id for job in held])
                 except Exception:
                     self._log.exception("forward.release_error", destination=name)
 
-    async def _attempt(self, origin: http1.Origin, target: str, destination: Destination, job: ForwardJob) -> None:
+    def _transport(self, options: TransportOptions, name: str) -> ForwardTransport:
+        """The destination's transport; one that cannot be built fails each attempt with the reason (recorded)."""
+        try:
+            return self._transport_factory(options)
+        except Exception as exc:
+            self._log.exception("forward.transport_error", destination=name)
+            return _Unusable(describe(exc, secrets=_secrets_of(options)))
+
+    async def _attempt(
+        self, transport: ForwardTransport, target: str, destination: Destination, job: ForwardJob
+    ) -> None:
         started_at = time.time()
         t0 = time.perf_counter()
         status_code: int | None = None
         error: str | None = None
         excerpt: str | None = None
         retry_after: float | None = None
-        verdict: Verdict
+        verdict = Verdict.TRANSIENT
         try:
-            request = build_forward(
-                destination,
-                delivery_id=job.delivery_id,
-                event=job.event,
-                content_kind=job.content_kind,
-                headers=job.headers,
-                body=job.body,
-                template=self._template_of(job),
-            )
-        except ForwardBuildError as exc:
-            error, verdict = str(exc), Verdict.PERMANENT
-        else:
             try:
-                async with asyncio.timeout(destination.timeout):
-                    answer = await origin.post(target, request.headers, request.body)
-                status_code = answer.status
-                retry_after = parse_retry_after(answer.headers.get("retry-after"), now=time.time())
-                excerpt = answer.body.decode("utf-8", errors="replace").strip()[:EXCERPT_CHARS] or None
-            except TimeoutError:
-                error = f"timeout after {destination.timeout:g} s"
-            except http1.HttpFailure as exc:
-                error = f"{exc.__class__.__name__}: {exc}"[:300]
-            except OSError as exc:
-                error = f"{exc.__class__.__name__}: {exc}"[:300]
-            verdict = classify(status_code)
+                request = build_forward(
+                    destination,
+                    delivery_id=job.delivery_id,
+                    event=job.event,
+                    content_kind=job.content_kind,
+                    headers=job.headers,
+                    body=job.body,
+                    template=self._template_of(job),
+                )
+            except ForwardBuildError as exc:
+                error, verdict = str(exc), Verdict.PERMANENT
+            else:
+                answer: Answer | None = None
+                try:
+                    async with asyncio.timeout(destination.timeout):
+                        answer = await transport.post(target, request.headers, request.body)
+                except TimeoutError:
+                    error = f"timeout after {destination.timeout:g} s"
+                except (TransportError, OSError) as exc:
+                    error = describe(exc, secrets=_secrets_of(transport_options(destination)))
+                if answer is not None:
+                    status_code = answer.status
+                    excerpt = answer.body.decode("utf-8", errors="replace").strip()[:EXCERPT_CHARS] or None
+                    retry_after = parse_retry_after(answer.headers.get("retry-after"), now=time.time())
+                verdict = classify(status_code)
+        except Exception as exc:  # unforeseen: recorded as this attempt's error, transient (the policy still ends it)
+            self._log.exception("forward.attempt_error", delivery_id=job.delivery_id, destination=destination.name)
+            error = describe(exc, secrets=_secrets_of(transport_options(destination)))
+            verdict = Verdict.TRANSIENT
         latency = time.perf_counter() - t0
         attempts = job.attempts + 1
-        decision = decide(
-            verdict,
-            policy=destination.retry,
-            attempts=attempts,
-            now=time.time(),
-            first_attempt_at=job.first_attempt_at or started_at,
-            retry_after=retry_after,
-        )
+        now = time.time()
+        try:
+            decision = decide(
+                verdict,
+                policy=destination.retry,
+                attempts=attempts,
+                now=now,
+                first_attempt_at=job.first_attempt_at or started_at,
+                retry_after=retry_after,
+            )
+        except Exception as exc:
+            self._log.exception("forward.decide_error", delivery_id=job.delivery_id, destination=destination.name)
+            error = error or describe(exc)
+            decision = fallback_decision(destination.retry, attempts=attempts, now=now)
         result = AttemptResult(
             job_id=job.id,
             destination=destination.name,
@@ -200,11 +246,22 @@ class Forwarder:
             next_status=decision.status,
             next_attempt_at=decision.next_attempt_at,
         )
-        self._observe(job, result, verdict)
         try:
-            await self._queue.record_attempts([result])
-        except Exception:  # the job stays leased and is attempted again when its lease ends: at least once
-            self._log.exception("forward.record_error", delivery_id=job.delivery_id, destination=destination.name)
+            self._observe(job, result, verdict)
+        except Exception:  # metrics or logging must not keep the attempt from being recorded
+            self._log.exception("forward.observe_error", destination=destination.name)
+        await self._record(result, job)
+
+    async def _record(self, result: AttemptResult, job: ForwardJob) -> None:
+        """Persist one attempt, within `RECORD_TIMEOUT`. On failure the job stays leased and is attempted again when
+        its lease ends (at least once); a run of failures is logged at its first, then summarised."""
+        try:
+            async with asyncio.timeout(RECORD_TIMEOUT):
+                await self._queue.record_attempts([result])
+        except Exception as exc:
+            self._record_failures.failed(exc, delivery_id=job.delivery_id, destination=result.destination)
+        else:
+            self._record_failures.succeeded()
 
     def _template_of(self, job: ForwardJob) -> jinja2.Template | None:
         if job.route is None:
@@ -233,6 +290,89 @@ class Forwarder:
             self._log.debug("forward.delivered", **fields)
         else:
             self._log.warning("forward.failed", error=result.error, **fields)
+
+
+class _FailureRun:
+    """Logs a run of the same failure once: its first with the traceback, then at most one summary line per
+    `REPEAT_LOG_INTERVAL`, and one line when it ends. Bounded whatever the rate of failures."""
+
+    def __init__(self, log: Any, event: str, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._log = log
+        self._event = event
+        self._clock = clock
+        self.failures = 0  # in the current run
+        self._last_logged = 0.0
+
+    def failed(self, exc: BaseException, **fields: Any) -> None:
+        self.failures += 1
+        now = self._clock()
+        if self.failures == 1:
+            self._last_logged = now
+            self._log.error(self._event, error=describe(exc), exc_info=exc, **fields)
+        elif now - self._last_logged >= REPEAT_LOG_INTERVAL:
+            self._last_logged = now
+            self._log.error(self._event + "_repeated", failures=self.failures, error=describe(exc), **fields)
+
+    def succeeded(self) -> None:
+        if self.failures:
+            self._log.info(self._event + "_ended", failures=self.failures)
+            self.failures = 0
+
+
+class _Unusable:
+    """The transport of a destination whose transport cannot be built (an unreadable `ca_bundle`, say)."""
+
+    def __init__(self, reason: str) -> None:
+        self._reason = reason
+
+    async def post(self, target: str, headers: Mapping[str, str], body: bytes) -> Answer:
+        raise TransportError(f"the destination's client cannot be built: {self._reason}"[:ERROR_CHARS])
+
+    async def close(self) -> None:
+        return None
+
+
+def transport_options(destination: Destination) -> TransportOptions:
+    return TransportOptions(
+        url=destination.url,
+        size=destination.concurrency,
+        max_body=_EXCERPT_BYTES,
+        ca_bundle=destination.ca_bundle,
+        proxy=destination.proxy,
+    )
+
+
+def fallback_decision(policy: RetryPolicy, *, attempts: int, now: float) -> Decision:
+    """When `decide` itself failed: dead once the attempts have run out, else due again after the longest delay."""
+    if attempts >= policy.max_attempts:
+        return Decision(ForwardStatus.DEAD, None)
+    return Decision(ForwardStatus.RETRY, now + policy.max_delay)
+
+
+def describe(exc: BaseException, *, secrets: Sequence[str] = ()) -> str:
+    """An error for the attempt log: the exception's class and a short message, with `secrets` (a destination URL's
+    path and query, a proxy's credentials) cut out."""
+    message = " ".join(str(exc).split())
+    for secret in secrets:
+        if secret:
+            message = message.replace(secret, "…")
+    text = f"{exc.__class__.__name__}: {message}" if message else exc.__class__.__name__
+    return text[:ERROR_CHARS]
+
+
+def _secrets_of(options: TransportOptions) -> list[str]:
+    """What an error message must not show: the URL's path and query (a chat hook's token often is one) and the
+    proxy URL's user information."""
+    found: list[str] = []
+    parts = urlsplit(options.url)
+    if parts.path not in ("", "/") or parts.query:
+        found.append(parts.path + (f"?{parts.query}" if parts.query else ""))
+        if parts.query:
+            found.append(parts.query)
+    if options.proxy:
+        proxy = urlsplit(options.proxy)
+        found += [part for part in (proxy.password, proxy.username) if part]
+    return sorted(found, key=len, reverse=True)
 
 
 def destination_timeout(table: RouteTable, name: str) -> float:

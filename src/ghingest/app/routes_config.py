@@ -3,6 +3,9 @@
 Every error names the destination or route (by its `name`, else its position) and the field, and never quotes a
 value, so a secret cannot leak into a message. `secret_env` is read from the environment when the file is loaded.
 A reload that fails keeps the running table; it is logged and counted (`ghingest_routes_reloads_total`).
+
+A destination's `ca_bundle` (a PEM file, relative to the route file's folder) and `proxy` (`http://host:port`; `""`:
+a direct connection) default to `GHINGEST_FORWARD_CA_BUNDLE` and `GHINGEST_FORWARD_PROXY` (`TransportDefaults`).
 """
 
 from __future__ import annotations
@@ -13,14 +16,16 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from ghingest.app.forward_transport import check_ca_bundle, check_proxy
 from ghingest.app.logs import get_logger
 from ghingest.app.metrics import Metrics
-from ghingest.app.settings import ConfigError
+from ghingest.app.settings import ConfigError, Settings
 from ghingest.core.retry import RetryPolicy
 from ghingest.core.routing import (
     EMPTY_TABLE,
@@ -47,6 +52,23 @@ class RoutesError(ConfigError):
         self.problems = problems
 
 
+@dataclass(frozen=True, slots=True)
+class TransportDefaults:
+    """What a destination that sets no `ca_bundle` or `proxy` gets (from the settings)."""
+
+    ca_bundle: str | None = None  # for https:// destinations only
+    proxy: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TransportDefaults:
+        proxy = settings.forward_proxy.get_secret_value() if settings.forward_proxy is not None else None
+        ca_bundle = str(settings.forward_ca_bundle) if settings.forward_ca_bundle is not None else None
+        return cls(ca_bundle=ca_bundle, proxy=proxy or None)
+
+
+NO_DEFAULTS = TransportDefaults()
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -68,6 +90,8 @@ class DestinationConfig(_Model):
     timeout: float = Field(default=10.0, gt=0, le=300)
     concurrency: int = Field(default=4, ge=1, le=256)
     retry: RetryConfig = Field(default_factory=RetryConfig)
+    ca_bundle: str | None = None  # PEM CA certificates to verify an https:// destination (relative: to the file)
+    proxy: SecretStr | None = None  # http://[user:password@]host:port; "": direct (whatever the default)
 
     @field_validator("name")
     @classmethod
@@ -141,7 +165,13 @@ def _where(document: Mapping[str, Any], loc: tuple[int | str, ...]) -> str:
     return ".".join(str(part) for part in loc) or "(file)"
 
 
-def parse_routes(text: str, *, path: Path | str = "<routes>", environ: Mapping[str, str] | None = None) -> RouteTable:
+def parse_routes(
+    text: str,
+    *,
+    path: Path | str = "<routes>",
+    environ: Mapping[str, str] | None = None,
+    defaults: TransportDefaults = NO_DEFAULTS,
+) -> RouteTable:
     """Validate a route file's text into a `RouteTable`; raise `RoutesError` listing every problem."""
     env = os.environ if environ is None else environ
     try:
@@ -174,6 +204,11 @@ def parse_routes(text: str, *, path: Path | str = "<routes>", environ: Mapping[s
             if not secret:
                 problems.append(f"{where}: secret: must not be empty")
                 continue
+        try:
+            ca_bundle, proxy = _transport_of(d, defaults, folder=Path(path).parent if isinstance(path, Path) else None)
+        except _Problem as problem:
+            problems.append(f"{where}: {problem}")
+            continue
         r = d.retry
         destinations[d.name] = Destination(
             name=d.name,
@@ -189,6 +224,8 @@ def parse_routes(text: str, *, path: Path | str = "<routes>", environ: Mapping[s
                 max_age=r.max_age,
                 jitter=r.jitter,
             ),
+            ca_bundle=ca_bundle,
+            proxy=proxy,
         )
     names = {d.name for d in config.destinations}
     routes: list[Route] = []
@@ -227,14 +264,50 @@ def parse_routes(text: str, *, path: Path | str = "<routes>", environ: Mapping[s
     return RouteTable(destinations=destinations, routes=tuple(routes))
 
 
-def load_routes(path: Path, *, environ: Mapping[str, str] | None = None) -> RouteTable:
+class _Problem(Exception):
+    """`field: message` for one destination."""
+
+
+def _transport_of(
+    d: DestinationConfig, defaults: TransportDefaults, *, folder: Path | None
+) -> tuple[str | None, str | None]:
+    """The destination's CA bundle and proxy: its own, else the defaults; checked now, not at the first forward."""
+    https = d.url.startswith("https://")
+    if d.ca_bundle is not None:
+        if not https:
+            raise _Problem("ca_bundle: only an https:// destination is verified; remove it or use https://")
+        bundle = Path(d.ca_bundle).expanduser()
+        if not bundle.is_absolute() and folder is not None:
+            bundle = folder / bundle
+        ca_bundle: str | None = str(bundle)
+        try:
+            check_ca_bundle(str(bundle))
+        except ValueError as exc:
+            raise _Problem(f"ca_bundle: {exc}") from None
+    else:
+        ca_bundle = defaults.ca_bundle if https else None
+    if d.proxy is not None:
+        proxy = d.proxy.get_secret_value() or None  # "": a direct connection, whatever the default
+        if proxy is not None:
+            try:
+                check_proxy(proxy)
+            except ValueError as exc:
+                raise _Problem(f"proxy: {exc}") from None
+    else:
+        proxy = defaults.proxy
+    return ca_bundle, proxy
+
+
+def load_routes(
+    path: Path, *, environ: Mapping[str, str] | None = None, defaults: TransportDefaults = NO_DEFAULTS
+) -> RouteTable:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise RoutesError(path, [f"cannot read the file: {exc.strerror}"]) from None
     except UnicodeDecodeError:
         raise RoutesError(path, ["the file is not UTF-8 text"]) from None
-    return parse_routes(text, path=path, environ=environ)
+    return parse_routes(text, path=path, environ=environ, defaults=defaults)
 
 
 def _signature(path: Path) -> tuple[int, int, int] | None:
@@ -248,16 +321,17 @@ def _signature(path: Path) -> tuple[int, int, int] | None:
 class Routes:
     """The route table in force. `reload()` swaps it atomically when the file is valid, and keeps it otherwise."""
 
-    def __init__(self, path: Path | None, *, metrics: Metrics) -> None:
+    def __init__(self, path: Path | None, *, metrics: Metrics, defaults: TransportDefaults = NO_DEFAULTS) -> None:
         self.path = path
         self._metrics = metrics
+        self._defaults = defaults
         self._log = get_logger("ghingest.routes")
         self.table: RouteTable = EMPTY_TABLE
         self.last_error: str | None = None
         self._seen: tuple[int, int, int] | None = None
         if path is not None:
             self._seen = _signature(path)
-            self.table = load_routes(path)  # at start an invalid file is fatal: raise RoutesError
+            self.table = load_routes(path, defaults=defaults)  # at start an invalid file is fatal: raise RoutesError
 
     def current(self) -> RouteTable:
         return self.table
@@ -268,7 +342,7 @@ class Routes:
             return False
         self._seen = _signature(self.path)
         try:
-            table = load_routes(self.path)
+            table = load_routes(self.path, defaults=self._defaults)
         except RoutesError as exc:
             self.last_error = str(exc)
             self._metrics.routes_reloads.labels("error").inc()

@@ -14,7 +14,7 @@ from ghingest.app.credentials import Credential, api_tokens, webhook_secrets
 from ghingest.app.forwarder import Forwarder
 from ghingest.app.metrics import Metrics
 from ghingest.app.offload import Offload
-from ghingest.app.routes_config import Routes
+from ghingest.app.routes_config import Routes, TransportDefaults
 from ghingest.app.settings import Settings
 from ghingest.app.worker import Worker
 from ghingest.core.retry import RetryPolicy
@@ -44,7 +44,8 @@ class Runtime:
             settings=settings,
             database=database,
             metrics=metrics,
-            routes=Routes(settings.routes_file, metrics=metrics),  # an invalid route file raises RoutesError
+            # An invalid route file raises RoutesError.
+            routes=Routes(settings.routes_file, metrics=metrics, defaults=TransportDefaults.from_settings(settings)),
             webhook_secrets=webhook_secrets(settings, generate=generate_credentials),
             api_tokens=api_tokens(settings, generate=generate_credentials),
             run_worker=run_worker,

@@ -20,6 +20,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from ghingest.app.forward_transport import check_ca_bundle, check_proxy
 from ghingest.core.errors import GhingestError
 
 ENV_PREFIX = "GHINGEST_"
@@ -80,6 +81,29 @@ class Settings(BaseSettings):
     routes_file: Path | None = None  # TOML: [[destinations]] and [[routes]]; reloaded when it changes
     routes_reload_interval: float = Field(default=1.0, gt=0)  # how often the file's mtime is checked
     forward_poll_interval: float = Field(default=0.5, gt=0)  # fallback poll for due retries and other processes
+
+    # Forwarding transport (README "Forwarding"; ADR 0006, addendum 2): defaults for destinations that set none.
+    forward_ca_bundle: Path | None = None  # PEM CA certificates for https destinations; unset: the system's store
+    forward_proxy: SecretStr | None = None  # http://[user:password@]host:port for every destination; unset: direct
+
+    @field_validator("forward_proxy", "forward_ca_bundle", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("forward_proxy")
+    @classmethod
+    def _proxy_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            check_proxy(value.get_secret_value())
+        return value
+
+    @field_validator("forward_ca_bundle")
+    @classmethod
+    def _ca_bundle(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            check_ca_bundle(str(value))
+        return value
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

@@ -13,7 +13,9 @@ value) and persists the decision it gets back.
 
 from __future__ import annotations
 
+import math
 import random
+import re
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
@@ -71,20 +73,32 @@ def classify(status_code: int | None) -> Verdict:
     return Verdict.PERMANENT  # other 4xx; a 3xx is a misconfigured URL, which waiting does not fix
 
 
+MAX_RETRY_AFTER = 365 * 86_400.0  # a longer `Retry-After` is not believed (and the policy's max_delay caps any)
+_RETRY_AFTER_SECONDS = re.compile(r"[0-9]{1,9}")  # ASCII digits only: `str.isdigit()` also accepts '²' or '٣'
+_MAX_DATE_CHARS = 64  # an HTTP date is 29 characters; the obsolete forms it may take are not much longer
+
+
 def parse_retry_after(value: str | None, *, now: float) -> float | None:
-    """Seconds to wait from a `Retry-After` value (delta-seconds or an HTTP date); None when absent or invalid."""
+    """Seconds to wait from a `Retry-After` value: delta-seconds (ASCII digits) or an HTTP date with a time zone,
+    between 0 and `MAX_RETRY_AFTER`; None when absent, malformed or out of range. Never raises."""
     if value is None:
         return None
-    text = value.strip()
-    if text.isdigit():
-        return float(text)
+    text = value.strip(" \t")
+    if _RETRY_AFTER_SECONDS.fullmatch(text):
+        seconds = float(int(text))
+        return seconds if seconds <= MAX_RETRY_AFTER else None
+    if not text or len(text) > _MAX_DATE_CHARS or not text.isascii():
+        return None
     try:
         when = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
+        if when.tzinfo is None:
+            return None
+        wait = when.timestamp() - now
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    if when.tzinfo is None:
+    if not math.isfinite(wait) or wait > MAX_RETRY_AFTER:
         return None
-    return max(0.0, when.timestamp() - now)
+    return max(0.0, wait)
 
 
 @dataclass(frozen=True, slots=True)

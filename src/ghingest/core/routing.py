@@ -8,6 +8,9 @@ The outgoing request keeps GitHub's `X-GitHub-*` headers, carries the delivery's
 delivery goes out as its JSON document with `Content-Type: application/json`) and is re-signed with the
 destination's own secret in `X-Hub-Signature-256`, so that any GitHub webhook library verifies it unchanged.
 A route may transform the body with a template; templates run in Jinja2's immutable sandbox and must produce JSON.
+Every `{{ … }}` in a template writes a JSON value (a string quoted and escaped, a number, true/false/null, an array or
+an object), so no value from a payload can add fields to the document; an interpolation inside a JSON string of the
+template's text is refused when the template is loaded (ADR 0006, addendum 1).
 """
 
 from __future__ import annotations
@@ -55,6 +58,8 @@ class Destination:
     timeout: float = 10.0
     concurrency: int = 4
     retry: RetryPolicy = field(default_factory=lambda: RetryPolicy(max_attempts=10, max_age=86_400.0))
+    ca_bundle: str | None = None  # a PEM file of CA certificates for an https destination; None: the system's
+    proxy: str | None = field(default=None, repr=False)  # http://[user:password@]host:port; None: a direct connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,17 +163,72 @@ def compile_condition(source: str) -> jmespath.parser.ParsedResult:
         raise RoutingError(f"not a valid JMESPath expression: {_first_line(str(exc))}") from None
 
 
+class JsonText(str):
+    """Text that is JSON already (what the `json` filter returns): the finalizer writes it as it is."""
+
+    __slots__ = ()
+
+
+def json_value(value: Any) -> str:
+    """The finalizer of every `{{ … }}`: the value as a JSON literal, so that payload data is always data."""
+    if isinstance(value, JsonText):
+        return value
+    if isinstance(value, jinja2.Undefined):
+        return str(value)  # StrictUndefined: raises UndefinedError, naming what is missing
+    return orjson.dumps(value).decode("utf-8")
+
+
+def _json_filter(value: Any) -> JsonText:
+    return JsonText(orjson.dumps(value).decode("utf-8"))
+
+
+# Autoescaping for JSON: Jinja's own `autoescape` escapes for HTML, so it stays off; the finalizer does JSON's.
 _environment = ImmutableSandboxedEnvironment(
-    autoescape=False, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True
+    autoescape=False, finalize=json_value, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True
 )
-_environment.filters["json"] = lambda value: orjson.dumps(value).decode("utf-8")
+_environment.filters["json"] = _json_filter  # kept for templates written before every `{{ … }}` was JSON
+_environment.filters["tojson"] = _json_filter  # Jinja's own would be written twice (it returns Markup, not JSON text)
+
+_INSIDE_A_STRING = (
+    "an interpolation inside a JSON string: every {{ … }} writes a whole JSON value (a string comes quoted and "
+    "escaped), so write the string as one expression, e.g. "
+    '{"text": {{ "New release " ~ payload.release.tag_name }} } instead of "New release {{ … }}"'
+)
 
 
 def compile_template(source: str) -> jinja2.Template:
     try:
-        return _environment.from_string(source)
+        template = _environment.from_string(source)
+        line = interpolation_in_a_string(source)
     except jinja2.TemplateSyntaxError as exc:
         raise RoutingError(f"template syntax error on line {exc.lineno}: {exc.message}") from None
+    if line is not None:
+        raise RoutingError(f"line {line}: {_INSIDE_A_STRING}")
+    return template
+
+
+def interpolation_in_a_string(source: str) -> int | None:
+    """The line of the first `{{ … }}` that stands inside a JSON string of the template's own text, or None.
+
+    The template's text (outside `{{ }}`, `{% %}` and comments) is read as JSON text, in source order: a quote opens
+    or closes a string, a backslash escapes the next character. Branches are not followed separately; a template
+    that fools this reading (a quote opened in one branch only) still cannot inject anything — every value is an
+    escaped JSON literal — it renders invalid JSON, and its forwards are dead-lettered with that reason.
+    """
+    in_string = escaped = False
+    for line, kind, value in _environment.lex(source):
+        if kind == "variable_begin" and in_string:
+            return line
+        if kind != "data":
+            continue
+        for char in value:
+            if escaped:
+                escaped = False
+            elif in_string and char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = not in_string
+    return None
 
 
 def _first_line(text: str) -> str:
