@@ -439,3 +439,30 @@ def test_https_destinations_with_a_ca_bundle_and_through_a_connect_proxy(
             routes_file.write_text(routes_toml(destinations, routes) + "\n# trusted now\n")
             wait_until(lambda: all(status(d, "untrusted")["status"] == "delivered" for d in ids), timeout=20)
             assert len(dest.accepted) == 3 * len(ids)
+
+
+def test_large_forwards_are_built_in_the_worker_process_templated_or_not(
+    make_settings: Callable[..., Settings], routes_file: Path
+) -> None:
+    """A body over GHINGEST_OFFLOAD_BYTES is parsed, rendered and signed away from the event loop, and arrives
+    exactly as a small one would."""
+    notes = "x" * 200_000
+    with Destination(secret=DEST_SECRET) as raw, Destination(secret=DEST_SECRET) as chat:
+        routes_file.write_text(
+            routes_toml(
+                {"raw": {"url": raw.url, "secret": DEST_SECRET}, "chat": {"url": chat.url, "secret": DEST_SECRET}},
+                [
+                    {"name": "as-is", "events": ["release"], "destinations": ["raw"]},
+                    {"name": "templated", "events": ["release"], "destinations": ["chat"],
+                     "template": '{"text": {{ "Release " ~ payload.release.tag_name }}, "size": {{ payload.release.body | length }}}'},
+                ],
+            )
+        )  # fmt: skip
+        settings = make_settings(routes_file=routes_file, forward_poll_interval=0.05, offload_bytes=1024)
+        with ThreadedServer(Runtime.build(settings)) as server, client(server) as api:
+            request = signed(release(tag="v9.9.9", body=notes), delivery_id="large-forward")
+            assert len(request.body) > 1024
+            assert post_webhook(api, request).status_code == 202
+            wait_until(lambda: raw.delivery_ids() == {"large-forward"} and chat.delivery_ids() == {"large-forward"})
+    assert raw.accepted[0].body == request.body  # signature verified by the destination (secret=...)
+    assert orjson.loads(chat.accepted[0].body) == {"text": "Release v9.9.9", "size": len(notes)}

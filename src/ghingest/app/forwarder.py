@@ -28,8 +28,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-import jinja2
-
 from ghingest.app import forward_client
 from ghingest.app.forward_transport import (
     Answer,
@@ -40,9 +38,17 @@ from ghingest.app.forward_transport import (
 )
 from ghingest.app.logs import get_logger
 from ghingest.app.metrics import Metrics
+from ghingest.app.offload import Offload
 from ghingest.core.forward_states import Decision, ForwardStatus, Verdict, classify, decide, parse_retry_after
 from ghingest.core.retry import RetryPolicy
-from ghingest.core.routing import Destination, ForwardBuildError, RouteTable, build_forward
+from ghingest.core.routing import (
+    Destination,
+    ForwardBuildError,
+    OutgoingRequest,
+    RouteTable,
+    build_forward,
+    build_forward_compiling,
+)
 from ghingest.ports import AttemptResult, ForwardJob, ForwardQueue
 
 EXCERPT_CHARS = 500
@@ -65,8 +71,10 @@ class Forwarder:
         poll_interval: float = 0.5,
         supervise_interval: float = 1.0,
         transport_factory: TransportFactory = DEFAULT_TRANSPORT,
+        offload: Offload | None = None,
     ) -> None:
         self._queue = queue
+        self._offload = offload or Offload()  # builds (parses, renders, signs) large forwards off the event loop
         self._routes = routes
         self._metrics = metrics
         self._poll_interval = poll_interval
@@ -96,6 +104,7 @@ class Forwarder:
                 await asyncio.wait(pumps.values(), timeout=15)
             for task in pumps.values():
                 task.cancel()
+            self._offload.close()
 
     async def _pump(self, name: str, stop: asyncio.Event) -> None:
         """Keep `concurrency` attempts in flight for one destination. Jobs are claimed in batches (up to twice the
@@ -190,15 +199,7 @@ class Forwarder:
         verdict = Verdict.TRANSIENT
         try:
             try:
-                request = build_forward(
-                    destination,
-                    delivery_id=job.delivery_id,
-                    event=job.event,
-                    content_kind=job.content_kind,
-                    headers=job.headers,
-                    body=job.body,
-                    template=self._template_of(job),
-                )
+                request = await self._build(destination, job)
             except ForwardBuildError as exc:
                 error, verdict = str(exc), Verdict.PERMANENT
             else:
@@ -263,13 +264,35 @@ class Forwarder:
         else:
             self._record_failures.succeeded()
 
-    def _template_of(self, job: ForwardJob) -> jinja2.Template | None:
-        if job.route is None:
-            return None
-        route = self._routes().routes_by_name.get(job.route)
-        if route is None:
-            raise ForwardBuildError(f"route {job.route!r} is no longer configured")
-        return route.template
+    async def _build(self, destination: Destination, job: ForwardJob) -> OutgoingRequest:
+        """The request: inline for a small body; in the worker process for a large one (parsing it for a template
+        and signing it would stall the event loop)."""
+        route = None
+        if job.route is not None:
+            route = self._routes().routes_by_name.get(job.route)
+            if route is None:
+                raise ForwardBuildError(f"route {job.route!r} is no longer configured")
+        if self._offload.inline(len(job.body)):
+            return build_forward(
+                destination,
+                delivery_id=job.delivery_id,
+                event=job.event,
+                content_kind=job.content_kind,
+                headers=job.headers,
+                body=job.body,
+                template=route.template if route is not None else None,
+            )
+        return await self._offload.run(
+            len(job.body),
+            build_forward_compiling,
+            destination,
+            template_source=route.template_source if route is not None else None,
+            delivery_id=job.delivery_id,
+            event=job.event,
+            content_kind=job.content_kind,
+            headers=dict(job.headers),
+            body=job.body,
+        )
 
     def _observe(self, job: ForwardJob, result: AttemptResult, verdict: Verdict) -> None:
         outcome = {ForwardStatus.DELIVERED: "delivered", ForwardStatus.RETRY: "retry"}.get(result.next_status, "dead")

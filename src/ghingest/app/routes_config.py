@@ -257,6 +257,7 @@ def parse_routes(
                 when=when,
                 when_source=rc.when,
                 template=template,
+                template_source=rc.template,
             )
         )
     if problems:

@@ -76,6 +76,7 @@ class Runtime:
             self.route_table,
             metrics=self.metrics,
             poll_interval=self.settings.forward_poll_interval,
+            offload=Offload(inline_bytes=self.settings.offload_bytes),
         )
 
     async def start(self) -> None:

@@ -16,6 +16,7 @@ template's text is refused when the template is loaded (ADR 0006, addendum 1).
 from __future__ import annotations
 
 import fnmatch
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -72,6 +73,7 @@ class Route:
     when: jmespath.parser.ParsedResult | None = None
     when_source: str | None = None
     template: jinja2.Template | None = None
+    template_source: str | None = None  # what `template` was compiled from (`build_forward_compiling`)
 
     def matches(self, *, event: str, action: str | None, repository: str | None, payload: Mapping[str, Any]) -> bool:
         if self.events and event not in self.events:
@@ -270,6 +272,35 @@ def render_template(template: jinja2.Template, *, event: str, delivery_id: str, 
     except orjson.JSONDecodeError:
         raise ForwardBuildError("template output is not valid JSON") from None
     return orjson.dumps(document)
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled(source: str) -> jinja2.Template:
+    return compile_template(source)
+
+
+def build_forward_compiling(
+    destination: Destination,
+    *,
+    template_source: str | None,
+    delivery_id: str,
+    event: str,
+    content_kind: ContentKind,
+    headers: Mapping[str, str],
+    body: bytes,
+) -> OutgoingRequest:
+    """`build_forward` with the template given by its source: a plain function of plain values, for a worker
+    process (a compiled template cannot be sent to one)."""
+    template = _compiled(template_source) if template_source is not None else None
+    return build_forward(
+        destination,
+        delivery_id=delivery_id,
+        event=event,
+        content_kind=content_kind,
+        headers=headers,
+        body=body,
+        template=template,
+    )
 
 
 def build_forward(
