@@ -441,6 +441,9 @@ def test_https_destinations_with_a_ca_bundle_and_through_a_connect_proxy(
             assert len(dest.accepted) == 3 * len(ids)
 
 
+TEMPLATE = '{"text": {{ "Release " ~ payload.release.tag_name }}, "size": {{ payload.release.body | length }}}'
+
+
 def test_large_forwards_are_built_in_the_worker_process_templated_or_not(
     make_settings: Callable[..., Settings], routes_file: Path
 ) -> None:
@@ -453,8 +456,7 @@ def test_large_forwards_are_built_in_the_worker_process_templated_or_not(
                 {"raw": {"url": raw.url, "secret": DEST_SECRET}, "chat": {"url": chat.url, "secret": DEST_SECRET}},
                 [
                     {"name": "as-is", "events": ["release"], "destinations": ["raw"]},
-                    {"name": "templated", "events": ["release"], "destinations": ["chat"],
-                     "template": '{"text": {{ "Release " ~ payload.release.tag_name }}, "size": {{ payload.release.body | length }}}'},
+                    {"name": "templated", "events": ["release"], "destinations": ["chat"], "template": TEMPLATE},
                 ],
             )
         )  # fmt: skip
