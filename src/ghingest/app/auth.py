@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import secrets
 import time
 from collections.abc import Sequence
@@ -25,6 +24,7 @@ from fastapi import HTTPException, Request, status
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.responses import Response
 
+from ghingest.app.proxies import TrustedProxies, real_peer
 from ghingest.app.users import UsersFile
 
 SESSION_COOKIE = "ghingest_session"
@@ -95,7 +95,7 @@ class Gate:
         self._login_forms = URLSafeTimedSerializer(secret, salt="ghingest.login-form")
         self.max_age = max_age
         self.sso_header = sso_header
-        self._proxies = tuple(ipaddress.ip_network(p, strict=False) for p in trusted_proxies)
+        self._proxies = TrustedProxies(trusted_proxies)
         self._https = https
         self._revoked: dict[str, float] = {}
 
@@ -135,13 +135,8 @@ class Gate:
         return Principal(name, method, csrf=data["c"], session_id=data["sid"])
 
     def from_sso(self, request: Request) -> Principal | None:
-        if not self.sso_header or not self._proxies or request.client is None:
-            return None
-        try:
-            peer = ipaddress.ip_address(request.client.host)
-        except ValueError:
-            return None
-        if not any(peer in network for network in self._proxies):
+        # The TCP peer itself, never an address taken from X-Forwarded-For (`ghingest.app.proxies`).
+        if not self.sso_header or not self._proxies.trusts(real_peer(request)):
             return None
         name = request.headers.get(self.sso_header, "").strip()
         if not name or len(name) > 256:

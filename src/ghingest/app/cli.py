@@ -67,7 +67,9 @@ def _runtime(settings: Settings, *, run_worker: bool, migrate: bool) -> Runtime:
 
 def _listen(application: Any, settings: Settings, **options: Any) -> None:
     """Serve `application` with uvicorn on the configured address: no access log (one line per delivery is
-    written by the worker), lifespan on (it starts and stops the runtime)."""
+    written by the worker), lifespan on (it starts and stops the runtime), and no proxy-header rewriting: uvicorn
+    would trust `X-Forwarded-For` from loopback and overwrite the TCP peer; the application resolves proxy headers
+    itself, from GHINGEST_TRUSTED_PROXIES only (`ghingest.app.proxies`)."""
     import uvicorn
 
     uvicorn.run(
@@ -77,6 +79,7 @@ def _listen(application: Any, settings: Settings, **options: Any) -> None:
         access_log=False,
         log_level="warning",
         lifespan="on",
+        proxy_headers=False,
         **options,
     )
 
@@ -235,8 +238,7 @@ def dashboard(
     settings = _settings(host=host, port=port)
     runtime = _runtime(settings, run_worker=False, migrate=migrate)
     sign_in_hint(console, runtime)
-    # With SSO the direct peer must be the proxy: never replace it with X-Forwarded-For.
-    _listen(create_api(runtime), settings, proxy_headers=settings.sso_header is None, timeout_graceful_shutdown=3)
+    _listen(create_api(runtime), settings, timeout_graceful_shutdown=3)
 
 
 @users_app.command("hash")

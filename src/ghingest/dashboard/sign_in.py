@@ -8,10 +8,13 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
+from ghingest.app.logs import get_logger
+from ghingest.app.proxies import client_address
 from ghingest.dashboard.security import CheckedPost, gate_of, safe_next
 from ghingest.dashboard.templating import renderer_of
 
 router = APIRouter(include_in_schema=False)
+log = get_logger("ghingest.sign_in")
 
 
 def _form(request: Request, *, next_url: str, error: str | None = None, status_code: int = 200) -> Response:
@@ -45,6 +48,7 @@ async def login_page(request: Request, next: str | None = None, token: str | Non
         # A sign-in link: sign in, then redirect to a URL without the token (it must not stay in the history).
         cookie = gate_of(request).session_for_token(token)
         if cookie is None:
+            log.warning("auth.sign_in_failed", method="token", client=client_address(request))
             return _form(request, next_url=next_url, error="That sign-in link is not valid.", status_code=401)
         return _signed_in(request, cookie, next_url)
     return _form(request, next_url=next_url)
