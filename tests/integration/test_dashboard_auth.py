@@ -217,6 +217,7 @@ def test_a_session_cannot_post_to_the_api_without_the_csrf_header(
     make_settings: Callable[..., Settings],
 ) -> None:
     runtime = Runtime.build(make_settings())
+    runtime.database.upgrade()  # sessions are checked against the revocations table
     app = FastAPI()
     app.state.gate = build_gate(runtime)
 

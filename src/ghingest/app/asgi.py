@@ -38,6 +38,9 @@ def create_api(runtime: Runtime, *, manage_runtime: bool = True, with_dashboard:
         try:
             yield
         finally:
+            gate = getattr(_app.state, "gate", None)
+            if gate is not None:
+                gate.password_pool.close()
             if manage_runtime:
                 await runtime.stop()
 
