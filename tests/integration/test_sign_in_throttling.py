@@ -117,3 +117,25 @@ def test_the_client_is_the_address_behind_a_trusted_proxy_only(
         # Another forwarded address: a client of its own through a trusted proxy; a spoof from anywhere else.
         other = client.get("/login", params={"token": "wrong-token"}, headers={"X-Forwarded-For": "198.51.100.2"})
         assert other.status_code == (401 if separate else 429)
+
+
+def test_a_full_password_pool_answers_503_at_once_and_counts_nothing(limited: ThreadedServer) -> None:
+    pool = limited.app.api.state.gate.password_pool
+    capacity, pool.capacity = pool.capacity, 0  # as if every thread and every queue slot were taken
+    try:
+        with httpx.Client(base_url=limited.url, timeout=10) as client:
+            for _ in range(5):  # more than the user's burst: refusals for being busy are not failures
+                busy = _password(client, "alice", PASSWORD)
+                assert busy.status_code == 503
+                assert busy.headers["retry-after"] == "1"
+                assert "Sign-in is busy right now. Try again in 1 second." in busy.text
+                assert "set-cookie" not in busy.headers
+            as_json = _password(client, "alice", PASSWORD, Accept="application/json")
+            assert as_json.status_code == 503
+            assert as_json.json()["error"] == "service_unavailable"
+            assert client.get("/login", params={"token": TOKEN}).status_code == 303  # tokens need no pool
+            client.cookies.clear()
+            pool.capacity = capacity
+            assert _password(client, "alice", PASSWORD).status_code == 303
+    finally:
+        pool.capacity = capacity
