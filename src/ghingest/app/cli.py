@@ -68,9 +68,7 @@ def _runtime(settings: Settings, *, run_worker: bool, migrate: bool) -> Runtime:
 
 def _listen(application: Any, settings: Settings, **options: Any) -> None:
     """Serve `application` with uvicorn on the configured address: no access log (one line per delivery is
-    written by the worker), lifespan on (it starts and stops the runtime), and no proxy-header rewriting: uvicorn
-    would trust `X-Forwarded-For` from loopback and overwrite the TCP peer; the application resolves proxy headers
-    itself, from GHINGEST_TRUSTED_PROXIES only (`ghingest.app.proxies`)."""
+    written by the worker), lifespan on (it starts and stops the runtime)."""
     import uvicorn
 
     uvicorn.run(
@@ -80,7 +78,7 @@ def _listen(application: Any, settings: Settings, **options: Any) -> None:
         access_log=False,
         log_level="warning",
         lifespan="on",
-        proxy_headers=False,
+        proxy_headers=False,  # never trust X-Forwarded-For from loopback: the app does it (ghingest.app.proxies)
         **options,
     )
 
