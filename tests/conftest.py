@@ -72,7 +72,13 @@ class ThreadedServer:
         self.app = Application(runtime)
         self.port = free_port()
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False, lifespan="on"
+            self.app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            proxy_headers=False,  # as `ghingest.app.cli._listen`: the application resolves proxy headers itself
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="test-server", daemon=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ghingest.adapters.sqlite.database import SqliteDatabase
-from ghingest.ports import ChangeFeed, ForwardQueue, Inbox, Store
+from ghingest.ports import ChangeFeed, ForwardQueue, Inbox, SessionRevocations, Store
 
 
 @dataclass
@@ -19,6 +19,7 @@ class Backend:
     store: Store
     feed: ChangeFeed
     forwards: ForwardQueue
+    sessions: SessionRevocations
     database: SqliteDatabase
 
 
@@ -27,7 +28,9 @@ def _sqlite(tmp_path: Path) -> Iterator[Backend]:
     database.upgrade()
     database.start()
     try:
-        yield Backend("sqlite", database.inbox, database.store, database.feed, database.forwards, database)
+        yield Backend(
+            "sqlite", database.inbox, database.store, database.feed, database.forwards, database.sessions, database
+        )
     finally:
         database.close()
 

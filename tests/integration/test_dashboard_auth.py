@@ -91,6 +91,18 @@ def test_cookie_is_secure_behind_https(make_settings: Callable[..., Settings]) -
         assert "secure" in response.headers["set-cookie"].lower()
 
 
+@pytest.mark.parametrize(("proxies", "secure"), [("127.0.0.1", True), ("10.0.0.0/8", False)])
+def test_forwarded_https_makes_the_cookie_secure_only_through_a_trusted_proxy(
+    make_settings: Callable[..., Settings], proxies: str, secure: bool
+) -> None:
+    with ThreadedServer(Runtime.build(make_settings(trusted_proxies=proxies))) as server:
+        response = httpx.get(
+            f"{server.url}/login", params={"token": TOKEN}, headers={"X-Forwarded-Proto": "https"}, timeout=10
+        )
+        assert response.status_code == 303
+        assert ("secure" in response.headers["set-cookie"].lower()) is secure
+
+
 def test_users_file_sign_in_with_hashed_password(make_settings: Callable[..., Settings], tmp_path: Path) -> None:
     result = CliRunner().invoke(cli_app, ["users", "hash", "alice"], input="correct horse battery\n" * 2)
     assert result.exit_code == 0, result.output
@@ -217,6 +229,7 @@ def test_a_session_cannot_post_to_the_api_without_the_csrf_header(
     make_settings: Callable[..., Settings],
 ) -> None:
     runtime = Runtime.build(make_settings())
+    runtime.database.upgrade()  # sessions are checked against the revocations table
     app = FastAPI()
     app.state.gate = build_gate(runtime)
 

@@ -33,12 +33,28 @@ def test_comma_separated_secrets_and_tokens(monkeypatch: pytest.MonkeyPatch) -> 
         ("GHINGEST_SQLITE_SYNCHRONOUS", "OFF"),
         ("GHINGEST_DATABASE_URL", "mysql://x"),
         ("GHINGEST_WORKER_BATCH_SIZE", "0"),
+        ("GHINGEST_SSO_DEFAULT_ROLE", "admin"),
+        ("GHINGEST_SIGN_IN_USER_BURST", "0"),
+        ("GHINGEST_PASSWORD_HASH_THREADS", "0"),
+        ("GHINGEST_TRUSTED_PROXIES", "10.0.0.0/8, not-an-address"),
     ],
 )
 def test_an_invalid_value_names_the_setting(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
     monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError, match=name):
         load_settings()
+
+
+def test_sign_in_hardening_defaults_and_lists(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = load_settings()
+    assert settings.sso_default_role == "viewer"
+    assert settings.sso_operators == ()
+    assert (settings.sign_in_user_burst, settings.sign_in_user_interval) == (5, 60.0)
+    assert (settings.sign_in_client_burst, settings.sign_in_client_interval) == (20, 6.0)
+    assert (settings.password_hash_threads, settings.password_hash_queue) == (1, 4)
+    assert settings.session_revocation_cache == 1.0
+    monkeypatch.setenv("GHINGEST_SSO_OPERATORS", "alice@example.com, bob@example.com")
+    assert load_settings().sso_operators == ("alice@example.com", "bob@example.com")
 
 
 def test_a_short_secret_is_refused_without_echoing_it(monkeypatch: pytest.MonkeyPatch) -> None:

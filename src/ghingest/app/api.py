@@ -23,6 +23,9 @@ BAD_REQUEST: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorDocument, "description": "Invalid filter or cursor."}
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorDocument, "description": "No such resource."}}
+FORBIDDEN: dict[int | str, dict[str, Any]] = {
+    403: {"model": ErrorDocument, "description": "The operator role is required (or a session's CSRF token)."}
+}
 
 api = APIRouter(prefix="/api", dependencies=[Depends(require_reader)], responses=UNAUTHORIZED, tags=["read API"])
 health = APIRouter(tags=["operations"])

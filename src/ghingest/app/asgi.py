@@ -17,6 +17,7 @@ from ghingest.app.api import api, health
 from ghingest.app.auth import TokenAuthenticator
 from ghingest.app.forward_api import forwarding
 from ghingest.app.openapi import build_openapi
+from ghingest.app.proxies import ProxyHeadersMiddleware, TrustedProxies
 from ghingest.app.receiver import PATH, WebhookReceiver
 from ghingest.app.runtime import Runtime
 from ghingest.core.pagination import InvalidCursor
@@ -37,6 +38,9 @@ def create_api(runtime: Runtime, *, manage_runtime: bool = True, with_dashboard:
         try:
             yield
         finally:
+            gate = getattr(_app.state, "gate", None)
+            if gate is not None:
+                gate.password_pool.close()
             if manage_runtime:
                 await runtime.stop()
 
@@ -49,6 +53,8 @@ def create_api(runtime: Runtime, *, manage_runtime: bool = True, with_dashboard:
         redoc_url=None,
     )
     app.state.runtime = runtime
+    # The real TCP peer, kept for the SSO check; the client behind a trusted proxy in `request.client`.
+    app.add_middleware(ProxyHeadersMiddleware, proxies=TrustedProxies(runtime.settings.trusted_proxies))
     app.state.authenticator = TokenAuthenticator(runtime.api_tokens.values)
     app.include_router(health)
     app.include_router(api)

@@ -5,6 +5,10 @@
 - The dashboard: a signed session cookie (HttpOnly, SameSite=Lax, Secure over HTTPS), given by signing in with an
   API token or a user of the users file; or, in SSO mode, an identity header trusted only from configured proxies.
 - Every state-changing dashboard request is a POST carrying the session's CSRF token (and a same-origin `Origin`).
+- Roles: a `viewer` reads; an `operator` may also change state (reprocess, replay, retry, forward again). API
+  tokens are operators; users-file users have the role their line names; SSO users the configured one.
+- Sign-in attempts are throttled per user name and per client address (`SignInThrottle`), passwords are verified on
+  a pool of their own (`PasswordPool`), and sign-outs are stored in the database (`RevocationCache`).
 
 Tokens are compared in constant time. The webhook route never needs a token: it is authenticated by signature.
 """
@@ -13,9 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import secrets
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -25,13 +27,21 @@ from fastapi import HTTPException, Request, status
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.responses import Response
 
-from ghingest.app.users import UsersFile
+from ghingest.app.password_pool import PasswordPool, PoolBusy
+from ghingest.app.proxies import TrustedProxies, real_peer
+from ghingest.app.revocations import RevocationCache
+from ghingest.app.users import Role, UsersFile
+from ghingest.core.throttle import SignInThrottle
+from ghingest.core.time import now as wall_clock
 
 SESSION_COOKIE = "ghingest_session"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 LOGIN_FORM_MAX_AGE = 3600
 Method = Literal["bearer", "token", "password", "sso"]
+OPERATOR_REQUIRED = "operator role required"
+MAX_NAME = 256  # longer user names are cut to this before they key a throttle bucket
+BUSY_RETRY_AFTER = 1.0
 
 
 class TokenAuthenticator:
@@ -72,6 +82,21 @@ class Principal:
     method: Method
     csrf: str  # the token every POST of this principal must carry ('' for bearer requests: they cannot POST forms)
     session_id: str | None = None
+    role: Role = "viewer"
+
+    @property
+    def operator(self) -> bool:
+        return self.role == "operator"
+
+
+BEARER = Principal("api token", "bearer", csrf="", role="operator")  # an API token is the admin credential
+
+
+@dataclass(frozen=True, slots=True)
+class SignInAttempt:
+    outcome: Literal["ok", "failed", "throttled", "busy"]
+    cookie: str | None = None
+    retry_after: float = 0.0  # throttled or busy: seconds until an attempt may be made
 
 
 class Gate:
@@ -84,8 +109,13 @@ class Gate:
         users: UsersFile,
         secret: str,
         max_age: int,
+        throttle: SignInThrottle,
+        password_pool: PasswordPool,
+        revocations: RevocationCache,
         sso_header: str | None = None,
         trusted_proxies: Sequence[str] = (),
+        sso_default_role: Role = "viewer",
+        sso_operators: Sequence[str] = (),
         https: bool = False,
     ) -> None:
         self.tokens = tokens
@@ -94,24 +124,33 @@ class Gate:
         self._sessions = URLSafeTimedSerializer(secret, salt="ghingest.session")
         self._login_forms = URLSafeTimedSerializer(secret, salt="ghingest.login-form")
         self.max_age = max_age
+        self.throttle = throttle
+        self.password_pool = password_pool
+        self.revocations = revocations
         self.sso_header = sso_header
-        self._proxies = tuple(ipaddress.ip_network(p, strict=False) for p in trusted_proxies)
+        self._proxies = TrustedProxies(trusted_proxies)
+        self._sso_default_role: Role = sso_default_role
+        self._sso_operators = frozenset(name.casefold() for name in sso_operators)
         self._https = https
-        self._revoked: dict[str, float] = {}
 
     # --- identifying ----------------------------------------------------------------------------------------------
 
-    def identify(self, request: Request, *, bearer: bool = False) -> Principal | None:
+    async def identify(self, request: Request, *, bearer: bool = False) -> Principal | None:
         if bearer:
             token = self.tokens.bearer_of(request)
             if token is not None or "authorization" in request.headers:
-                return Principal("api token", "bearer", csrf="") if self.tokens.valid(token) else None
-        return self.from_session(request) or self.from_sso(request)
+                return BEARER if self.tokens.valid(token) else None
+        return await self.from_session(request) or self.from_sso(request)
 
-    def from_session(self, request: Request) -> Principal | None:
-        return self.from_cookie(request.cookies.get(SESSION_COOKIE))
+    async def from_session(self, request: Request) -> Principal | None:
+        """The session cookie's principal, unless the session was signed out (in any process, `RevocationCache`)."""
+        principal = self.from_cookie(request.cookies.get(SESSION_COOKIE))
+        if principal is None or principal.session_id is None:
+            return principal
+        return None if await self.revocations.is_revoked(principal.session_id) else principal
 
     def from_cookie(self, raw: str | None) -> Principal | None:
+        """A valid, unexpired cookie whose key still holds, with the role that applies now (not revocation)."""
         if not raw:
             return None
         try:
@@ -120,34 +159,35 @@ class Gate:
             return None
         if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in ("sid", "u", "m", "k", "c")):
             return None
-        if data["sid"] in self._revoked:
-            return None
         method, name, key = data["m"], data["u"], data["k"]
+        role: Role
         if method == "token":
             if not any(hmac.compare_digest(key, self._key_of(known)) for known in self.tokens.all()):
                 return None
+            role = "operator"
         elif method == "password":
-            current = self.users.fingerprint_of(name)
-            if current is None or not hmac.compare_digest(key, current):
+            # The users file as it is now: a changed password ends the session, a changed role applies at once
+            # (the cookie's own "r" only records the role it was issued with).
+            user = self.users.lookup(name)
+            if user is None or not hmac.compare_digest(key, user.fingerprint):
                 return None
+            role = user.role
         else:
             return None
-        return Principal(name, method, csrf=data["c"], session_id=data["sid"])
+        return Principal(name, method, csrf=data["c"], session_id=data["sid"], role=role)
 
     def from_sso(self, request: Request) -> Principal | None:
-        if not self.sso_header or not self._proxies or request.client is None:
-            return None
-        try:
-            peer = ipaddress.ip_address(request.client.host)
-        except ValueError:
-            return None
-        if not any(peer in network for network in self._proxies):
+        # The TCP peer itself, never an address taken from X-Forwarded-For (`ghingest.app.proxies`).
+        if not self.sso_header or not self._proxies.trusts(real_peer(request)):
             return None
         name = request.headers.get(self.sso_header, "").strip()
-        if not name or len(name) > 256:
+        if not name or len(name) > MAX_NAME:
             return None
         csrf = hmac.new(self._secret, b"sso\0" + name.encode("utf-8"), hashlib.sha256).hexdigest()
-        return Principal(name, "sso", csrf=csrf)
+        return Principal(name, "sso", csrf=csrf, role=self.sso_role_of(name))
+
+    def sso_role_of(self, name: str) -> Role:
+        return "operator" if name.casefold() in self._sso_operators else self._sso_default_role
 
     # --- signing in and out ---------------------------------------------------------------------------------------
 
@@ -158,24 +198,58 @@ class Gate:
         index = self.tokens.index_of(token)
         if index is None:
             return None
-        return self._new_session(f"token {index + 1}", "token", self._key_of(token.encode("utf-8")))
+        return self._new_session(f"token {index + 1}", "token", self._key_of(token.encode("utf-8")), "operator")
 
     def session_for_password(self, name: str, password: str) -> str | None:
+        """Verify a password (argon2: slow on purpose; call it on `password_pool`) and make a session cookie."""
         user = self.users.verify(name, password)
         if user is None:
             return None
-        return self._new_session(user.name, "password", user.fingerprint)
+        return self._new_session(user.name, "password", user.fingerprint, user.role)
 
-    def _new_session(self, name: str, method: Method, key: str) -> str:
-        data = {"sid": secrets.token_urlsafe(16), "u": name, "m": method, "k": key, "c": secrets.token_urlsafe(24)}
+    def sign_in_with_token(self, token: str, client: str) -> SignInAttempt:
+        """A token from the sign-in form or link, throttled per client address."""
+        wait = self.throttle.attempt(client)
+        if wait > 0:
+            return SignInAttempt("throttled", retry_after=wait)
+        cookie = self.session_for_token(token)
+        if cookie is None:
+            return SignInAttempt("failed")
+        self.throttle.succeeded(client)
+        return SignInAttempt("ok", cookie)
+
+    async def sign_in_with_password(self, name: str, password: str, client: str) -> SignInAttempt:
+        """A users-file sign-in, throttled per user name and per client address, verified on the password pool."""
+        user_key = name[:MAX_NAME]
+        wait = self.throttle.attempt(client, user_key)
+        if wait > 0:
+            return SignInAttempt("throttled", retry_after=wait)
+        try:
+            cookie = await self.password_pool.run(self.session_for_password, name, password)
+        except PoolBusy:
+            self.throttle.cancel(client, user_key)  # nothing was tried
+            return SignInAttempt("busy", retry_after=BUSY_RETRY_AFTER)
+        if cookie is None:
+            return SignInAttempt("failed")
+        self.throttle.succeeded(client, user_key)
+        return SignInAttempt("ok", cookie)
+
+    def _new_session(self, name: str, method: Method, key: str, role: Role) -> str:
+        data = {
+            "sid": secrets.token_urlsafe(16),
+            "u": name,
+            "m": method,
+            "k": key,
+            "c": secrets.token_urlsafe(24),
+            "r": role,
+        }
         return self._sessions.dumps(data)
 
-    def sign_out(self, principal: Principal) -> None:
-        """End the session for good in this process, even if a copy of its cookie turns up again."""
-        now = time.time()
-        self._revoked = {sid: until for sid, until in self._revoked.items() if until > now}
+    async def sign_out(self, principal: Principal) -> None:
+        """End the session for good, in every process on the database, even if a copy of its cookie turns up
+        again (raises `StoreUnavailable` when the database cannot record it; this process refuses it anyway)."""
         if principal.session_id is not None:
-            self._revoked[principal.session_id] = now + self.max_age
+            await self.revocations.revoke(principal.session_id, wall_clock() + self.max_age)
 
     def secure(self, request: Request) -> bool:
         return self._https or request.url.scheme == "https"
@@ -223,11 +297,11 @@ class Gate:
         return True
 
 
-def require_reader(request: Request) -> None:
+async def require_reader(request: Request) -> None:
     """FastAPI dependency: 401 unless the request carries a valid bearer token or a dashboard session."""
     gate: Gate | None = getattr(request.app.state, "gate", None)
     if gate is not None:
-        principal = gate.identify(request, bearer=True)
+        principal = await gate.identify(request, bearer=True)
         if principal is not None:
             if (
                 principal.method != "bearer"
@@ -250,3 +324,11 @@ def require_reader(request: Request) -> None:
             detail="a valid 'Authorization: Bearer <token>' header is required",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    request.state.principal = BEARER
+
+
+def require_operator(request: Request) -> None:
+    """FastAPI dependency, after `require_reader`: 403 unless the principal has the operator role."""
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is None or not principal.operator:
+        raise HTTPException(status_code=status.HTTP_403_FORBIDDEN, detail=OPERATOR_REQUIRED)

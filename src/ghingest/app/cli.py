@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -77,6 +78,7 @@ def _listen(application: Any, settings: Settings, **options: Any) -> None:
         access_log=False,
         log_level="warning",
         lifespan="on",
+        proxy_headers=False,  # never trust X-Forwarded-For from loopback: the app does it (ghingest.app.proxies)
         **options,
     )
 
@@ -235,13 +237,22 @@ def dashboard(
     settings = _settings(host=host, port=port)
     runtime = _runtime(settings, run_worker=False, migrate=migrate)
     sign_in_hint(console, runtime)
-    # With SSO the direct peer must be the proxy: never replace it with X-Forwarded-For.
-    _listen(create_api(runtime), settings, proxy_headers=settings.sso_header is None, timeout_graceful_shutdown=3)
+    _listen(create_api(runtime), settings, timeout_graceful_shutdown=3)
+
+
+class UserRole(StrEnum):
+    viewer = "viewer"
+    operator = "operator"
 
 
 @users_app.command("hash")
-def users_hash(name: Annotated[str, typer.Argument(help="The user's name (no ':').")]) -> None:
-    """Ask for a password and print a users-file line `name:<argon2id hash>` (GHINGEST_USERS_FILE)."""
+def users_hash(
+    name: Annotated[str, typer.Argument(help="The user's name (no ':').")],
+    role: Annotated[
+        UserRole, typer.Option(help="viewer: reads only; operator: may also reprocess, replay and retry.")
+    ] = UserRole.viewer,
+) -> None:
+    """Ask for a password and print a users-file line `name:<argon2id hash>:<role>` (GHINGEST_USERS_FILE)."""
     from ghingest.app.users import hash_password
 
     if not name or ":" in name or name != name.strip():
@@ -251,7 +262,7 @@ def users_hash(name: Annotated[str, typer.Argument(help="The user's name (no ':'
     if len(password) < 8:
         console.print("[red]error:[/red] use a password of at least 8 characters")
         raise typer.Exit(2)
-    typer.echo(f"{name}:{hash_password(password)}")
+    typer.echo(f"{name}:{hash_password(password)}:{role.value}")
 
 
 @db_app.command("upgrade")

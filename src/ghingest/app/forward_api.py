@@ -1,7 +1,7 @@
 """The forwarding API: destinations with their counters, a delivery's forwards and attempts, dead letters, replays.
 
-Reads take the same bearer token as the rest of `/api`. A replay changes state, so it takes a bearer token only
-(never a browser session, which has the dashboard's CSRF-protected form instead).
+Reads take the same bearer token as the rest of `/api`. A replay changes state, so it needs the operator role and
+takes a bearer token only (never a browser session, which has the dashboard's CSRF-protected form instead).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field
 
-from ghingest.app.api import BAD_REQUEST, NOT_FOUND, UNAUTHORIZED, RuntimeDep
-from ghingest.app.auth import TokenAuthenticator, require_reader
+from ghingest.app.api import BAD_REQUEST, FORBIDDEN, NOT_FOUND, UNAUTHORIZED, RuntimeDep
+from ghingest.app.auth import TokenAuthenticator, require_operator, require_reader
 from ghingest.app.runtime import Runtime
 from ghingest.core.time import iso, parse_iso
 from ghingest.ports import AttemptView, DestinationStats, ForwardView, ReplaySelection
@@ -232,8 +232,8 @@ async def dead_letters(
 @forwarding.post(
     "/replays",
     response_model=ReplayResult,
-    responses=BAD_REQUEST,
-    dependencies=[Depends(require_bearer)],
+    responses={**BAD_REQUEST, **FORBIDDEN},
+    dependencies=[Depends(require_operator), Depends(require_bearer)],
     summary="Forward deliveries again (recorded as replays)",
 )
 async def replay(runtime: RuntimeDep, body: ReplayRequest) -> ReplayResult:

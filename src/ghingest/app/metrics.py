@@ -79,5 +79,12 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.sign_ins = Counter(
+            "ghingest_sign_ins_total",
+            "Dashboard sign-in attempts by method (token, password) and outcome (ok, failed, throttled, busy).",
+            ["method", "outcome"],
+            registry=self.registry,
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

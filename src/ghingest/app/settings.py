@@ -56,9 +56,29 @@ class Settings(BaseSettings):
     # Dashboard sign-in (docs: README "Dashboard"; docs/adr/0005-dashboard.md).
     session_secret: SecretStr | None = None  # signs session cookies; generated in data_dir when unset
     session_max_age: int = Field(default=12 * 3600, ge=60)
-    users_file: Path | None = None  # lines "name:<argon2 hash>" (`ghingest users hash`)
+    users_file: Path | None = None  # lines "name:<argon2 hash>[:viewer|operator]" (`ghingest users hash`)
     sso_header: str | None = None  # e.g. X-Forwarded-User from oauth2-proxy; trusted only from trusted_proxies
-    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ()  # IP addresses or CIDR networks
+    # IP addresses or CIDR networks of reverse proxies: the SSO header and X-Forwarded-For/-Proto count only on
+    # connections whose TCP peer is one of them (ghingest.app.proxies).
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ()
+
+    # Sign-in hardening (README "Dashboard")
+    # Roles: `viewer` reads; `operator` may also reprocess, replay, retry and forward again. API tokens (bearer or
+    # token sign-in) are operators; a users-file line names its role (no role: operator, as before roles).
+    sso_default_role: Literal["viewer", "operator"] = "viewer"  # SSO users not listed in sso_operators
+    sso_operators: Annotated[tuple[str, ...], NoDecode] = ()  # SSO user names with the operator role
+    # Failed sign-ins: a bucket of `burst` attempts per user name and per client address (after trusted-proxy
+    # resolution), one more every `interval` seconds; past it 429 with Retry-After. Token sign-ins count per client.
+    sign_in_user_burst: int = Field(default=5, ge=1)
+    sign_in_user_interval: float = Field(default=60.0, gt=0)
+    sign_in_client_burst: int = Field(default=20, ge=1)
+    sign_in_client_interval: float = Field(default=6.0, gt=0)
+    sign_in_tracked_keys: int = Field(default=10_000, ge=100)  # buckets kept per kind; least recently used go
+    # argon2 verifications run on a pool of their own: this many at once, this many waiting; more: 503 at once.
+    password_hash_threads: int = Field(default=1, ge=1, le=8)
+    password_hash_queue: int = Field(default=4, ge=0, le=1000)
+    # Sign-outs are stored in the database; another process sees one within this many seconds (its cache).
+    session_revocation_cache: float = Field(default=1.0, ge=0, le=60)
 
     sqlite_synchronous: Literal["FULL", "EXTRA", "NORMAL"] = "FULL"
     # Seconds a write waits for a lock another process holds before the delivery is answered 503 (GitHub waits 10).
@@ -120,7 +140,7 @@ class Settings(BaseSettings):
                 raise ValueError("each secret must be at least 8 characters long")
         return value
 
-    @field_validator("trusted_proxies", mode="before")
+    @field_validator("trusted_proxies", "sso_operators", mode="before")
     @classmethod
     def _proxy_list(cls, value: Any) -> Any:
         return _split(value)

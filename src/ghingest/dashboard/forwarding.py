@@ -1,7 +1,8 @@
 """The dashboard's forwarding pages: destinations with their counters, dead letters with bulk retry.
 
 A delivery's forwards and attempts are shown on its page (`_forwards.html`, included by `delivery.html`).
-Retrying is a state-changing POST: signed in, same origin, and the session's CSRF token (`CheckedPost`).
+Retrying is a state-changing POST: signed in, same origin, the session's CSRF token, and the operator role
+(`OperatorPost`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from ghingest.app.forward_api import destination_states
 from ghingest.app.runtime import runtime_of
-from ghingest.dashboard.security import CheckedPost, CurrentUser
+from ghingest.dashboard.security import CurrentUser, OperatorPost
 from ghingest.dashboard.templating import NavItem, renderer_of
 from ghingest.ports import ForwardView, ReplaySelection
 
@@ -64,7 +65,7 @@ async def dead_letters_page(
 @router.post("/forwarding/dead-letters/retry")
 async def retry_dead_letters(
     request: Request,
-    _user: CheckedPost,
+    _user: OperatorPost,
     job_id: Annotated[list[int] | None, Form()] = None,
     scope: Annotated[str, Form()] = "selected",
     destination: Annotated[str | None, Form()] = None,
@@ -83,7 +84,7 @@ async def retry_dead_letters(
 
 @router.post("/deliveries/{delivery_id}/forward-again")
 async def forward_again(
-    request: Request, _user: CheckedPost, delivery_id: str, to: Annotated[str | None, Form()] = None
+    request: Request, _user: OperatorPost, delivery_id: str, to: Annotated[str | None, Form()] = None
 ) -> Response:
     """Replay one delivery to the destinations it went to, or to a chosen configured destination."""
     runtime = runtime_of(request)

@@ -1,9 +1,10 @@
 """Put the dashboard into the FastAPI application: sign-in gate, pages, live stream, static assets.
 
 Adding a page (e.g. forwarding's destinations): write an `APIRouter(include_in_schema=False)` whose routes take
-`CurrentUser` (pages) or `CheckedPost` (state-changing forms) from `ghingest.dashboard.security`, render with
-`renderer_of(request).page(request, "yours.html", context)` (`ghingest.dashboard.templating`) where `yours.html` extends
-`base.html` (blocks `title`, `content`), and pass the router and a `NavItem` to `mount_dashboard`.
+`CurrentUser` (pages) or `OperatorPost` (state-changing forms, operators only) from `ghingest.dashboard.security`,
+render with `renderer_of(request).page(request, "yours.html", context)` (`ghingest.dashboard.templating`) where
+`yours.html` extends `base.html` (blocks `title`, `content`; show state-changing controls only when
+`principal.operator`), and pass the router and a `NavItem` to `mount_dashboard`.
 """
 
 from __future__ import annotations
@@ -14,14 +15,17 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from ghingest.app.auth import Gate, TokenAuthenticator
+from ghingest.app.auth import OPERATOR_REQUIRED, Gate, TokenAuthenticator
 from ghingest.app.credentials import session_secret
+from ghingest.app.password_pool import PasswordPool
+from ghingest.app.revocations import RevocationCache
 from ghingest.app.runtime import Runtime
 from ghingest.app.users import UsersFile
+from ghingest.core.throttle import SignInThrottle, TokenBuckets
 from ghingest.dashboard import live, pages, sign_in
 from ghingest.dashboard.pages import ChartCache
-from ghingest.dashboard.security import LoginRequired, login_url
-from ghingest.dashboard.templating import NavItem, Renderer
+from ghingest.dashboard.security import LoginRequired, OperatorRequired, login_url
+from ghingest.dashboard.templating import NavItem, Renderer, renderer_of
 
 NAV: tuple[NavItem, ...] = (
     NavItem("Releases", "/", ("/", "/releases", "/repos")),
@@ -36,8 +40,20 @@ def build_gate(runtime: Runtime) -> Gate:
         users=UsersFile(s.users_file),
         secret=session_secret(s),
         max_age=s.session_max_age,
+        throttle=SignInThrottle(
+            users=TokenBuckets(
+                burst=s.sign_in_user_burst, interval=s.sign_in_user_interval, max_keys=s.sign_in_tracked_keys
+            ),
+            clients=TokenBuckets(
+                burst=s.sign_in_client_burst, interval=s.sign_in_client_interval, max_keys=s.sign_in_tracked_keys
+            ),
+        ),
+        password_pool=PasswordPool(threads=s.password_hash_threads, queue=s.password_hash_queue),
+        revocations=RevocationCache(runtime.database.sessions, ttl=s.session_revocation_cache),
         sso_header=s.sso_header,
         trusted_proxies=s.trusted_proxies,
+        sso_default_role=s.sso_default_role,
+        sso_operators=s.sso_operators,
         https=bool(s.public_url and s.public_url.lower().startswith("https://")),
     )
 
@@ -61,3 +77,14 @@ def mount_dashboard(
         if request.headers.get("accept", "").startswith("application/json") or request.method != "GET":
             return JSONResponse({"error": "unauthorized", "detail": "sign in first"}, status_code=401)
         return RedirectResponse(login_url(exc.next_url), status_code=303)
+
+    @app.exception_handler(OperatorRequired)
+    async def operator_required(request: Request, _exc: OperatorRequired) -> Response:
+        if "text/html" not in request.headers.get("accept", ""):
+            return JSONResponse({"error": "forbidden", "detail": OPERATOR_REQUIRED}, status_code=403)
+        message = (
+            "Operator role required: your role (viewer) may read everything, but reprocessing, replaying,"
+            " retrying and forwarding again need the operator role. Ask whoever runs ghingest."
+        )
+        context = {"title": "Operator role required", "message": message}
+        return renderer_of(request).page(request, "error.html", context, status_code=403)

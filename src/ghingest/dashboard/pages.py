@@ -17,7 +17,7 @@ from ghingest.core.github_events import ACTIONS, EVENTS
 from ghingest.core.pagination import InvalidCursor
 from ghingest.core.releases import ReleaseState
 from ghingest.dashboard import charts
-from ghingest.dashboard.security import CheckedPost, CurrentUser, safe_next
+from ghingest.dashboard.security import CurrentUser, OperatorPost, safe_next
 from ghingest.dashboard.templating import pretty_payload, renderer_of
 from ghingest.ports import EventQuery, ReleaseQuery, ReprocessSelection
 
@@ -233,7 +233,7 @@ async def delivery_page(request: Request, _user: CurrentUser, delivery_id: str) 
 
 
 @router.post("/deliveries/{delivery_id}/reprocess")
-async def reprocess(request: Request, _user: CheckedPost, delivery_id: str) -> Response:
+async def reprocess(request: Request, _user: OperatorPost, delivery_id: str) -> Response:
     form = await request.form()
     back = form.get("next")
     # The worker (in this process or another) picks the delivery up at its next poll.

@@ -1,4 +1,5 @@
-"""Page guards: a page needs a signed-in principal (else a redirect to /login), a POST needs its CSRF token."""
+"""Page guards: a page needs a signed-in principal (else a redirect to /login), a POST needs its CSRF token, and a
+POST that changes state (reprocess, replay, retry, forward again) the operator role (`OperatorPost`)."""
 
 from __future__ import annotations
 
@@ -34,8 +35,12 @@ def safe_next(value: str | None) -> str:
     return value
 
 
-def signed_in(request: Request) -> Principal:
-    principal = gate_of(request).identify(request)
+class OperatorRequired(Exception):
+    """The principal is a viewer: a page (or JSON) answers 403 "operator role required"."""
+
+
+async def signed_in(request: Request) -> Principal:
+    principal = await gate_of(request).identify(request)
     if principal is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise LoginRequired(target)
@@ -43,8 +48,8 @@ def signed_in(request: Request) -> Principal:
     return principal
 
 
-def signed_in_or_401(request: Request) -> Principal:
-    principal = gate_of(request).identify(request, bearer=True)
+async def signed_in_or_401(request: Request) -> Principal:
+    principal = await gate_of(request).identify(request, bearer=True)
     if principal is None:
         raise HTTPException(401, detail="sign in first", headers={"WWW-Authenticate": "Bearer"})
     request.state.principal = principal
@@ -54,7 +59,7 @@ def signed_in_or_401(request: Request) -> Principal:
 CurrentUser = Annotated[Principal, Depends(signed_in)]
 
 
-def checked_post(
+async def checked_post(
     request: Request, principal: CurrentUser, csrf_token: Annotated[str | None, Form()] = None
 ) -> Principal:
     """A state-changing POST: signed in, same origin, and the session's CSRF token in the form."""
@@ -64,3 +69,13 @@ def checked_post(
 
 
 CheckedPost = Annotated[Principal, Depends(checked_post)]
+
+
+async def operator_post(principal: CheckedPost) -> Principal:
+    """A state-changing POST (every one but sign-out): a `CheckedPost` by an operator."""
+    if not principal.operator:
+        raise OperatorRequired
+    return principal
+
+
+OperatorPost = Annotated[Principal, Depends(operator_post)]

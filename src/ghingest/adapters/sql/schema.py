@@ -205,3 +205,14 @@ forward_stats = sa.Table(
     sa.Column("last_error", sa.Text),
     sa.Column("last_error_at", sa.Float),
 )
+
+# --- dashboard sessions (migration 0009): sign-outs, so that every process refuses a signed-out cookie -------------
+
+session_revocations = sa.Table(
+    "session_revocations",
+    metadata,
+    sa.Column("session_id", sa.Text, primary_key=True),  # the cookie's random `sid`
+    sa.Column("revoked_at", sa.Float, nullable=False),
+    sa.Column("until", sa.Float, nullable=False),  # when the cookie would have expired anyway; purged after it
+)
+sa.Index("ix_session_revocations_until", session_revocations.c.until)

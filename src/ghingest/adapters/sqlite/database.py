@@ -1,4 +1,5 @@
-"""The embedded SQLite backend: one database file holding the inbox, the store and the change feed."""
+"""The embedded SQLite backend: one database file holding the inbox, the store, the change feed, the forward
+queue and the dashboard's session revocations."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from ghingest.adapters.sqlite.forward_queue import SqliteForwardQueue
 from ghingest.adapters.sqlite.inbox import SqliteInbox
 from ghingest.adapters.sqlite.notifier import Notifier
 from ghingest.adapters.sqlite.reader import SqliteReader
+from ghingest.adapters.sqlite.sessions import SqliteSessionRevocations
 from ghingest.adapters.sqlite.store import SqliteStore
 from ghingest.adapters.sqlite.writer import BUSY_TIMEOUT, SqliteWriter
 
@@ -31,6 +33,7 @@ class SqliteDatabase:
         self.store = SqliteStore(self.writer, self.reader, self.changed, self.forward_work)
         self.forwards = SqliteForwardQueue(self.writer, self.reader, self.forward_work)
         self.feed = SqliteChangeFeed(self.reader, self.changed)
+        self.sessions = SqliteSessionRevocations(self.writer, self.reader)
 
     def upgrade(self) -> None:
         migrate.upgrade(self.url)
