@@ -18,14 +18,16 @@ from ghingest.app.runtime import runtime_of
 from ghingest.core.delivery import ContentKind, payload_bytes
 from ghingest.core.errors import GhingestError
 from ghingest.core.events import EVENTS_WITH_ACTION
+from ghingest.core.int64 import Int64
 from ghingest.core.pagination import InvalidCursor
 from ghingest.core.releases import ReleaseState
 from ghingest.dashboard import charts
+from ghingest.dashboard.errors import PageRoute, bad_request, error_page
 from ghingest.dashboard.security import CheckedPost, CurrentUser, safe_next
 from ghingest.dashboard.templating import pretty_payload, renderer_of
 from ghingest.ports import EventQuery, ReleaseQuery, ReprocessSelection
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=PageRoute)
 PAGE_SIZE = 50
 MAX_RAW_PAYLOADS = 20
 CHART_TTL_SECONDS = 15.0
@@ -74,12 +76,12 @@ async def _live_seq(request: Request) -> int:
 
 
 def _bad_cursor(request: Request) -> Response:
-    return renderer_of(request).page(
-        request,
-        "error.html",
-        {"title": "Invalid page link", "message": "That page link is not valid."},
-        status_code=400,
-    )
+    return bad_request(request, "That page link is not valid.")
+
+
+def _day_after(day: date | None) -> str | None:
+    """The exclusive upper bound for releases up to and including `day` (none after the calendar's last day)."""
+    return None if day is None or day == date.max else (day + timedelta(days=1)).isoformat()
 
 
 @router.get("/")
@@ -110,7 +112,7 @@ async def releases_page(
         state=filters["state"] or None,
         prerelease={"yes": True, "no": False}.get(filters["pre"]),
         since=since_day.isoformat() if since_day else None,
-        until=(until_day + timedelta(days=1)).isoformat() if until_day else None,
+        until=_day_after(until_day),
         search=filters["q"] or None,
         cursor=cursor or None,
         limit=PAGE_SIZE,
@@ -133,13 +135,11 @@ async def releases_page(
 
 
 @router.get("/releases/{release_id}")
-async def release_page(request: Request, _user: CurrentUser, release_id: int) -> Response:
+async def release_page(request: Request, _user: CurrentUser, release_id: Int64) -> Response:
     store = runtime_of(request).database.store
     view = await store.get_release(release_id)
     if view is None:
-        return renderer_of(request).page(
-            request, "error.html", {"title": "Not found", "message": f"No release {release_id}."}, status_code=404
-        )
+        return error_page(request, "Not found", f"No release {release_id}.", status_code=404)
     deliveries = {}
     for entry in view.record.history[-MAX_RAW_PAYLOADS:]:
         delivery = await store.get_delivery(entry.delivery_id)
@@ -222,9 +222,7 @@ def _release_id_of(kind: str, body: bytes) -> int | None:
 async def delivery_page(request: Request, _user: CurrentUser, delivery_id: str) -> Response:
     view = await runtime_of(request).database.store.get_delivery(delivery_id)
     if view is None:
-        return renderer_of(request).page(
-            request, "error.html", {"title": "Not found", "message": "No such delivery."}, status_code=404
-        )
+        return error_page(request, "Not found", "No such delivery.", status_code=404)
     context = {
         "delivery": view,
         "payload": pretty_payload(view.content_kind, view.body),

@@ -8,10 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
+from ghingest.dashboard.errors import PageRoute
 from ghingest.dashboard.security import CheckedPost, gate_of, safe_next
 from ghingest.dashboard.templating import renderer_of
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=PageRoute)
 
 
 def _form(request: Request, *, next_url: str, error: str | None = None, status_code: int = 200) -> Response:
