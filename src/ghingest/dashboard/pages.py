@@ -23,6 +23,7 @@ from ghingest.core.pagination import InvalidCursor
 from ghingest.core.releases import ReleaseState
 from ghingest.dashboard import charts
 from ghingest.dashboard.errors import PageRoute, bad_request, error_page
+from ghingest.dashboard.notes import notes_of
 from ghingest.dashboard.security import CheckedPost, CurrentUser, safe_next
 from ghingest.dashboard.templating import pretty_payload, renderer_of
 from ghingest.ports import EventQuery, ReleaseQuery, ReprocessSelection
@@ -145,7 +146,8 @@ async def release_page(request: Request, _user: CurrentUser, release_id: Int64) 
         delivery = await store.get_delivery(entry.delivery_id)
         if delivery is not None:
             deliveries[entry.delivery_id] = pretty_payload(delivery.content_kind, delivery.body)
-    context = {"release": view, "payloads": deliveries, "live_seq": await _live_seq(request)}
+    notes = await notes_of(request).html(release_id, view.record.content.body)
+    context = {"release": view, "notes": notes, "payloads": deliveries, "live_seq": await _live_seq(request)}
     return renderer_of(request).page(request, "release.html", context)
 
 

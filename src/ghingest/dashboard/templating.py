@@ -19,7 +19,6 @@ import ghingest
 from ghingest.core.delivery import ContentKind, payload_bytes
 from ghingest.core.errors import GhingestError
 from ghingest.core.time import iso_utc, time_of
-from ghingest.dashboard.markdown import render_notes
 
 # No request leaves the app: every asset is ours; no inline script; no inline style attribute.
 CONTENT_SECURITY_POLICY = (
@@ -146,7 +145,6 @@ def build_environment() -> Environment:
         avatar_hue=avatar_hue,
         initials=initials,
         safe_href=safe_href,
-        notes=render_notes,
     )
     env.globals.update(version=ghingest.__version__, query_string=query_string)
     return env
