@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.conftest import ThreadedServer, post_webhook, release, signed, wait_until
+from tests.conftest import TOKEN, ThreadedServer, post_webhook, release, signed, wait_until
 from tests.dashboard_support import session_client
 
 INT64_OVERFLOW = str(2**63)
@@ -64,8 +64,6 @@ def test_the_api_answers_400_with_an_error_document(
 
 
 def test_a_replay_window_outside_the_datetime_range_is_refused(server: ThreadedServer) -> None:
-    from tests.conftest import TOKEN
-
     with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10) as api:
         _is_error_document(api.post("/api/replays", json={"since": FAR_FUTURE}), "invalid_request")
         _is_error_document(api.post("/api/replays", json={"job_ids": [2**63]}), "invalid_request")
