@@ -16,6 +16,7 @@ pytestmark = pytest.mark.slow
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 HOSTILE_NOTES = "[" * 125_000  # GitHub's maximum release body length, all of it link-label openers
 HEALTHZ_BOUND = 0.2
+HEALTHZ_CEILING = 1.0
 
 
 def test_healthz_answers_while_hostile_notes_render(serve: ServeProcess) -> None:
@@ -43,8 +44,14 @@ def test_healthz_answers_while_hostile_notes_render(serve: ServeProcess) -> None
         viewer.join()
 
     assert viewed_in > 0.5, "the page came back too soon for the probes to overlap its rendering"
-    assert len(latencies) >= 3
-    assert max(latencies) < HEALTHZ_BOUND, (max(latencies), viewed_in, len(latencies))
+    assert len(latencies) >= 10
+    latencies.sort()
+    p95 = latencies[int(len(latencies) * 0.95)]
+    # Rendered on the event loop, every probe during the render waits for all of it (seconds). On its own thread,
+    # a probe waits for the GIL (5 ms slices) and the OS scheduler only: on a machine shared with other work, a rare
+    # probe still waits a few hundred ms for a CPU, hence the 95th percentile, and a ceiling well under a render.
+    assert p95 < HEALTHZ_BOUND, (p95, latencies[-5:], viewed_in, len(latencies))
+    assert latencies[-1] < HEALTHZ_CEILING, (latencies[-5:], viewed_in, len(latencies))
     (page,) = pages
     assert page.status_code == 200
     assert '<pre class="notes-plain">' in page.text  # past the budget: shown as plain text
