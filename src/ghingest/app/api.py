@@ -12,8 +12,9 @@ from ghingest.app.api_models import Delivery, ErrorDocument, Event, EventPage, R
 from ghingest.app.auth import require_reader
 from ghingest.app.runtime import Runtime, runtime_of
 from ghingest.core.errors import StoreUnavailable
+from ghingest.core.int64 import Int64
 from ghingest.core.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
-from ghingest.core.time import parse_iso
+from ghingest.core.time import iso_utc, parse_time
 from ghingest.ports import EventQuery, ReleaseQuery
 
 UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
@@ -37,13 +38,13 @@ Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous 
 
 
 def _iso_filter(name: str, value: str | None) -> str | None:
+    """The time filter in UTC (`...Z`), the form the stored times are compared in."""
     if value is None:
         return None
     try:
-        parse_iso(value)
+        return iso_utc(parse_time(value))
     except ValueError:
         raise HTTPException(400, detail=f"{name} must be an ISO-8601 time such as 2024-05-01T00:00:00Z") from None
-    return value
 
 
 @api.get("/releases", response_model=ReleasePage, responses=BAD_REQUEST, summary="List releases, newest first")
@@ -71,7 +72,7 @@ async def list_releases(
 
 
 @api.get("/releases/{release_id}", response_model=Release, responses=NOT_FOUND, summary="One release, with history")
-async def get_release(runtime: RuntimeDep, release_id: int) -> Release:
+async def get_release(runtime: RuntimeDep, release_id: Int64) -> Release:
     view = await runtime.database.store.get_release(release_id)
     if view is None:
         raise HTTPException(404, detail=f"no release {release_id}")

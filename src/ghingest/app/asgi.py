@@ -24,6 +24,8 @@ from ghingest.core.pagination import InvalidCursor
 
 
 def _error_code(status: int) -> str:
+    if status == 400:
+        return "invalid_request"  # the API's one code for a request it refuses (besides `invalid_cursor`)
     try:
         return HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
     except ValueError:

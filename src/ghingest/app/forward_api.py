@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from ghingest.app.api import BAD_REQUEST, FORBIDDEN, NOT_FOUND, UNAUTHORIZED, RuntimeDep
 from ghingest.app.auth import TokenAuthenticator, require_operator, require_reader
 from ghingest.app.runtime import Runtime
+from ghingest.core.int64 import Int64
 from ghingest.core.time import iso, parse_iso
 from ghingest.ports import AttemptView, DestinationStats, ForwardView, ReplaySelection
 
@@ -127,7 +128,7 @@ class ReplayRequest(BaseModel):
     until: str | None = Field(default=None, description="Received before, ISO-8601.")
     destination: str | None = Field(default=None, description="Only forwards that went to this destination.")
     dead_only: bool = Field(default=False, description="Only forwards that are dead-lettered now.")
-    job_ids: list[int] = Field(default_factory=list, description="Only these forwards (ids).")
+    job_ids: list[Int64] = Field(default_factory=list, description="Only these forwards (ids).")
     to: str | None = Field(default=None, description="Forward to this destination instead of the original ones.")
     dry_run: bool = Field(default=False, description="Only count what would be replayed.")
 
@@ -221,7 +222,7 @@ async def delivery_forwards(runtime: RuntimeDep, delivery_id: str) -> list[Forwa
 async def dead_letters(
     runtime: RuntimeDep,
     destination: str | None = None,
-    before: Annotated[int | None, Query(description="`next_before` of the previous page.")] = None,
+    before: Annotated[Int64 | None, Query(description="`next_before` of the previous page.")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> DeadLetterPage:
     views = await runtime.database.forwards.dead_letters(destination=destination, before_id=before, limit=limit + 1)

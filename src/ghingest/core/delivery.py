@@ -18,6 +18,7 @@ import orjson
 
 from ghingest.core import signature
 from ghingest.core.errors import InvalidPayload, MissingHeader, PayloadTooLarge, UnsupportedMediaType
+from ghingest.core.int64 import parse_int64
 
 MAX_BODY_BYTES = 25 * 1024 * 1024  # GitHub caps payloads at 25 MiB
 EVENT_HEADER = "x-github-event"
@@ -84,8 +85,13 @@ def check_head(headers: Mapping[str, str], *, max_body_bytes: int = MAX_BODY_BYT
         raise MissingHeader("X-GitHub-Delivery must be 1-128 characters of letters, digits, '.', '_', ':' or '-'")
     kind = content_kind_of(headers.get(CONTENT_TYPE_HEADER, ""))
     declared = headers.get(CONTENT_LENGTH_HEADER)
-    if declared is not None and declared.strip().isdigit() and int(declared) > max_body_bytes:
-        raise PayloadTooLarge(f"body exceeds {max_body_bytes} bytes")
+    if declared is not None:
+        try:
+            too_large = parse_int64(declared.strip(), minimum=0) > max_body_bytes
+        except ValueError:  # not a length (the server refuses such a request before it gets here)
+            too_large = False
+        if too_large:
+            raise PayloadTooLarge(f"body exceeds {max_body_bytes} bytes")
     return RequestHead(delivery_id=delivery_id, event=event, content_kind=kind)
 
 

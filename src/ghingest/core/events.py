@@ -18,7 +18,7 @@ from typing import Any
 
 from ghingest.core.errors import PayloadMismatch
 from ghingest.core.github_events import ACTIONS, EVENTS, EVENTS_WITH_ACTION
-from ghingest.core.numbers import ascii_uint64, int64
+from ghingest.core.int64 import is_int64, parse_int64
 
 # Objects GitHub's payloads carry under these keys whenever the key is present.
 _OBJECT_KEYS = ("repository", "organization", "sender", "installation")
@@ -46,12 +46,17 @@ def _text(obj: Any, key: str) -> str | None:
 
 
 def _integer(obj: Any, key: str) -> int | None:
-    return int64(obj.get(key)) if isinstance(obj, Mapping) else None
+    value = obj.get(key) if isinstance(obj, Mapping) else None
+    return value if is_int64(value) else None
 
 
 def _hook_id(value: str | None, payload: Mapping[str, Any]) -> int | None:
-    from_header = ascii_uint64(value)
-    return from_header if from_header is not None else _integer(payload, "hook_id")
+    if value is not None:
+        try:
+            return parse_int64(value, minimum=0)
+        except ValueError:
+            pass
+    return _integer(payload, "hook_id")
 
 
 def shape_warning(event: str, payload: Mapping[str, Any]) -> str | None:

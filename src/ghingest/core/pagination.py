@@ -10,6 +10,7 @@ from typing import Generic, TypeVar
 import orjson
 
 from ghingest.core.errors import GhingestError
+from ghingest.core.int64 import is_int64
 
 T = TypeVar("T")
 MAX_PAGE_SIZE = 200
@@ -31,7 +32,8 @@ def encode_cursor(key: Sequence[str | int | float | None]) -> str:
 
 
 def decode_cursor(cursor: str, *, types: Sequence[type]) -> tuple[str | int | float | None, ...]:
-    """Decode a cursor whose items have the given types (None allowed for any item)."""
+    """Decode a cursor whose items have the given types (None allowed for any item); an int item must be one that
+    SQLite can store (a cursor comes from outside: `[9223372036854775808]` is no cursor this service made)."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         items = orjson.loads(raw)
@@ -40,6 +42,8 @@ def decode_cursor(cursor: str, *, types: Sequence[type]) -> tuple[str | int | fl
     if not isinstance(items, list) or len(items) != len(types):
         raise InvalidCursor("cursor is not valid")
     for item, expected in zip(items, types, strict=True):
-        if item is not None and not isinstance(item, expected):
+        if item is None:
+            continue
+        if isinstance(item, bool) or not isinstance(item, expected) or (expected is int and not is_int64(item)):
             raise InvalidCursor("cursor is not valid")
     return tuple(items)

@@ -39,12 +39,17 @@ def week_start(day: date) -> date:
 
 
 def window_start(newest: str | None, weeks: int = WEEKS) -> date | None:
-    """The Monday `weeks - 1` weeks before the newest release's week, or None without a dated release."""
+    """The Monday `weeks - 1` weeks before the newest release's week (the calendar's first day, a Monday, at the
+    earliest), or None without a dated release."""
     try:
         last = date.fromisoformat(newest[:10]) if newest else None
     except ValueError:
         return None
-    return None if last is None else week_start(last) - timedelta(weeks=weeks - 1)
+    if last is None:
+        return None
+    start = week_start(last)
+    span = timedelta(weeks=weeks - 1)
+    return start - span if start - date.min >= span else date.min
 
 
 def weekly(

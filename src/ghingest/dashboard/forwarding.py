@@ -15,11 +15,13 @@ from fastapi.responses import RedirectResponse, Response
 
 from ghingest.app.forward_api import destination_states
 from ghingest.app.runtime import runtime_of
+from ghingest.core.int64 import Int64
+from ghingest.dashboard.errors import PageRoute
 from ghingest.dashboard.security import CurrentUser, OperatorPost
 from ghingest.dashboard.templating import NavItem, renderer_of
 from ghingest.ports import ForwardView, ReplaySelection
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=PageRoute)
 NAV = NavItem("Forwarding", "/forwarding", ("/forwarding",))
 PAGE_SIZE = 50
 
@@ -45,7 +47,7 @@ async def destinations_page(request: Request, _user: CurrentUser) -> Response:
 
 @router.get("/forwarding/dead-letters")
 async def dead_letters_page(
-    request: Request, _user: CurrentUser, destination: str | None = None, before: int | None = None
+    request: Request, _user: CurrentUser, destination: str | None = None, before: Int64 | None = None
 ) -> Response:
     runtime = runtime_of(request)
     views = await runtime.database.forwards.dead_letters(
@@ -66,7 +68,7 @@ async def dead_letters_page(
 async def retry_dead_letters(
     request: Request,
     _user: OperatorPost,
-    job_id: Annotated[list[int] | None, Form()] = None,
+    job_id: Annotated[list[Int64] | None, Form()] = None,
     scope: Annotated[str, Form()] = "selected",
     destination: Annotated[str | None, Form()] = None,
 ) -> Response:

@@ -22,6 +22,7 @@ from fastapi.responses import StreamingResponse
 
 from ghingest.app.auth import Principal
 from ghingest.app.runtime import runtime_of
+from ghingest.core.int64 import parse_int64
 from ghingest.dashboard.security import signed_in_or_401
 from ghingest.ports import ChangeFeed
 
@@ -64,9 +65,12 @@ async def stream(feed: ChangeFeed, after: int | None, *, seconds: float = STREAM
 
 
 def _resume_point(last_event_id: str | None, after: str | None) -> int | None:
+    """The first usable sequence number of `Last-Event-ID` and `?after=`; None (follow from now) for none."""
     for value in (last_event_id, after):
-        if value and value.isdigit():
-            return int(value)
+        try:
+            return parse_int64(value or "", minimum=0)
+        except ValueError:
+            continue
     return None
 
 

@@ -1,6 +1,7 @@
 """Put the dashboard into the FastAPI application: sign-in gate, pages, live stream, static assets.
 
-Adding a page (e.g. forwarding's destinations): write an `APIRouter(include_in_schema=False)` whose routes take
+Adding a page (e.g. forwarding's destinations): write an
+`APIRouter(include_in_schema=False, route_class=PageRoute)` (`ghingest.dashboard.errors`) whose routes take
 `CurrentUser` (pages) or `OperatorPost` (state-changing forms, operators only) from `ghingest.dashboard.security`,
 render with `renderer_of(request).page(request, "yours.html", context)` (`ghingest.dashboard.templating`) where
 `yours.html` extends `base.html` (blocks `title`, `content`; show state-changing controls only when
@@ -23,6 +24,7 @@ from ghingest.app.runtime import Runtime
 from ghingest.app.users import UsersFile
 from ghingest.core.throttle import SignInThrottle, TokenBuckets
 from ghingest.dashboard import live, pages, sign_in
+from ghingest.dashboard.notes import NotesRenderer
 from ghingest.dashboard.pages import ChartCache
 from ghingest.dashboard.security import LoginRequired, OperatorRequired, login_url
 from ghingest.dashboard.templating import NavItem, Renderer, renderer_of
@@ -68,6 +70,7 @@ def mount_dashboard(
     app.state.gate = build_gate(runtime)
     app.state.dashboard_renderer = Renderer([*NAV, *extra_nav])
     app.state.dashboard_chart_cache = ChartCache()
+    app.state.dashboard_notes = NotesRenderer()
     for router in (sign_in.router, live.router, pages.router, *extra_routers):
         app.include_router(router)
     app.mount("/static", StaticFiles(packages=[("ghingest.dashboard", "static")]), name="static")

@@ -14,14 +14,17 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from ghingest.app.runtime import runtime_of
 from ghingest.core.github_events import ACTIONS, EVENTS
+from ghingest.core.int64 import Int64
 from ghingest.core.pagination import InvalidCursor
 from ghingest.core.releases import ReleaseState
 from ghingest.dashboard import charts
+from ghingest.dashboard.errors import PageRoute, bad_request, error_page
+from ghingest.dashboard.notes import notes_of
 from ghingest.dashboard.security import CurrentUser, OperatorPost, safe_next
 from ghingest.dashboard.templating import pretty_payload, renderer_of
 from ghingest.ports import EventQuery, ReleaseQuery, ReprocessSelection
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=PageRoute)
 PAGE_SIZE = 50
 MAX_RAW_PAYLOADS = 20
 CHART_TTL_SECONDS = 15.0
@@ -77,12 +80,12 @@ async def _live_seq(request: Request) -> int:
 
 
 def _bad_cursor(request: Request) -> Response:
-    return renderer_of(request).page(
-        request,
-        "error.html",
-        {"title": "Invalid page link", "message": "That page link is not valid."},
-        status_code=400,
-    )
+    return bad_request(request, "That page link is not valid.")
+
+
+def _day_after(day: date | None) -> str | None:
+    """The exclusive upper bound for releases up to and including `day` (none after the calendar's last day)."""
+    return None if day is None or day == date.max else (day + timedelta(days=1)).isoformat()
 
 
 @router.get("/")
@@ -113,7 +116,7 @@ async def releases_page(
         state=filters["state"] or None,
         prerelease={"yes": True, "no": False}.get(filters["pre"]),
         since=since_day.isoformat() if since_day else None,
-        until=(until_day + timedelta(days=1)).isoformat() if until_day else None,
+        until=_day_after(until_day),
         search=filters["q"] or None,
         cursor=cursor or None,
         limit=PAGE_SIZE,
@@ -136,19 +139,18 @@ async def releases_page(
 
 
 @router.get("/releases/{release_id}")
-async def release_page(request: Request, _user: CurrentUser, release_id: int) -> Response:
+async def release_page(request: Request, _user: CurrentUser, release_id: Int64) -> Response:
     store = runtime_of(request).database.store
     view = await store.get_release(release_id)
     if view is None:
-        return renderer_of(request).page(
-            request, "error.html", {"title": "Not found", "message": f"No release {release_id}."}, status_code=404
-        )
+        return error_page(request, "Not found", f"No release {release_id}.", status_code=404)
     deliveries = {}
     for entry in view.record.history[-MAX_RAW_PAYLOADS:]:
         delivery = await store.get_delivery(entry.delivery_id)
         if delivery is not None:
             deliveries[entry.delivery_id] = pretty_payload(delivery.content_kind, delivery.body)
-    context = {"release": view, "payloads": deliveries, "live_seq": await _live_seq(request)}
+    notes = await notes_of(request).html(release_id, view.record.content.body)
+    context = {"release": view, "notes": notes, "payloads": deliveries, "live_seq": await _live_seq(request)}
     return renderer_of(request).page(request, "release.html", context)
 
 
@@ -216,9 +218,7 @@ async def events_page(
 async def delivery_page(request: Request, _user: CurrentUser, delivery_id: str) -> Response:
     view = await runtime_of(request).database.store.get_delivery(delivery_id)
     if view is None:
-        return renderer_of(request).page(
-            request, "error.html", {"title": "Not found", "message": "No such delivery."}, status_code=404
-        )
+        return error_page(request, "Not found", "No such delivery.", status_code=404)
     context = {
         "delivery": view,
         "payload": pretty_payload(view.content_kind, view.body),

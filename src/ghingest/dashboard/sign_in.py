@@ -19,10 +19,11 @@ from ghingest.app.logs import get_logger
 from ghingest.app.proxies import client_address
 from ghingest.app.runtime import runtime_of
 from ghingest.core.errors import StoreUnavailable
+from ghingest.dashboard.errors import PageRoute
 from ghingest.dashboard.security import CheckedPost, gate_of, safe_next
 from ghingest.dashboard.templating import renderer_of
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=PageRoute)
 log = get_logger("ghingest.sign_in")
 
 

@@ -18,7 +18,7 @@ from starlette.responses import HTMLResponse
 import ghingest
 from ghingest.core.delivery import ContentKind, payload_bytes
 from ghingest.core.errors import GhingestError
-from ghingest.dashboard.markdown import render_notes
+from ghingest.core.time import iso_utc, time_of
 
 # No request leaves the app: every asset is ours; no inline script; no inline style attribute.
 CONTENT_SECURITY_POLICY = (
@@ -42,15 +42,14 @@ class NavItem:
 
 
 def _parse_time(value: str | float | None) -> datetime | None:
+    """A stored time (ISO-8601 text from a payload, or epoch seconds) in UTC; None when there is none or it is no
+    time the calendar has (a payload may carry `9999-12-31T23:59:59-23:59`)."""
     if value is None or value == "":
         return None
-    if isinstance(value, int | float):
-        return datetime.fromtimestamp(value, UTC)
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return time_of(value)
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def relative_time(value: str | float | datetime | None, now: datetime | None = None) -> str:
@@ -84,17 +83,19 @@ def absolute_time(value: str | float | None) -> str:
 
 def machine_time(value: str | float | None) -> str:
     moment = _parse_time(value)
-    return "" if moment is None else moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return "" if moment is None else iso_utc(moment)
 
 
 def time_tag(value: str | float | None) -> Markup:
-    """`<time>` with the relative time as text and the absolute time on hover (one parse for all three)."""
+    """`<time>` with the relative time as text and the absolute time on hover (one parse for all three). A value
+    that is no time is shown as given (escaped, shortened), marked as an invalid date."""
     moment = _parse_time(value)
     if moment is None:
-        return Markup('<span class="muted">—</span>')
-    utc = moment.astimezone(UTC)
+        if value is None or value == "":
+            return Markup('<span class="muted">—</span>')
+        return Markup('<span class="muted invalid-date" title="invalid date">{}</span>').format(str(value)[:64])
     return Markup('<time datetime="{}" title="{}">{}</time>').format(
-        utc.isoformat().replace("+00:00", "Z"), utc.strftime("%Y-%m-%d %H:%M:%S UTC"), relative_time(utc)
+        iso_utc(moment), moment.strftime("%Y-%m-%d %H:%M:%S UTC"), relative_time(moment)
     )
 
 
@@ -151,7 +152,6 @@ def build_environment() -> Environment:
         avatar_hue=avatar_hue,
         initials=initials,
         safe_href=safe_href,
-        notes=render_notes,
     )
     env.globals.update(version=ghingest.__version__, query_string=query_string)
     return env

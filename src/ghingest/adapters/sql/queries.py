@@ -188,8 +188,9 @@ def select_releases_by_day(since: str, repository: str | None) -> sa.Select[Any]
 
 
 def fts_query(text: str) -> str:
-    """A user's search text as an FTS5 query: every word must match, the last one as a prefix."""
-    words = [word.replace('"', '""') for word in text.split() if word.strip('"')]
+    """A user's search text as an FTS5 query: every word must match, the last one as a prefix. FTS5 reads its query
+    as a C string, so a NUL would end it inside a quoted word ("unterminated string"): NUL separates words."""
+    words = [word.replace('"', '""') for word in text.replace("\x00", " ").split() if word.strip('"')]
     if not words:
         return '""'
     return " ".join(f'"{word}"' for word in words[:-1]) + (" " if len(words) > 1 else "") + f'"{words[-1]}"*'
