@@ -72,6 +72,16 @@ class Settings(BaseSettings):
     routes_reload_interval: float = Field(default=1.0, gt=0)  # how often the file's mtime is checked
     forward_poll_interval: float = Field(default=0.5, gt=0)  # fallback poll for due retries and other processes
 
+    # HTTP limits (README "Limits"): every listener (serve, receiver, dashboard); app/http_limits.py, ADR 0008.
+    http_header_timeout: float = Field(default=10.0, gt=0, le=300)  # s to send the request line and headers
+    http_body_timeout: float = Field(default=20.0, gt=0, le=600)  # s to send the whole body, from the end of the head
+    http_keep_alive_timeout: float = Field(default=5.0, gt=0, le=300)  # s an idle keep-alive connection stays open
+    http_max_header_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)  # request line + header fields
+    http_max_headers: int = Field(default=100, ge=10, le=1000)  # header fields per request
+    http_max_connections: int = Field(default=1000, ge=1, le=100_000)  # past it: 503 + Retry-After, closed
+    http_backlog: int = Field(default=2048, ge=1, le=65535)  # the listen queue (the kernel caps it at somaxconn)
+    http_max_form_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)  # body cap off the webhook
+
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("webhook_secrets", "api_tokens", mode="before")
