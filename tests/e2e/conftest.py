@@ -19,8 +19,11 @@ GHINGEST = str(Path(sys.executable).with_name("ghingest"))
 
 
 class ServeProcess:
-    def __init__(self, workdir: Path, **env: str) -> None:
+    """`ghingest serve` (or another listening command: `receiver`, `dashboard`) as a subprocess in `workdir`."""
+
+    def __init__(self, workdir: Path, *, command: str = "serve", **env: str) -> None:
         self.workdir = workdir
+        self.command = command
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -35,23 +38,23 @@ class ServeProcess:
         self.logs: list[Path] = []
 
     def start(self) -> ServeProcess:
-        log = self.workdir / f"serve-{len(self.logs)}.log"
+        log = self.workdir / f"{self.command}-{len(self.logs)}.log"
         self.logs.append(log)
         with log.open("wb") as sink:
             self.process = subprocess.Popen(
-                [GHINGEST, "serve"], cwd=self.workdir, env=self.env, stdout=sink, stderr=subprocess.STDOUT
+                [GHINGEST, self.command], cwd=self.workdir, env=self.env, stdout=sink, stderr=subprocess.STDOUT
             )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"ghingest serve exited: {log.read_text(errors='replace')[-2000:]}")
+                raise RuntimeError(f"ghingest {self.command} exited: {log.read_text(errors='replace')[-2000:]}")
             try:
                 if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
                     return self
             except httpx.TransportError:
                 pass
             time.sleep(0.05)
-        raise RuntimeError("ghingest serve did not become ready")
+        raise RuntimeError(f"ghingest {self.command} did not become ready")
 
     def kill(self) -> None:
         assert self.process is not None
