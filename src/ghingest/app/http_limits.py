@@ -6,17 +6,18 @@ protocol here adds (settings `GHINGEST_HTTP_*`, README "Limits", ADR 0008):
 
 - a **header deadline**: the request line and headers must be in within `header_timeout` of the connection opening
   or of the first byte of the next request; a **body deadline**: the whole body within `body_timeout` of the end of
-  the head (not counted while the server itself stopped reading because the application is not consuming). Past a
-  deadline: 408 JSON if nothing of a response is under way, and the connection is closed either way.
+  the head. A deadline that falls while the server itself has stopped reading (uvicorn's flow control: the
+  application has not taken what was read, or a pipelined request waits) is pushed back by a whole timeout. Past a
+  deadline: 408 JSON if nothing of a response is under way on the connection, and the connection is closed.
 - a **head cap** (`max_header_bytes`, counted on the bytes received while the head is incomplete, so a header line
   that never ends is cut too) and a **header count cap** (`max_headers`): 431 JSON, closed.
 - a **connection cap** (`max_connections`): a request on a connection past it gets 503 JSON with `Retry-After`
   (instead of uvicorn's `limit_concurrency`, which answers plain text) and the connection is closed.
 
-Cost on the hot path: no timer per request on a keep-alive connection. One timer per connection is armed when it
-opens; a deadline is a float stored per phase, and the timer, when it fires, either acts or re-arms itself for the
-current deadline (a cancel and re-arm happens only when a new deadline is earlier than the armed one). Per received
-chunk: two comparisons; per request: a `loop.time()` and a few comparisons in callbacks uvicorn calls anyway.
+Cost on the hot path: no timer per connection or request. A deadline is a float stored when a phase begins; one
+timer per listener sweeps the open connections every tenth of the shorter timeout (at most every second), so a
+deadline is met within that. Per received chunk: two comparisons; per request: two `loop.time()` and a few
+comparisons in callbacks uvicorn calls anyway (bench/protocol_overhead.py measures it).
 
 This relies on uvicorn's protocol internals (its parser callbacks, `cycle`, `pipeline`, `connections`, `flow`);
 tests/integration/test_http_limits.py drives it over real sockets, so an incompatible uvicorn fails there.
@@ -97,14 +98,51 @@ class _Refused(Exception):
         self.refusal = refusal
 
 
+class _Sweeper:
+    """One timer per listener that checks every connection's deadline, every `interval` seconds while there are
+    connections. (A timer per connection costs ~5 µs in uvloop, to create and cancel: as much again as the rest of
+    these limits together.) A deadline is therefore met within one interval: a tenth of the shorter timeout."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, connections: set[Any], interval: float) -> None:
+        self.loop = loop
+        self.connections = connections
+        self.interval = interval
+        self.armed = False
+
+    def ensure(self) -> None:
+        if not self.armed:
+            self.armed = True
+            self.loop.call_later(self.interval, self.sweep)
+
+    def sweep(self) -> None:
+        self.armed = False
+        now = self.loop.time()
+        for protocol in tuple(self.connections):
+            phase_ends = isinstance(protocol, LimitedHttpToolsProtocol) and protocol._phase != _BETWEEN
+            if phase_ends and now >= protocol._deadline:
+                protocol._deadline_passed(now)
+        if self.connections:
+            self.ensure()
+
+
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with deadlines, head caps and a connection cap; see the module docstring.
 
     Configure it with `protocol_class`: the limits (and the metrics to count refusals in) are class attributes,
-    because uvicorn instantiates the class itself, once per connection."""
+    because uvicorn instantiates the class itself, once per connection. The hot-path methods call uvicorn's by
+    name rather than through `super()`, and read the limits from flat class attributes."""
+
+    # Slots: uvicorn's protocol already sets ~28 attributes per instance, near CPython's key-sharing limit (30).
+    __slots__ = ("_app", "_chunk", "_deadline", "_head_bytes", "_phase")
 
     limits: ClassVar[HttpLimits]
     metrics: ClassVar[Metrics | None] = None
+    sweeper: ClassVar[_Sweeper | None] = None
+    _header_timeout: ClassVar[float]
+    _body_timeout: ClassVar[float]
+    _max_header_bytes: ClassVar[int]
+    _max_headers: ClassVar[int]
+    _max_connections: ClassVar[int]
 
     def __init__(
         self,
@@ -117,41 +155,19 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self.timeout_keep_alive = self.limits.keep_alive_timeout  # type: ignore[assignment]  # a float is fine
         self._app = self.app
         self._phase = _HEAD
-        self._deadline = 0.0
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = 0.0
+        self._deadline = math.inf  # by when the current phase must end (checked by the sweeper unless _BETWEEN)
         self._head_bytes = 0  # bytes received while the current head is incomplete (an upper bound of its size)
         self._chunk = 0  # the size of the chunk being parsed
-        self._began_mid_chunk = False  # the current head began after a request ended inside the same chunk
 
     # --- deadlines ------------------------------------------------------------------------------------------------
 
-    def _set_deadline(self, when: float) -> None:
-        self._deadline = when
-        timer = self._timer
-        if timer is None or when < self._timer_at:
-            if timer is not None:
-                timer.cancel()
-            self._timer = self.loop.call_at(when, self._on_timer)
-            self._timer_at = when
-
-    def _begin_head(self) -> None:
-        self._phase = _HEAD
-        self._head_bytes = 0
-        self._set_deadline(self.loop.time() + self.limits.header_timeout)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        phase = self._phase
-        if phase == _BETWEEN or self.transport.is_closing():
-            return  # the timer is armed again when the next request begins
-        now = self.loop.time()
-        if now < self._deadline:  # a later phase moved the deadline on
-            self._set_deadline(self._deadline)
-        elif phase == _BODY and self.flow.read_paused:  # the application is not reading: not the client's doing
-            self._set_deadline(now + self.limits.body_timeout)
+    def _deadline_passed(self, now: float) -> None:
+        if self.transport.is_closing():
+            return
+        if self.flow.read_paused:  # the server stopped reading (the application is busy): not the client's doing
+            self._deadline = now + (self._header_timeout if self._phase == _HEAD else self._body_timeout)
         else:
-            self._refuse(HEADER_TIMEOUT if phase == _HEAD else BODY_TIMEOUT)
+            self._refuse(HEADER_TIMEOUT if self._phase == _HEAD else BODY_TIMEOUT)
 
     def _refuse(self, refusal: _Refusal) -> None:
         """Answer `refusal` if no response is under way on this connection, then close it."""
@@ -159,7 +175,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self.metrics.http_refusals.labels(refusal.reason).inc()
         cycle = self.cycle
         if self._phase == _BODY:
-            idle = not self.pipeline and not cycle.response_started  # the cycle is this request's
+            idle = not self.pipeline and (cycle is None or not cycle.response_started)  # the cycle is this request's
         else:
             idle = not self.pipeline and (cycle is None or cycle.response_complete)
         if idle:
@@ -173,22 +189,27 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     # --- uvicorn's protocol ---------------------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        HttpToolsProtocol.connection_made(self, transport)
         self.headers = []
-        self._begin_head()
+        self._deadline = self.loop.time() + self._header_timeout  # the first head: from the connection's opening
+        sweeper = self.sweeper
+        if sweeper is None or sweeper.loop is not self.loop:
+            interval = min(1.0, max(0.01, min(self._header_timeout, self._body_timeout) / 10))
+            sweeper = type(self).sweeper = _Sweeper(self.loop, self.connections, interval)
+        sweeper.ensure()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         self._phase = _BETWEEN
-        super().connection_lost(exc)
+        HttpToolsProtocol.connection_lost(self, exc)
 
     def data_received(self, data: bytes) -> None:
-        # uvicorn's data_received, plus the head accounting; its own turns a callback's exception into a 400.
+        # uvicorn's data_received (its own would turn a refusal raised in a callback into a 400), with the head's
+        # deadline and size. A head that begins after a request ended inside the same chunk (pipelining) has its
+        # deadline from the next chunk on, and that chunk's share of it is counted when the head is complete.
         self._unset_keepalive_if_required()
         if self._phase == _BETWEEN:
-            self._begin_head()
+            self._phase = _HEAD
+            self._deadline = self.loop.time() + self._header_timeout
         self._chunk = len(data)
         try:
             self.parser.feed_data(data)
@@ -208,13 +229,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
                 self._unsupported_upgrade_warning()
             return
         if self._phase == _HEAD:
-            if self._began_mid_chunk:  # this chunk's share of the head is unknown: checked when the head ends
-                self._began_mid_chunk = False
-            else:
-                self._head_bytes += len(data)
-            if self._head_bytes > self.limits.max_header_bytes:
+            self._head_bytes += len(data)
+            if self._head_bytes > self._max_header_bytes:
                 self._refuse(HEADER_TOO_LARGE)
-            elif len(self.headers) > self.limits.max_headers:
+            elif len(self.headers) > self._max_headers:
                 self._refuse(TOO_MANY_HEADERS)
 
     def _invalid(self) -> None:
@@ -222,24 +240,15 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self.logger.warning(msg)
         self.send_400_response(msg)
 
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        if self._phase != _HEAD:  # the previous request ended inside this chunk (pipelining)
-            self._begin_head()
-            self._began_mid_chunk = True
-        # else: the deadline set when the connection opened or the first byte of this request came stands
-
     def on_headers_complete(self) -> None:
-        limits = self.limits
-        if len(self.headers) > limits.max_headers:
+        if len(self.headers) > self._max_headers:
             raise _Refused(TOO_MANY_HEADERS)
-        if self._head_bytes + self._chunk > limits.max_header_bytes and self._head_size() > limits.max_header_bytes:
+        if self._head_bytes + self._chunk > self._max_header_bytes and self._head_size() > self._max_header_bytes:
             raise _Refused(HEADER_TOO_LARGE)
-        self._began_mid_chunk = False
         self._phase = _BODY
-        self._set_deadline(self.loop.time() + limits.body_timeout)
-        self.app = self._too_many_connections if len(self.connections) > limits.max_connections else self._app
-        super().on_headers_complete()
+        self._deadline = self.loop.time() + self._body_timeout
+        self.app = self._too_many_connections if len(self.connections) > self._max_connections else self._app
+        HttpToolsProtocol.on_headers_complete(self)
 
     def _head_size(self) -> int:
         """The head's size as parsed: request line and header fields (the exact check when the bound is over)."""
@@ -247,12 +256,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         self._phase = _BETWEEN
-        super().on_message_complete()
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if self._phase != _BETWEEN:  # the next request has begun: its deadline governs, not the idle timeout
-            self._unset_keepalive_if_required()
+        self._head_bytes = 0
+        HttpToolsProtocol.on_message_complete(self)
 
     async def _too_many_connections(self, scope: Any, receive: Any, send: Any) -> None:
         if self.metrics is not None:
@@ -272,10 +277,15 @@ def protocol_class(limits: HttpLimits, metrics: Metrics | None = None) -> type[L
     """A `LimitedHttpToolsProtocol` bound to `limits` (and `metrics`), to pass as uvicorn's `http`."""
 
     class Configured(LimitedHttpToolsProtocol):
-        pass
+        __slots__ = ()
 
     Configured.limits = limits
     Configured.metrics = metrics
+    Configured._header_timeout = limits.header_timeout
+    Configured._body_timeout = limits.body_timeout
+    Configured._max_header_bytes = limits.max_header_bytes
+    Configured._max_headers = limits.max_headers
+    Configured._max_connections = limits.max_connections
     return Configured
 
 
