@@ -26,7 +26,6 @@ tests/integration/test_http_limits.py drives it over real sockets, so an incompa
 from __future__ import annotations
 
 import asyncio
-import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -35,7 +34,6 @@ import orjson
 import uvicorn
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
-from uvicorn.server import ServerState
 
 from ghingest.app.metrics import Metrics
 from ghingest.app.receiver import RETRY_AFTER_SECONDS
@@ -133,7 +131,13 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     name rather than through `super()`, and read the limits from flat class attributes."""
 
     # Slots: uvicorn's protocol already sets ~28 attributes per instance, near CPython's key-sharing limit (30).
+    # They are set in connection_made: nothing reads them before (the sweeper sees only connections made).
     __slots__ = ("_app", "_chunk", "_deadline", "_head_bytes", "_phase")
+    _app: Any  # the application (self.app is it, or the 503 answer past the connection limit)
+    _phase: int  # _BETWEEN, _HEAD or _BODY
+    _deadline: float  # by when the current phase must end (loop time; checked unless _BETWEEN)
+    _head_bytes: int
+    _chunk: int
 
     limits: ClassVar[HttpLimits]
     metrics: ClassVar[Metrics | None] = None
@@ -143,21 +147,6 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     _max_header_bytes: ClassVar[int]
     _max_headers: ClassVar[int]
     _max_connections: ClassVar[int]
-
-    def __init__(
-        self,
-        config: Config,
-        server_state: ServerState,
-        app_state: dict[str, Any],
-        _loop: asyncio.AbstractEventLoop | None = None,
-    ) -> None:
-        super().__init__(config, server_state, app_state, _loop)
-        self.timeout_keep_alive = self.limits.keep_alive_timeout  # type: ignore[assignment]  # a float is fine
-        self._app = self.app
-        self._phase = _HEAD
-        self._deadline = math.inf  # by when the current phase must end (checked by the sweeper unless _BETWEEN)
-        self._head_bytes = 0  # bytes received while the current head is incomplete (an upper bound of its size)
-        self._chunk = 0  # the size of the chunk being parsed
 
     # --- deadlines ------------------------------------------------------------------------------------------------
 
@@ -191,6 +180,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         HttpToolsProtocol.connection_made(self, transport)
         self.headers = []
+        self._app = self.app
+        self._phase = _HEAD
+        self._head_bytes = 0  # bytes received while the current head is incomplete (an upper bound of its size)
+        self._chunk = 0  # the size of the chunk being parsed
         self._deadline = self.loop.time() + self._header_timeout  # the first head: from the connection's opening
         sweeper = self.sweeper
         if sweeper is None or sweeper.loop is not self.loop:
@@ -302,8 +295,7 @@ def uvicorn_config(application: Any, settings: Settings, *, metrics: Metrics | N
         "http": protocol_class(HttpLimits.of(settings), metrics),
         "ws": "none",
         "backlog": settings.http_backlog,
-        # The protocol applies the exact (float) value; uvicorn's own setting is an int.
-        "timeout_keep_alive": max(1, math.ceil(settings.http_keep_alive_timeout)),
+        "timeout_keep_alive": settings.http_keep_alive_timeout,  # typed int, used as a delay: a float is fine
     }
     values.update(options)
     return uvicorn.Config(application, **values)
