@@ -18,6 +18,7 @@ import uvicorn
 
 from ghingest.app import samples, sender
 from ghingest.app.asgi import Application
+from ghingest.app.http_limits import uvicorn_config
 from ghingest.app.runtime import Runtime
 from ghingest.app.settings import Settings, load_settings
 
@@ -63,22 +64,17 @@ def free_port() -> int:
 
 
 class ThreadedServer:
-    """A real uvicorn server running the application in a thread, on its own event loop."""
+    """A real uvicorn server running the application in a thread, on its own event loop, configured as the
+    command line configures it (`uvicorn_config`: the HTTP limits of the runtime's settings)."""
 
-    def __init__(self, runtime: Runtime, *, migrate: bool = True) -> None:
+    def __init__(self, runtime: Runtime, *, read_side: bool = True, migrate: bool = True) -> None:
         if migrate:
             runtime.database.upgrade()
         self.runtime = runtime
-        self.app = Application(runtime)
+        self.app = Application(runtime, read_side=read_side)
         self.port = free_port()
-        config = uvicorn.Config(
-            self.app,
-            host="127.0.0.1",
-            port=self.port,
-            log_level="warning",
-            access_log=False,
-            lifespan="on",
-            proxy_headers=False,  # as `ghingest.app.cli._listen`: the application resolves proxy headers itself
+        config = uvicorn_config(
+            self.app, runtime.settings, metrics=runtime.metrics, host="127.0.0.1", port=self.port, loop="uvloop"
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="test-server", daemon=True)

@@ -12,6 +12,7 @@ import uvicorn
 from playwright.sync_api import Browser, expect
 
 from ghingest.app.asgi import Application
+from ghingest.app.http_limits import uvicorn_config
 from ghingest.app.runtime import Runtime
 from ghingest.app.settings import Settings
 from tests.browser.conftest import sign_in
@@ -33,13 +34,12 @@ class RestartableServer:
     def start(self) -> None:
         runtime = Runtime.build(self.settings)
         runtime.database.upgrade()
-        config = uvicorn.Config(
+        config = uvicorn_config(
             Application(runtime),
+            runtime.settings,
+            metrics=runtime.metrics,
             host="127.0.0.1",
             port=self.port,
-            log_level="warning",
-            access_log=False,
-            lifespan="on",
             timeout_graceful_shutdown=1,
         )
         self.server = uvicorn.Server(config)

@@ -19,7 +19,7 @@ GHINGEST = str(Path(sys.executable).with_name("ghingest"))
 
 
 class ServeProcess:
-    """`ghingest serve` (or another listening command: `command="dashboard"`) in `workdir`, on a port of its own."""
+    """`ghingest serve` (or another listening command: `receiver`, `dashboard`) as a subprocess in `workdir`."""
 
     def __init__(self, workdir: Path, *, command: str = "serve", **env: str) -> None:
         self.workdir = workdir

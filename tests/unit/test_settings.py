@@ -17,6 +17,13 @@ def test_defaults_are_the_embedded_profile() -> None:
     assert settings.allow_sha1_signatures is False
 
 
+def test_http_limits_default_to_bounded_values() -> None:
+    s = load_settings()
+    assert (s.http_header_timeout, s.http_body_timeout, s.http_keep_alive_timeout) == (10.0, 20.0, 5.0)
+    assert (s.http_max_header_bytes, s.http_max_headers) == (64 * 1024, 100)
+    assert (s.http_max_connections, s.http_backlog, s.http_max_form_bytes) == (1000, 2048, 64 * 1024)
+
+
 def test_comma_separated_secrets_and_tokens(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GHINGEST_WEBHOOK_SECRETS", "first-secret, second-secret")
     monkeypatch.setenv("GHINGEST_API_TOKENS", "token-number-one")
@@ -37,6 +44,14 @@ def test_comma_separated_secrets_and_tokens(monkeypatch: pytest.MonkeyPatch) -> 
         ("GHINGEST_SIGN_IN_USER_BURST", "0"),
         ("GHINGEST_PASSWORD_HASH_THREADS", "0"),
         ("GHINGEST_TRUSTED_PROXIES", "10.0.0.0/8, not-an-address"),
+        ("GHINGEST_HTTP_HEADER_TIMEOUT", "0"),
+        ("GHINGEST_HTTP_BODY_TIMEOUT", "-1"),
+        ("GHINGEST_HTTP_KEEP_ALIVE_TIMEOUT", "forever"),
+        ("GHINGEST_HTTP_MAX_HEADER_BYTES", "100"),
+        ("GHINGEST_HTTP_MAX_HEADERS", "5"),
+        ("GHINGEST_HTTP_MAX_CONNECTIONS", "0"),
+        ("GHINGEST_HTTP_BACKLOG", "0"),
+        ("GHINGEST_HTTP_MAX_FORM_BYTES", "10"),
     ],
 )
 def test_an_invalid_value_names_the_setting(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -19,20 +18,17 @@ from ghingest.app.forward_api import forwarding
 from ghingest.app.openapi import build_openapi
 from ghingest.app.proxies import ProxyHeadersMiddleware, TrustedProxies
 from ghingest.app.receiver import PATH, WebhookReceiver
+from ghingest.app.request_guard import RequestGuard, error_code
 from ghingest.app.runtime import Runtime
 from ghingest.core.pagination import InvalidCursor
 
 
-def _error_code(status: int) -> str:
-    if status == 400:
-        return "invalid_request"  # the API's one code for a request it refuses (besides `invalid_cursor`)
-    try:
-        return HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
-    except ValueError:
-        return "error"
+def create_api(
+    runtime: Runtime, *, manage_runtime: bool = True, with_dashboard: bool = True, with_read_api: bool = True
+) -> FastAPI:
+    """Health and metrics; with `with_read_api`, the read and forwarding API (and with `with_dashboard`, the
+    dashboard). Every request passes the `RequestGuard` (body cap, authentication before an `/api` body) first."""
 
-
-def create_api(runtime: Runtime, *, manage_runtime: bool = True, with_dashboard: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if manage_runtime:
@@ -55,13 +51,16 @@ def create_api(runtime: Runtime, *, manage_runtime: bool = True, with_dashboard:
         redoc_url=None,
     )
     app.state.runtime = runtime
-    # The real TCP peer, kept for the SSO check; the client behind a trusted proxy in `request.client`.
-    app.add_middleware(ProxyHeadersMiddleware, proxies=TrustedProxies(runtime.settings.trusted_proxies))
     app.state.authenticator = TokenAuthenticator(runtime.api_tokens.values)
+    app.add_middleware(RequestGuard, max_body_bytes=runtime.settings.http_max_form_bytes, metrics=runtime.metrics)
+    # Outermost (added last): the real TCP peer, kept for the SSO check before anything authenticates; the client
+    # behind a trusted proxy in `request.client`.
+    app.add_middleware(ProxyHeadersMiddleware, proxies=TrustedProxies(runtime.settings.trusted_proxies))
     app.include_router(health)
-    app.include_router(api)
-    app.include_router(forwarding)
-    if with_dashboard:
+    if with_read_api:
+        app.include_router(api)
+        app.include_router(forwarding)
+    if with_read_api and with_dashboard:
         from ghingest.dashboard import forwarding as forwarding_pages
         from ghingest.dashboard.mount import mount_dashboard
 
@@ -70,7 +69,7 @@ def create_api(runtime: Runtime, *, manage_runtime: bool = True, with_dashboard:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return JSONResponse(
-            {"error": _error_code(exc.status_code), "detail": str(exc.detail)},
+            {"error": error_code(exc.status_code), "detail": str(exc.detail)},
             status_code=exc.status_code,
             headers=exc.headers,
         )
@@ -91,11 +90,12 @@ def create_api(runtime: Runtime, *, manage_runtime: bool = True, with_dashboard:
 
 
 class Application:
-    """Dispatches `POST /webhooks/github` to the bare receiver before any framework code runs."""
+    """Dispatches `POST /webhooks/github` to the bare receiver before any framework code runs. Without `read_side`
+    (`ghingest receiver`), only health and metrics are served besides it: no read API, no dashboard."""
 
-    def __init__(self, runtime: Runtime, *, manage_runtime: bool = True) -> None:
+    def __init__(self, runtime: Runtime, *, manage_runtime: bool = True, read_side: bool = True) -> None:
         self.runtime = runtime
-        self.api = create_api(runtime, manage_runtime=manage_runtime)
+        self.api = create_api(runtime, manage_runtime=manage_runtime, with_dashboard=read_side, with_read_api=read_side)
         self.receiver = WebhookReceiver(
             runtime.database.inbox,
             secrets=[secret.encode("utf-8") for secret in runtime.webhook_secrets.values],

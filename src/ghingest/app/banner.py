@@ -16,20 +16,24 @@ def base_url(runtime: Runtime) -> str:
     return f"http://{host}:{s.port}"
 
 
+def _secret_lines(runtime: Runtime) -> list[str]:
+    secret = runtime.webhook_secrets
+    if not secret.generated:
+        return [f"Webhook secret: from {secret.source}"]
+    return [
+        "",
+        "A webhook secret was generated (shown only this once; kept in " + secret.source + "):",
+        f"  {secret.values[0]}",
+        "In GitHub: Settings → Webhooks → Add webhook. Payload URL: the webhook URL above;",
+        "Content type: application/json; Secret: the value above.",
+    ]
+
+
 def first_start_banner(console: Console, runtime: Runtime) -> None:
     url = base_url(runtime)
     lines = [f"Webhook URL:   {url}{PATH}", f"Read API:      {url}/api/releases   (OpenAPI: {url}/openapi.json)"]
-    secret, token = runtime.webhook_secrets, runtime.api_tokens
-    if secret.generated:
-        lines += [
-            "",
-            "A webhook secret was generated (shown only this once; kept in " + secret.source + "):",
-            f"  {secret.values[0]}",
-            "In GitHub: Settings → Webhooks → Add webhook. Payload URL: the webhook URL above;",
-            "Content type: application/json; Secret: the value above.",
-        ]
-    else:
-        lines.append(f"Webhook secret: from {secret.source}")
+    token = runtime.api_tokens
+    lines += _secret_lines(runtime)
     if token.generated:
         lines += [
             "",
@@ -54,3 +58,15 @@ def sign_in_hint(console: Console, runtime: Runtime) -> None:
             f"  {url}/login?token={runtime.api_tokens.values[0]}",
         ]
     console.print("\n".join(["ghingest dashboard is starting", *lines]), soft_wrap=True, highlight=False, markup=False)
+
+
+def receiver_banner(console: Console, runtime: Runtime) -> None:
+    """What `ghingest receiver` says on start: the webhook URL and, generated just now, the secret (once)."""
+    url = base_url(runtime)
+    lines = [f"Webhook URL:   {url}{PATH}", f"Readiness:     {url}/readyz", *_secret_lines(runtime)]
+    if runtime.api_tokens.generated:
+        lines.append(
+            f"An API token was generated for the read API and dashboard (kept in {runtime.api_tokens.source})."
+        )
+    lines.append("No worker runs here: run `ghingest worker` against the same database.")
+    console.print("\n".join(["ghingest receiver is starting", *lines]), soft_wrap=True, highlight=False, markup=False)

@@ -67,20 +67,41 @@ def _runtime(settings: Settings, *, run_worker: bool, migrate: bool) -> Runtime:
 
 
 def _listen(application: Any, settings: Settings, **options: Any) -> None:
-    """Serve `application` with uvicorn on the configured address: no access log (one line per delivery is
-    written by the worker), lifespan on (it starts and stops the runtime)."""
+    """Serve `application` (an `Application` or the FastAPI app of `create_api`) with uvicorn on the configured
+    address, with the HTTP limits of `settings` (`http_limits.uvicorn_config`: the one place they are set)."""
     import uvicorn
+    from uvicorn.config import STARTUP_FAILURE
 
-    uvicorn.run(
-        application,
-        host=settings.host,
-        port=settings.port,
-        access_log=False,
-        log_level="warning",
-        lifespan="on",
-        proxy_headers=False,  # never trust X-Forwarded-For from loopback: the app does it (ghingest.app.proxies)
-        **options,
-    )
+    from ghingest.app.asgi import Application
+    from ghingest.app.http_limits import uvicorn_config
+
+    runtime = application.runtime if isinstance(application, Application) else application.state.runtime
+    _open_file_limit(settings.http_max_connections)
+    server = uvicorn.Server(uvicorn_config(application, settings, metrics=runtime.metrics, **options))
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    if not server.started:
+        sys.exit(STARTUP_FAILURE)
+
+
+def _open_file_limit(connections: int) -> None:
+    """Raise the soft open-file limit so that the connection limit, not the file descriptors, is what a client
+    meets first (a connection past it is still accepted, to be answered 503); warn when the hard limit is lower."""
+    import resource
+
+    wanted = 2 * connections + 256  # connections, the ones being refused, the database, outgoing forwards
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if target > soft:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    if target < wanted:
+        console.print(
+            f"[yellow]warning:[/yellow] the open-file limit ({hard}) is below what GHINGEST_HTTP_MAX_CONNECTIONS="
+            f"{connections} needs (~{wanted}); lower it or raise `ulimit -n`"
+        )
 
 
 @app.command()
@@ -96,7 +117,24 @@ def serve(
     settings = _settings(host=host, port=port)
     runtime = _runtime(settings, run_worker=True, migrate=migrate)
     first_start_banner(console, runtime)
-    _listen(Application(runtime), settings, loop="uvloop", http="httptools", timeout_graceful_shutdown=10)
+    _listen(Application(runtime), settings, loop="uvloop", timeout_graceful_shutdown=10)
+
+
+@app.command()
+def receiver(
+    host: Annotated[str | None, typer.Option(help="Address to listen on [env GHINGEST_HOST].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on [env GHINGEST_PORT].")] = None,
+    migrate: Annotated[bool, typer.Option(help="Apply schema migrations before starting.")] = True,
+) -> None:
+    """Run only the webhook receiver (with /healthz, /readyz, /metrics): no worker, forwarder, read API or dashboard.
+    Run `ghingest worker` beside it, against the same database."""
+    from ghingest.app.asgi import Application
+    from ghingest.app.banner import receiver_banner
+
+    settings = _settings(host=host, port=port)
+    runtime = _runtime(settings, run_worker=False, migrate=migrate)
+    receiver_banner(console, runtime)
+    _listen(Application(runtime, read_side=False), settings, loop="uvloop", timeout_graceful_shutdown=10)
 
 
 @app.command()

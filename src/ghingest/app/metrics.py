@@ -85,6 +85,13 @@ class Metrics:
             ["method", "outcome"],
             registry=self.registry,
         )
+        self.http_refusals = Counter(
+            "ghingest_http_refusals_total",
+            "Requests or connections cut by an HTTP limit, by reason (header_timeout, body_timeout,"
+            " header_too_large, too_many_headers, too_many_connections, body_too_large).",
+            ["reason"],
+            registry=self.registry,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

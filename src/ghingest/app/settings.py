@@ -125,6 +125,16 @@ class Settings(BaseSettings):
             check_ca_bundle(str(value))
         return value
 
+    # HTTP limits (README "Limits"): every listener (serve, receiver, dashboard); app/http_limits.py, ADR 0008.
+    http_header_timeout: float = Field(default=10.0, gt=0, le=300)  # s to send the request line and headers
+    http_body_timeout: float = Field(default=20.0, gt=0, le=600)  # s to send the whole body, from the end of the head
+    http_keep_alive_timeout: float = Field(default=5.0, gt=0, le=300)  # s an idle keep-alive connection stays open
+    http_max_header_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)  # request line + header fields
+    http_max_headers: int = Field(default=100, ge=10, le=1000)  # header fields per request
+    http_max_connections: int = Field(default=1000, ge=1, le=100_000)  # past it: 503 + Retry-After, closed
+    http_backlog: int = Field(default=2048, ge=1, le=65535)  # the listen queue (the kernel caps it at somaxconn)
+    http_max_form_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)  # body cap off the webhook
+
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("webhook_secrets", "api_tokens", mode="before")
