@@ -32,6 +32,7 @@ from pathlib import Path
 import httpx
 import orjson
 
+from forward_bench import wait_ready
 from ghingest.app.forward_transport import Answer, ForwardTransport, TransportOptions
 from ghingest.app.samples import release_payload
 
@@ -131,20 +132,6 @@ def child(argv: list[str]) -> int:
     variant, url, concurrency, seconds = argv[0], argv[1], int(argv[2]), float(argv[3])
     print(json.dumps(uvloop.run(measure(variant, url, concurrency, seconds))))
     return 0
-
-
-def wait_ready(url: str, process: subprocess.Popen[bytes], limit: float = 30.0) -> None:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the destination exited with {process.returncode}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"{url} did not become ready")
 
 
 def main() -> int:
