@@ -152,7 +152,7 @@ def check_payload(kind: ContentKind, body: bytes) -> None:
 
     The receiver's check *is* the processor's parser, so that nothing is acknowledged that processing would then
     refuse: a number beyond what an IEEE-754 double holds (`1e400`, a 5,000-digit integer — I-JSON, RFC 7493),
-    invalid UTF-8, nesting deeper than 1,024 levels (ADR 0007, addendum 5: a validating scan that builds nothing
+    invalid UTF-8, nesting deeper than 1,024 levels (ADR 0011: a validating scan that builds nothing
     was faster, and accepted what the processor then failed for good)."""
     parse_payload(kind, body)
 

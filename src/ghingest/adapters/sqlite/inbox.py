@@ -41,13 +41,13 @@ _SIGHTING = (
     " same_body = same_body AND excluded.same_body, secret_index = excluded.secret_index"
 )
 # Bounded by count, and by bytes: a due delivery is taken while the bodies before it in the batch total less than
-# the budget (so the first always is, and a batch passes the budget by one body at most). The window sums over the
-# `limit` oldest due rows only: SQLite computes a window over its whole input before a LIMIT outside it applies.
+# the budget (so the first always is, and a batch passes the budget by one body at most). The window runs over the
+# `limit` oldest due rows, in index order: a claim reads its batch, never the backlog.
 _CLAIM = (
     "UPDATE delivery_states SET lease_until = ? WHERE seq IN ("
     " SELECT seq FROM (SELECT seq, size, sum(size) OVER (ORDER BY seq ROWS UNBOUNDED PRECEDING) AS total"
-    "  FROM (SELECT seq, size FROM delivery_states"
-    "   WHERE status = 'received' AND next_attempt_at <= ? AND lease_until <= ? ORDER BY seq LIMIT ?))"
+    "  FROM delivery_states WHERE status = 'received' AND next_attempt_at <= ? AND lease_until <= ?"
+    "  ORDER BY seq LIMIT ?)"
     " WHERE total - size < ?)"
     " RETURNING seq, attempts"
 )
