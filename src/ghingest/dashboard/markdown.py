@@ -129,6 +129,19 @@ def plain_notes(text: str) -> Markup:
     return Markup('<pre class="notes-plain">{}{}</pre>').format(shown, tail)
 
 
+MAX_TABLE_CELLS = 128  # per row: a line with more `|` is text, not a table row
+
+
+def _narrow_tables(text: str) -> str:
+    """Escape the pipes of lines with more than `MAX_TABLE_CELLS` of them. The table rule parses a whole table in
+    one step that the deadline cannot interrupt, and its cost grows with the width: 2,000 columns took ~0.4 s of
+    CPU on a quick machine, over a second on a slow one. Such a line shows as the text it is."""
+    if text.count("|") <= MAX_TABLE_CELLS:
+        return text
+    lines = text.split("\n")
+    return "\n".join(line.replace("|", "\\|") if line.count("|") > MAX_TABLE_CELLS else line for line in lines)
+
+
 def render_notes(text: str | None, *, budget: float = RENDER_BUDGET_SECONDS) -> Markup:
     """The notes as sanitised HTML; as `plain_notes` when they are too long or take more than `budget` seconds of
     this thread's CPU time. CPU-bound for that long: call it off the event loop (`NotesRenderer`)."""
@@ -138,7 +151,7 @@ def render_notes(text: str | None, *, budget: float = RENDER_BUDGET_SECONDS) -> 
         return plain_notes(text)
     env: EnvType = {_DEADLINE: _Deadline(budget)}
     try:
-        html = _md.render(text, env)
+        html = _md.render(_narrow_tables(text), env)
     except OverBudget:
         return plain_notes(text)
     clean = nh3.clean(
