@@ -62,7 +62,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, float]:
     await runtime.start()
     try:
         todo = deliveries(args.bodies, args.count, f"proc{int(time.time())}")
-        inbox = runtime.database.inbox
+        inbox = runtime.backend.inbox
         started = time.perf_counter()
         for first in range(0, len(todo), 500):
             chunk = todo[first : first + 500]

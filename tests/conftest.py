@@ -56,6 +56,11 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
     return make_settings()
 
 
+def sqlite_path(runtime: Runtime) -> Path:
+    """The SQLite file a runtime of the embedded profile uses (for tests that look at the file itself)."""
+    return Path(runtime.settings.database_url.removeprefix("sqlite:///"))
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -69,7 +74,7 @@ class ThreadedServer:
 
     def __init__(self, runtime: Runtime, *, read_side: bool = True, migrate: bool = True) -> None:
         if migrate:
-            runtime.database.upgrade()
+            runtime.backend.resources.upgrade()
         self.runtime = runtime
         self.app = Application(runtime, read_side=read_side)
         self.port = free_port()

@@ -33,7 +33,7 @@ class RestartableServer:
 
     def start(self) -> None:
         runtime = Runtime.build(self.settings)
-        runtime.database.upgrade()
+        runtime.backend.resources.upgrade()
         config = uvicorn_config(
             Application(runtime),
             runtime.settings,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
@@ -143,7 +144,6 @@ def test_invalid_configuration_names_the_setting(serve: ServeProcess) -> None:
 
 
 def test_worker_process_processes_what_was_recorded(tmp_path: Path) -> None:
-    import asyncio
     import signal
     import subprocess
     import time
@@ -154,7 +154,7 @@ def test_worker_process_processes_what_was_recorded(tmp_path: Path) -> None:
 
     database = SqliteDatabase(f"sqlite:///{tmp_path / 'data' / 'ghingest.db'}")
     database.upgrade()
-    database.start()
+    asyncio.run(database.start())
 
     async def record() -> None:
         for i in range(20):
@@ -163,7 +163,7 @@ def test_worker_process_processes_what_was_recorded(tmp_path: Path) -> None:
             await database.inbox.append(delivery, received_at=time.time())
 
     asyncio.run(record())
-    database.close()
+    asyncio.run(database.close())
     process = ServeProcess(tmp_path)
     with (tmp_path / "worker.log").open("wb") as log:
         worker = subprocess.Popen([GHINGEST, "worker"], cwd=tmp_path, env=process.env, stdout=log,

@@ -229,7 +229,7 @@ def test_a_session_cannot_post_to_the_api_without_the_csrf_header(
     make_settings: Callable[..., Settings],
 ) -> None:
     runtime = Runtime.build(make_settings())
-    runtime.database.upgrade()  # sessions are checked against the revocations table
+    runtime.backend.resources.upgrade()  # sessions are checked against the revocations table
     app = FastAPI()
     app.state.gate = build_gate(runtime)
 
@@ -254,4 +254,4 @@ def test_a_session_cannot_post_to_the_api_without_the_csrf_header(
             return codes
 
     assert asyncio.run(calls()) == [401, 403, 403, 200, 200]
-    runtime.database.close()
+    asyncio.run(runtime.backend.resources.close())

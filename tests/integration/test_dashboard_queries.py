@@ -40,14 +40,14 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SqliteDatabas
     conn.commit()
     conn.close()
     yield db
-    db.close()
+    asyncio.run(db.close())
 
 
 def _walk(db: SqliteDatabase, query: ReleaseQuery) -> list[int]:
     ids: list[int] = []
     cursor = None
     while True:
-        page = asyncio.run(db.store.list_releases(dataclasses.replace(query, cursor=cursor)))
+        page = asyncio.run(db.reads.list_releases(dataclasses.replace(query, cursor=cursor)))
         ids += [v.record.release_id for v in page.items]
         if page.next_cursor is None:
             return ids
@@ -83,18 +83,18 @@ def test_search_pages_match_the_plain_query_whatever_the_strategy(
 
 
 def test_repositories_for_the_typeahead(database: SqliteDatabase) -> None:
-    assert asyncio.run(database.store.list_repositories("org1/")) == ["org1/repo0", "org1/repo1", "org1/repo2",
+    assert asyncio.run(database.reads.list_repositories("org1/")) == ["org1/repo0", "org1/repo1", "org1/repo2",
                                                                        "org1/repo3", "org1/repo4", "org1/repo5",
                                                                        "org1/repo6"]  # fmt: skip
-    assert asyncio.run(database.store.list_repositories("REPO6", limit=2)) == ["org0/repo6", "org1/repo6"]
-    assert asyncio.run(database.store.list_repositories("100%_")) == []
+    assert asyncio.run(database.reads.list_repositories("REPO6", limit=2)) == ["org0/repo6", "org1/repo6"]
+    assert asyncio.run(database.reads.list_repositories("100%_")) == []
 
 
 def test_releases_per_day_for_the_chart(database: SqliteDatabase) -> None:
-    newest = asyncio.run(database.store.newest_release_at())
+    newest = asyncio.run(database.reads.newest_release_at())
     assert newest is not None
     assert newest.startswith("2024-12-")
-    per_day = asyncio.run(database.store.count_releases_by_day(since="2024-12-01"))
+    per_day = asyncio.run(database.reads.count_releases_by_day(since="2024-12-01"))
     assert sum(per_day.values()) == COUNT // 12
-    one_repo = asyncio.run(database.store.count_releases_by_day(since="2024-01-01", repository="org0/repo0"))
+    one_repo = asyncio.run(database.reads.count_releases_by_day(since="2024-01-01", repository="org0/repo0"))
     assert sum(one_repo.values()) == len([i for i in range(COUNT) if i % 3 == 0 and i % 7 == 0])

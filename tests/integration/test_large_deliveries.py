@@ -18,7 +18,7 @@ import uuid
 import httpx
 import orjson
 
-from tests.conftest import ThreadedServer, post_webhook, release, signed, wait_until
+from tests.conftest import ThreadedServer, post_webhook, release, signed, sqlite_path, wait_until
 
 BIG_DELIVERIES = 2
 
@@ -43,7 +43,7 @@ def test_large_deliveries_are_verified_and_processed_off_the_event_loop(server: 
     big_ids = [str(uuid.uuid4()) for _ in bodies]
 
     def processed() -> bool:
-        with sqlite3.connect(server.runtime.database.path) as conn:
+        with sqlite3.connect(sqlite_path(server.runtime)) as conn:
             placeholders = ", ".join("?" * len(big_ids))
             sql = f"SELECT count(*) FROM events WHERE status = 'processed' AND delivery_id IN ({placeholders})"  # noqa: S608
             return bool(conn.execute(sql, big_ids).fetchone()[0] == len(big_ids))

@@ -80,9 +80,9 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SqliteDatabas
     path: Path = tmp_path_factory.mktemp("properties") / "p.db"
     db = SqliteDatabase(f"sqlite:///{path}")
     db.upgrade()
-    db.start()
+    asyncio.run(db.start())
     yield db
-    db.close()
+    asyncio.run(db.close())
 
 
 def incoming(event: str, hook_id: str | None, body: bytes) -> IncomingDelivery:
@@ -125,7 +125,7 @@ def test_every_delivery_ends_processed_or_failed_and_good_ones_are_processed(
                 await asyncio.sleep(0.002)  # a retry is due in a millisecond or two
         statuses = {}
         for delivery in deliveries:
-            view = await database.store.get_delivery(delivery.delivery_id)
+            view = await database.reads.get_delivery(delivery.delivery_id)
             assert view is not None
             statuses[delivery.delivery_id] = view.status
         assert set(statuses.values()) <= {DeliveryStatus.PROCESSED, DeliveryStatus.FAILED}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import sqlite3
 from pathlib import Path
@@ -14,14 +15,14 @@ from hypothesis import strategies as st
 
 from ghingest.app import sender
 from ghingest.core.signature import sign
-from tests.conftest import SECRET, ThreadedServer, post_webhook, release, signed, wait_until
+from tests.conftest import SECRET, ThreadedServer, post_webhook, release, signed, sqlite_path, wait_until
 
 HUGE = b'{"action": "published", "release": {"id": 1, "size": 1e400}}'
 LONG = b'{"action": "published", "release": {"id": 1' + b"0" * 5000 + b"}}"
 
 
 def stored_ids(server: ThreadedServer) -> list[str]:
-    with sqlite3.connect(server.runtime.database.path) as conn:
+    with sqlite3.connect(sqlite_path(server.runtime)) as conn:
         return [row[0] for row in conn.execute("SELECT delivery_id FROM deliveries ORDER BY seq")]
 
 
@@ -80,7 +81,7 @@ def test_rotated_secret_is_recorded_by_index(make_settings: object) -> None:
         assert (
             post_webhook(client, signed(release(), delivery_id="rot-2", secret="new-secret-value")).status_code == 202
         )
-    with sqlite3.connect(running.runtime.database.path) as conn:
+    with sqlite3.connect(sqlite_path(running.runtime)) as conn:
         rows = dict(conn.execute("SELECT delivery_id, secret_index FROM deliveries").fetchall())
     assert rows == {"rot-1": 1, "rot-2": 0}
 
@@ -184,7 +185,7 @@ def test_a_streamed_body_over_the_cap_is_413(make_settings: object) -> None:
 
 
 def test_a_store_that_cannot_commit_answers_503_with_retry_after(api: httpx.Client, server: ThreadedServer) -> None:
-    server.runtime.database.writer.close()  # the store is gone: nothing can be committed
+    asyncio.run(server.runtime.backend.resources.close())  # the store is gone: nothing can be committed
     response = post_webhook(api, signed(release()))
     assert response.status_code == 503
     assert response.headers["retry-after"].isdigit()

@@ -18,7 +18,7 @@ from ghingest.app.runtime import Runtime
 from ghingest.app.settings import Settings
 from ghingest.core.delivery import ContentKind, IncomingDelivery
 from ghingest.core.errors import StoreUnavailable
-from tests.conftest import ThreadedServer, post_webhook, release, signed
+from tests.conftest import ThreadedServer, post_webhook, release, signed, sqlite_path
 
 
 def big_delivery(n: int) -> IncomingDelivery:
@@ -37,7 +37,7 @@ def test_a_store_that_cannot_be_opened_fails_every_write_with_an_error_of_its_ow
     folder = tmp_path / "not-a-file.db"
     folder.mkdir()  # SQLite cannot open a directory
     database = SqliteDatabase(f"sqlite:///{folder}")
-    database.start()
+    asyncio.run(database.start())
 
     async def scenario() -> list[StoreUnavailable]:
         errors = []
@@ -50,7 +50,7 @@ def test_a_store_that_cannot_be_opened_fails_every_write_with_an_error_of_its_ow
     try:
         errors = asyncio.run(scenario())
     finally:
-        database.close()
+        asyncio.run(database.close())
     assert len({id(error) for error in errors}) == len(errors)  # no shared object to grow a traceback on
     depths = {len(traceback.extract_tb(error.__traceback__)) for error in errors}
     assert len(depths) == 1
@@ -77,7 +77,7 @@ def test_a_write_lock_held_by_another_process_is_a_quick_503_not_a_timeout(
     settings = make_settings(sqlite_busy_timeout=1.0)
     with ThreadedServer(Runtime.build(settings)) as server, httpx.Client(base_url=server.url, timeout=30) as client:
         holder = subprocess.Popen(  # another process takes the write lock and keeps it
-            [sys.executable, "-c", HOLD_LOCK, str(server.runtime.database.path)],
+            [sys.executable, "-c", HOLD_LOCK, str(sqlite_path(server.runtime))],
             stdout=subprocess.PIPE,
             text=True,
         )

@@ -45,7 +45,7 @@ def test_transient_errors_are_retried_and_a_poisoned_delivery_fails_without_bloc
 
     database = SqliteDatabase(f"sqlite:///{tmp_path / 'w.db'}")
     database.upgrade()
-    database.start()
+    asyncio.run(database.start())
     worker = Worker(
         database.inbox,
         database.store,
@@ -58,15 +58,15 @@ def test_transient_errors_are_retried_and_a_poisoned_delivery_fails_without_bloc
         for delivery_id, release_id in (("always-broken", 1), ("flaky", 2), ("fine", 3)):
             await database.inbox.append(incoming(delivery_id, release_id), received_at=time.time())
         await worker.run_once()
-        fine = await database.store.get_delivery("fine")
+        fine = await database.reads.get_delivery("fine")
         assert fine is not None
         assert fine.status is DeliveryStatus.PROCESSED
         deadline = time.monotonic() + 10
         while await database.inbox.depth() > 0:
             assert time.monotonic() < deadline, "retries never finished"
             await worker.run_once() or await asyncio.sleep(0.01)
-        flaky_view = await database.store.get_delivery("flaky")
-        broken = await database.store.get_delivery("always-broken")
+        flaky_view = await database.reads.get_delivery("flaky")
+        broken = await database.reads.get_delivery("always-broken")
         assert flaky_view is not None
         assert flaky_view.status is DeliveryStatus.PROCESSED
         assert flaky_view.attempts == 3
@@ -79,7 +79,7 @@ def test_transient_errors_are_retried_and_a_poisoned_delivery_fails_without_bloc
     try:
         asyncio.run(scenario())
     finally:
-        database.close()
+        asyncio.run(database.close())
 
 
 def test_log_lines_never_carry_payload_text(tmp_path: Path) -> None:
@@ -90,7 +90,7 @@ def test_log_lines_never_carry_payload_text(tmp_path: Path) -> None:
     marker = "PAYLOAD-TEXT-" + "x" * 5000
     database = SqliteDatabase(f"sqlite:///{tmp_path / 'logs.db'}")
     database.upgrade()
-    database.start()
+    asyncio.run(database.start())
 
     def raising(delivery: StoredDelivery, routes: RouteMatcher) -> Processed:
         raise KeyError(marker)
@@ -118,7 +118,7 @@ def test_log_lines_never_carry_payload_text(tmp_path: Path) -> None:
         with structlog.testing.capture_logs() as logs:
             asyncio.run(scenario())
     finally:
-        database.close()
+        asyncio.run(database.close())
     lines = [entry for entry in logs if entry.get("delivery_id") in ("odd-action", "raises")]
     assert len(lines) == 2
     assert lines[0]["action"] == "other"

@@ -28,7 +28,7 @@ from ghingest.core.delivery import ContentKind
 from ghingest.core.forward_states import ForwardStatus
 from ghingest.core.retry import RetryPolicy
 from ghingest.core.routing import Destination, Route, RouteTable, compile_template
-from ghingest.ports import AttemptResult, ForwardJob
+from ghingest.ports import AttemptResult, ForwardJob, ForwardQueueCapabilities, ReplayTarget
 
 URL = "https://chat.example.com/hooks/T000/B000/s3cr3t-token?key=k3y"
 
@@ -44,6 +44,7 @@ class Job:
 class FakeQueue:
     """The part of `ForwardQueue` the forwarder uses, in memory, with leases."""
 
+    capabilities = ForwardQueueCapabilities()
     jobs: dict[int, Job] = field(default_factory=dict)
     results: list[AttemptResult] = field(default_factory=list)
     claims: int = 0
@@ -90,7 +91,13 @@ class FakeQueue:
             await asyncio.wait_for(self.work.wait(), timeout)
         self.work.clear()
 
-    async def release_leases(self, job_ids: Sequence[int] | None = None) -> int:
+    async def release(self, job_ids: Sequence[int]) -> int:
+        return 0
+
+    async def recover(self) -> int:
+        return 0
+
+    async def enqueue_replays(self, targets: Sequence[ReplayTarget]) -> int:
         return 0
 
     def attempts_of(self, job_id: int) -> list[AttemptResult]:

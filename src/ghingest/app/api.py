@@ -67,13 +67,13 @@ async def list_releases(
         cursor=cursor,
         limit=limit,
     )
-    page = await runtime.database.store.list_releases(query)
+    page = await runtime.backend.reads.list_releases(query)
     return ReleasePage(items=[Release.of(view) for view in page.items], next_cursor=page.next_cursor)
 
 
 @api.get("/releases/{release_id}", response_model=Release, responses=NOT_FOUND, summary="One release, with history")
 async def get_release(runtime: RuntimeDep, release_id: Int64) -> Release:
-    view = await runtime.database.store.get_release(release_id)
+    view = await runtime.backend.reads.get_release(release_id)
     if view is None:
         raise HTTPException(404, detail=f"no release {release_id}")
     return Release.of(view, with_history=True)
@@ -90,7 +90,7 @@ async def list_events(
     limit: Limit = DEFAULT_PAGE_SIZE,
 ) -> EventPage:
     query = EventQuery(event=event, action=action, repository=repo, status=status, cursor=cursor, limit=limit)
-    page = await runtime.database.store.list_events(query)
+    page = await runtime.backend.reads.list_events(query)
     return EventPage(items=[Event.of(view) for view in page.items], next_cursor=page.next_cursor)
 
 
@@ -100,7 +100,7 @@ async def get_delivery(
     delivery_id: str,
     raw: Annotated[bool, Query(description="Include the exact body.")] = False,
 ) -> Delivery:
-    view = await runtime.database.store.get_delivery(delivery_id)
+    view = await runtime.backend.reads.get_delivery(delivery_id)
     if view is None:
         raise HTTPException(404, detail=f"no delivery {delivery_id!r}")
     return Delivery.of(view, raw=raw)
@@ -122,7 +122,7 @@ READY_TIMEOUT = 3.0
 async def readyz(runtime: RuntimeDep) -> Response:
     try:
         async with asyncio.timeout(READY_TIMEOUT):
-            await runtime.database.store.ping()
+            await runtime.backend.ready()
     except StoreUnavailable as exc:
         return JSONResponse({"error": "not_ready", "detail": str(exc)}, status_code=503)
     except Exception as exc:
@@ -133,8 +133,8 @@ async def readyz(runtime: RuntimeDep) -> Response:
 
 @health.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics(runtime: RuntimeDep) -> Response:
-    runtime.metrics.inbox_depth.set(await runtime.database.inbox.depth())
-    for stats in await runtime.database.forwards.stats():
+    runtime.metrics.inbox_depth.set(await runtime.backend.inbox.depth())
+    for stats in await runtime.backend.forward_log.stats():
         runtime.metrics.forward_queue_depth.labels(stats.destination).set(stats.queued)
         runtime.metrics.forward_dead_letters.labels(stats.destination).set(stats.dead)
     return Response(runtime.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -97,7 +97,8 @@ class Application:
         self.runtime = runtime
         self.api = create_api(runtime, manage_runtime=manage_runtime, with_dashboard=read_side, with_read_api=read_side)
         self.receiver = WebhookReceiver(
-            runtime.database.inbox,
+            runtime.backend.inbox,
+            runtime.backend.store,
             secrets=[secret.encode("utf-8") for secret in runtime.webhook_secrets.values],
             metrics=runtime.metrics,
             allow_sha1=runtime.settings.allow_sha1_signatures,

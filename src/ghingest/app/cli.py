@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ghingest.app import samples, sender
+from ghingest.app import operations, samples, sender
 from ghingest.app.credentials import WEBHOOK_SECRET_FILE
 from ghingest.app.logs import configure_logging
 from ghingest.app.settings import ConfigError, Settings, load_settings
@@ -237,7 +237,7 @@ def reprocess(
     async def main() -> int:
         await runtime.start()
         try:
-            marked = await runtime.database.store.mark_for_reprocess(selection)
+            marked = await operations.reprocess(runtime.backend, selection)
             worker = runtime.worker()
             with Progress(
                 TextColumn("reprocessing"),

@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field
 
+from ghingest.app import operations
 from ghingest.app.api import BAD_REQUEST, FORBIDDEN, NOT_FOUND, UNAUTHORIZED, RuntimeDep
 from ghingest.app.auth import TokenAuthenticator, require_operator, require_reader
 from ghingest.app.runtime import Runtime
@@ -203,7 +204,7 @@ def replay_selection(runtime: Runtime, body: ReplayRequest) -> ReplaySelection:
 
 @forwarding.get("/destinations", response_model=list[DestinationState], summary="Forward destinations and counters")
 async def list_destinations(runtime: RuntimeDep) -> list[DestinationState]:
-    return destination_states(runtime, list(await runtime.database.forwards.stats()))
+    return destination_states(runtime, list(await runtime.backend.forward_log.stats()))
 
 
 @forwarding.get(
@@ -213,9 +214,9 @@ async def list_destinations(runtime: RuntimeDep) -> list[DestinationState]:
     summary="A delivery's forwards, with every attempt",
 )
 async def delivery_forwards(runtime: RuntimeDep, delivery_id: str) -> list[Forward]:
-    if await runtime.database.store.get_delivery(delivery_id) is None:
+    if await runtime.backend.reads.get_delivery(delivery_id) is None:
         raise HTTPException(404, detail=f"no delivery {delivery_id!r}")
-    return [Forward.of(view) for view in await runtime.database.forwards.forwards_of(delivery_id)]
+    return [Forward.of(view) for view in await runtime.backend.forward_log.forwards_of(delivery_id)]
 
 
 @forwarding.get("/dead-letters", response_model=DeadLetterPage, summary="Dead-lettered forwards, newest first")
@@ -225,7 +226,7 @@ async def dead_letters(
     before: Annotated[Int64 | None, Query(description="`next_before` of the previous page.")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> DeadLetterPage:
-    views = await runtime.database.forwards.dead_letters(destination=destination, before_id=before, limit=limit + 1)
+    views = await runtime.backend.forward_log.dead_letters(destination=destination, before_id=before, limit=limit + 1)
     items = [Forward.of(v) for v in views[:limit]]
     return DeadLetterPage(items=items, next_before=items[-1].id if len(views) > limit else None)
 
@@ -242,5 +243,5 @@ async def replay(runtime: RuntimeDep, body: ReplayRequest) -> ReplayResult:
         selection = replay_selection(runtime, body)
     except ValueError as exc:
         raise HTTPException(400, detail=str(exc)) from None
-    count = await runtime.database.forwards.replay(selection, dry_run=body.dry_run)
+    count = await operations.replay(runtime.backend, selection, dry_run=body.dry_run)
     return ReplayResult(count=count, dry_run=body.dry_run)

@@ -12,7 +12,8 @@ foresaw, anywhere from building the request to deciding, is recorded as that att
 (so the policy still dead-letters the job in the end). Only when recording itself fails does the job stay leased until
 its lease ends, and then it is attempted again; such failures are logged once per run of them, not once per attempt.
 A job claimed by a process that died is due again when its lease ends, or at once when the forwarder starts
-(`release_leases`: one forwarder per database file). Logs never carry a secret or a body.
+(`ForwardQueue.recover`: a backend with one forwarder per store releases every lease left; on a shared store the
+leases simply run out). Logs never carry a secret or a body.
 
 The HTTP client is a `ForwardTransport` (`app/forward_transport.py`) built per destination by the factory the
 forwarder is given: the real one by default, a `MockTransport` in unit tests.
@@ -86,7 +87,7 @@ class Forwarder:
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until `stop` is set; follow route reloads (new destinations get a pump, removed ones stop)."""
         try:
-            released = await self._queue.release_leases()
+            released = await self._queue.recover()
             if released:
                 self._log.info("forward.leases_released", jobs=released)
         except Exception:
@@ -175,7 +176,7 @@ class Forwarder:
                 self._log.exception("forward.close_error", destination=name)
             if held:  # claimed but not started: due again now, for the next pump (or the next start)
                 try:
-                    await self._queue.release_leases([job.id for job in held])
+                    await self._queue.release([job.id for job in held])
                 except Exception:
                     self._log.exception("forward.release_error", destination=name)
 

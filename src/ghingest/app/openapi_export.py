@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import tempfile
 from pathlib import Path
@@ -25,7 +26,7 @@ def current_document() -> dict[str, Any]:
         )
         application = Application(Runtime.build(settings))
         document: dict[str, Any] = application.api.openapi()
-        application.runtime.database.close()
+        asyncio.run(application.runtime.backend.resources.close())
         return document
 
 

@@ -26,7 +26,8 @@ from ghingest.core import delivery as core_delivery
 from ghingest.core.errors import InvalidSignature, PayloadTooLarge, StoreUnavailable, WebhookRejected
 from ghingest.core.events import event_label
 from ghingest.core.time import now
-from ghingest.ports import Inbox
+from ghingest.ports.inbox import Inbox
+from ghingest.ports.store import Store
 
 PATH = "/webhooks/github"
 RETRY_AFTER_SECONDS = 5
@@ -44,6 +45,7 @@ class WebhookReceiver:
     def __init__(
         self,
         inbox: Inbox,
+        store: Store,
         *,
         secrets: Sequence[bytes],
         metrics: Metrics,
@@ -55,6 +57,7 @@ class WebhookReceiver:
         if not secrets:
             raise ValueError("the receiver needs at least one webhook secret")
         self._inbox = inbox
+        self._store = store
         self._secrets = tuple(secrets)
         self._metrics = metrics
         self._allow_sha1 = allow_sha1
@@ -91,8 +94,11 @@ class WebhookReceiver:
             await self._unavailable(send, head.event, head.delivery_id, "the verifying process died")
             return
         try:
+            received_at = now()
             async with asyncio.timeout(self._ack_timeout):
-                stored = await self._inbox.append(delivery, received_at=now())
+                stored = await self._inbox.append(delivery, received_at=received_at)
+                if not stored:  # a delivery id already recorded: this hook's sighting of it, durably, first
+                    await self._store.record_sighting(delivery, received_at=received_at)
         except StoreUnavailable as exc:
             await self._unavailable(send, delivery.event, delivery.delivery_id, str(exc)[:200])
             return

@@ -55,8 +55,8 @@ def replay(
     async def main() -> int:
         await runtime.start()
         try:
-            forwards = runtime.database.forwards
-            targets = list(await forwards.replay_targets(selection))
+            forwards = runtime.backend.forwards
+            targets = list(await runtime.backend.forward_log.replay_targets(selection))
             if dry_run or not targets:
                 return len(targets)
             created = 0

@@ -1,4 +1,5 @@
-"""Wiring: build the backend and the application's parts from validated settings; run their background tasks."""
+"""Wiring: open the backend (its ports) and build the application's parts from validated settings; run their
+background tasks. Nothing here names a backend: `ghingest.adapters.factory.open_backend` does."""
 
 from __future__ import annotations
 
@@ -9,40 +10,52 @@ from dataclasses import dataclass, field
 
 from starlette.requests import HTTPConnection
 
-from ghingest.adapters.sqlite.database import SqliteDatabase
+from ghingest.adapters.factory import UnsupportedBackend, open_backend
 from ghingest.app.credentials import Credential, api_tokens, webhook_secrets
 from ghingest.app.forwarder import Forwarder
 from ghingest.app.metrics import Metrics
 from ghingest.app.offload import Offload
 from ghingest.app.routes_config import Routes, TransportDefaults
-from ghingest.app.settings import Settings
+from ghingest.app.settings import ConfigError, Settings
 from ghingest.app.worker import Worker
 from ghingest.core.retry import RetryPolicy
 from ghingest.core.routing import EMPTY_TABLE, RouteTable
+from ghingest.ports.backend import Backend
+from ghingest.ports.clock import SYSTEM_CLOCK, Clock
 
 
 @dataclass
 class Runtime:
     settings: Settings
-    database: SqliteDatabase
+    backend: Backend
     metrics: Metrics
     webhook_secrets: Credential
     api_tokens: Credential
     run_worker: bool = True
+    clock: Clock = SYSTEM_CLOCK
     routes: Routes | None = None  # the forwarding route table in force (None: built from settings at start)
     receiver_offload: Offload = field(default_factory=Offload)  # verifies large bodies away from the event loop
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
-    def build(cls, settings: Settings, *, run_worker: bool = True, generate_credentials: bool = True) -> Runtime:
-        database = SqliteDatabase(
-            settings.database_url, synchronous=settings.sqlite_synchronous, busy_timeout=settings.sqlite_busy_timeout
-        )
+    def build(
+        cls,
+        settings: Settings,
+        *,
+        run_worker: bool = True,
+        generate_credentials: bool = True,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> Runtime:
+        try:
+            backend = open_backend(settings, clock=clock)
+        except UnsupportedBackend as exc:
+            raise ConfigError(str(exc)) from None
         metrics = Metrics()
         return cls(
             settings=settings,
-            database=database,
+            backend=backend,
+            clock=clock,
             metrics=metrics,
             # An invalid route file raises RoutesError.
             routes=Routes(settings.routes_file, metrics=metrics, defaults=TransportDefaults.from_settings(settings)),
@@ -55,9 +68,10 @@ class Runtime:
     def worker(self) -> Worker:
         s = self.settings
         return Worker(
-            self.database.inbox,
-            self.database.store,
+            self.backend.inbox,
+            self.backend.store,
             metrics=self.metrics,
+            clock=self.clock,
             retry=RetryPolicy(max_attempts=s.worker_max_attempts, base_delay=s.worker_retry_base_delay),
             batch_size=s.worker_batch_size,
             batch_bytes=s.worker_batch_bytes,
@@ -72,7 +86,7 @@ class Runtime:
 
     def forwarder(self) -> Forwarder:
         return Forwarder(
-            self.database.forwards,
+            self.backend.forwards,
             self.route_table,
             metrics=self.metrics,
             poll_interval=self.settings.forward_poll_interval,
@@ -80,7 +94,7 @@ class Runtime:
         )
 
     async def start(self) -> None:
-        self.database.start()
+        await self.backend.resources.start()
         self._stop = asyncio.Event()
         if self.run_worker:
             self._tasks.append(asyncio.create_task(self.worker().run(self._stop), name="worker"))
@@ -98,7 +112,7 @@ class Runtime:
                 await asyncio.wait_for(task, timeout=10)
         self._tasks.clear()
         self.receiver_offload.close()
-        self.database.close()
+        await self.backend.resources.close()
 
 
 def runtime_of(connection: HTTPConnection) -> Runtime:

@@ -1,7 +1,8 @@
 """The worker: claims recorded deliveries, runs the pure processor, and records outcomes in one transaction.
 
-At least once: a delivery is claimed with a lease, and only the store's commit marks it processed, so a crash
-before that commit leaves it to be claimed again when its lease (`GHINGEST_WORKER_LEASE_SECONDS`) expires.
+At least once: a delivery is claimed with a lease; the store commits its outcome, and only then does the inbox
+settle it (done, retry at a time, failed), so a crash before either leaves it to be claimed again when its lease
+(`GHINGEST_WORKER_LEASE_SECONDS`) expires, and processing it again changes nothing (the store is idempotent).
 
 **A delivery's outcome is recorded whatever it contains, and one delivery never holds back another.** Processing
 never raises (`core.processing.attempt`): a delivery that cannot be processed is retried with backoff when the
@@ -38,8 +39,9 @@ from ghingest.core.processing import (
 )
 from ghingest.core.retry import RetryPolicy
 from ghingest.core.routing import EMPTY_TABLE, RouteMatcher, RouteTable
-from ghingest.core.time import now
-from ghingest.ports import Inbox, Outcome, Store
+from ghingest.ports.clock import SYSTEM_CLOCK, Clock
+from ghingest.ports.inbox import Inbox, Settle, Settlement
+from ghingest.ports.store import Outcome, Store
 
 BATCH_BYTES = 16 * 1024 * 1024
 YIELD_EVERY = 0.005  # seconds of inline processing after which the event loop gets a turn
@@ -61,7 +63,9 @@ class Worker:
         routes: Callable[[], RouteTable] = lambda: EMPTY_TABLE,
         processor: Processor = process,
         offload: Offload | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        self._clock = clock
         self._inbox = inbox
         self._store = store
         self._metrics = metrics
@@ -100,16 +104,20 @@ class Worker:
 
     async def run_once(self) -> int:
         """Claim and process one batch; return its size."""
-        batch = await self._inbox.claim(
+        claimed = await self._inbox.claim(
             limit=self._batch_size, max_bytes=self._batch_bytes, lease_seconds=self._lease_seconds
         )
-        if not batch:
+        if not claimed:
             return 0
+        batch = [claim.delivery for claim in claimed]
         results = await self._attempt_all(batch, self._routes().matcher)
-        at = now()
+        at = self._clock.now()
         outcomes = [self._outcome(delivery, result, at) for delivery, result in zip(batch, results, strict=True)]
-        self._observe(await self._record(outcomes, at), at)
-        return len(batch)
+        recorded = await self._record(outcomes, at)
+        handles = {id(claim.delivery): claim.handle for claim in claimed}
+        await self._inbox.settle([_settlement(handles[id(o.delivery)], o) for o in recorded])
+        self._observe(recorded, at)
+        return len(claimed)
 
     async def drain(self, *, max_batches: int = 1_000_000) -> int:
         """Process until nothing is due (CLI `reprocess`, tests)."""
@@ -169,7 +177,7 @@ class Worker:
         """Record the batch, else each outcome alone; return what was recorded. An unavailable store records
         nothing: the leases run out and the deliveries are claimed again."""
         try:
-            await self._store.record_outcomes(outcomes, now=at)
+            await self._store.record_outcomes(outcomes)
             return list(outcomes)
         except StoreUnavailable:
             raise
@@ -188,7 +196,7 @@ class Worker:
         payload. None when nothing could be recorded (the lease runs out and the delivery is claimed again)."""
         delivery = outcome.delivery
         try:
-            await self._store.record_outcomes([outcome], now=at)
+            await self._store.record_outcomes([outcome])
             return outcome
         except StoreUnavailable:
             raise
@@ -200,7 +208,7 @@ class Worker:
             fallbacks.append(Outcome(delivery=delivery, error=error, fallback_event=bare_event_record(delivery)))
         for candidate in fallbacks:
             try:
-                await self._store.record_outcomes([candidate], now=at)
+                await self._store.record_outcomes([candidate])
                 return candidate
             except StoreUnavailable:
                 raise
@@ -232,3 +240,12 @@ class Worker:
                 latency_ms=round(lag * 1000, 3),
                 error=loggable_error(outcome.error),
             )
+
+
+def _settlement(handle: object, outcome: Outcome) -> Settlement:
+    """How the inbox settles a delivery whose outcome the store recorded."""
+    if outcome.processed is not None:
+        return Settlement(handle, Settle.DONE)
+    if outcome.retry_at is not None:
+        return Settlement(handle, Settle.RETRY, retry_at=outcome.retry_at)
+    return Settlement(handle, Settle.FAILED)

@@ -13,6 +13,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
+from ghingest.app import operations
 from ghingest.app.forward_api import destination_states
 from ghingest.app.runtime import runtime_of
 from ghingest.core.int64 import Int64
@@ -28,13 +29,13 @@ PAGE_SIZE = 50
 
 async def forwards_of(request: Request, delivery_id: str) -> list[ForwardView]:
     """A delivery's forwards with their attempts, for its page."""
-    return list(await runtime_of(request).database.forwards.forwards_of(delivery_id))
+    return list(await runtime_of(request).backend.forward_log.forwards_of(delivery_id))
 
 
 @router.get("/forwarding")
 async def destinations_page(request: Request, _user: CurrentUser) -> Response:
     runtime = runtime_of(request)
-    states = destination_states(runtime, list(await runtime.database.forwards.stats()))
+    states = destination_states(runtime, list(await runtime.backend.forward_log.stats()))
     routes = runtime.routes
     context = {
         "destinations": states,
@@ -50,14 +51,14 @@ async def dead_letters_page(
     request: Request, _user: CurrentUser, destination: str | None = None, before: Int64 | None = None
 ) -> Response:
     runtime = runtime_of(request)
-    views = await runtime.database.forwards.dead_letters(
+    views = await runtime.backend.forward_log.dead_letters(
         destination=destination or None, before_id=before, limit=PAGE_SIZE + 1
     )
     items = list(views[:PAGE_SIZE])
     context = {
         "items": items,
         "destination": destination or "",
-        "destinations": sorted({s.destination for s in await runtime.database.forwards.stats()}),
+        "destinations": sorted({s.destination for s in await runtime.backend.forward_log.stats()}),
         "next_before": items[-1].id if len(views) > PAGE_SIZE else None,
         "retried": request.query_params.get("retried"),
     }
@@ -79,7 +80,7 @@ async def retry_dead_letters(
         if not job_id:
             return RedirectResponse("/forwarding/dead-letters?retried=0", status_code=303)
         selection = ReplaySelection(dead_only=True, job_ids=tuple(job_id))
-    count = await runtime_of(request).database.forwards.replay(selection)
+    count = await operations.replay(runtime_of(request).backend, selection)
     query = f"retried={count}" + (f"&destination={destination}" if destination and scope == "all" else "")
     return RedirectResponse(f"/forwarding/dead-letters?{query}", status_code=303)
 
@@ -94,6 +95,6 @@ async def forward_again(
     if target is not None and target not in runtime.route_table().destinations:
         target = None
     count = 0
-    if await runtime.database.store.get_delivery(delivery_id) is not None:
-        count = await runtime.database.forwards.replay(ReplaySelection(delivery_id=delivery_id, to=target))
+    if await runtime.backend.reads.get_delivery(delivery_id) is not None:
+        count = await operations.replay(runtime.backend, ReplaySelection(delivery_id=delivery_id, to=target))
     return RedirectResponse(f"/deliveries/{quote(delivery_id, safe='')}?forwarded={count}", status_code=303)

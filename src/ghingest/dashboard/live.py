@@ -22,7 +22,7 @@ from fastapi.responses import StreamingResponse
 
 from ghingest.app.auth import Principal
 from ghingest.app.runtime import runtime_of
-from ghingest.core.int64 import parse_int64
+from ghingest.core.pagination import InvalidCursor
 from ghingest.dashboard.security import signed_in_or_401
 from ghingest.ports import ChangeFeed
 
@@ -32,30 +32,30 @@ KEEPALIVE_SECONDS = 10.0
 POLL_SECONDS = 1.0  # a change committed by another process (no in-process wake-up) shows within this
 CATCH_UP_LIMIT = 500
 RETRY_MS = 1000
+MAX_CURSOR_CHARS = 200
 
 
-def _message(seq: int, kind: str, data: dict[str, object]) -> bytes:
-    return f"id: {seq}\nevent: {kind}\ndata: ".encode() + orjson.dumps(data) + b"\n\n"
+def _message(cursor: str, kind: str, data: dict[str, object]) -> bytes:
+    return f"id: {cursor}\nevent: {kind}\ndata: ".encode() + orjson.dumps(data) + b"\n\n"
 
 
-async def stream(feed: ChangeFeed, after: int | None, *, seconds: float = STREAM_SECONDS) -> AsyncIterator[bytes]:
+async def stream(feed: ChangeFeed, after: str | None, *, seconds: float = STREAM_SECONDS) -> AsyncIterator[bytes]:
     yield f"retry: {RETRY_MS}\n\n".encode()
-    latest = await feed.latest_seq()
-    if after is None or after > latest:
-        after = latest
-    yield _message(after, "hello", {"seq": after})
+    if after is None or not await _resumable(feed, after):
+        after = await feed.latest()
+    yield _message(after, "hello", {"cursor": after})
     deadline = time.monotonic() + seconds
     quiet_since = time.monotonic()
     while time.monotonic() < deadline:
         changes = await feed.changes_since(after, limit=CATCH_UP_LIMIT)
         if len(changes) >= CATCH_UP_LIMIT:
-            after = await feed.latest_seq()
-            yield _message(after, "reset", {"seq": after})
+            after = await feed.latest()
+            yield _message(after, "reset", {"cursor": after})
             quiet_since = time.monotonic()
             continue
         for change in changes:
-            yield _message(change.seq, change.kind, {"ref": change.ref})
-            after = change.seq
+            yield _message(change.cursor, change.kind, {"ref": change.ref})
+            after = change.cursor
         if changes:
             quiet_since = time.monotonic()
         elif time.monotonic() - quiet_since >= KEEPALIVE_SECONDS:
@@ -64,13 +64,21 @@ async def stream(feed: ChangeFeed, after: int | None, *, seconds: float = STREAM
         await feed.wait_for_change(after, timeout=min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
 
 
-def _resume_point(last_event_id: str | None, after: str | None) -> int | None:
-    """The first usable sequence number of `Last-Event-ID` and `?after=`; None (follow from now) for none."""
+async def _resumable(feed: ChangeFeed, cursor: str) -> bool:
+    """Whether the feed can resume from `cursor` (one it made, not from the future of another store)."""
+    try:
+        await feed.changes_since(cursor, limit=1)
+    except InvalidCursor:
+        return False
+    return True
+
+
+def _resume_point(last_event_id: str | None, after: str | None) -> str | None:
+    """`Last-Event-ID`, else `?after=`, when it could be a cursor (short, printable); None: follow from now. The
+    feed itself judges whether it made the cursor."""
     for value in (last_event_id, after):
-        try:
-            return parse_int64(value or "", minimum=0)
-        except ValueError:
-            continue
+        if value and len(value) <= MAX_CURSOR_CHARS and value.isascii() and value.isprintable():
+            return value
     return None
 
 
@@ -83,7 +91,7 @@ async def live(
 ) -> StreamingResponse:
     runtime = runtime_of(request)
     return StreamingResponse(
-        stream(runtime.database.feed, _resume_point(last_event_id, after)),
+        stream(runtime.backend.feed, _resume_point(last_event_id, after)),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

@@ -51,7 +51,7 @@ def build_gate(runtime: Runtime) -> Gate:
             ),
         ),
         password_pool=PasswordPool(threads=s.password_hash_threads, queue=s.password_hash_queue),
-        revocations=RevocationCache(runtime.database.sessions, ttl=s.session_revocation_cache),
+        revocations=RevocationCache(runtime.backend.sessions, ttl=s.session_revocation_cache),
         sso_header=s.sso_header,
         trusted_proxies=s.trusted_proxies,
         sso_default_role=s.sso_default_role,

@@ -12,6 +12,7 @@ from datetime import date, timedelta
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
+from ghingest.app import operations
 from ghingest.app.runtime import runtime_of
 from ghingest.core.github_events import ACTIONS, EVENTS
 from ghingest.core.int64 import Int64
@@ -64,19 +65,19 @@ async def _chart(request: Request, repository: str | None) -> charts.Chart | Non
     cache: ChartCache = request.app.state.dashboard_chart_cache
     if repository is None and cache.chart is not None and time.monotonic() - cache.at < CHART_TTL_SECONDS:
         return cache.chart
-    store = runtime_of(request).database.store
-    first = charts.window_start(await store.newest_release_at(repository=repository))
+    reads = runtime_of(request).backend.reads
+    first = charts.window_start(await reads.newest_release_at(repository=repository))
     chart = None
     if first is not None:
-        per_day = await store.count_releases_by_day(since=first.isoformat(), repository=repository)
+        per_day = await reads.count_releases_by_day(since=first.isoformat(), repository=repository)
         chart = charts.weekly(per_day, first)
     if repository is None:
         cache.at, cache.chart = time.monotonic(), chart
     return chart
 
 
-async def _live_seq(request: Request) -> int:
-    return await runtime_of(request).database.feed.latest_seq()
+async def _live_seq(request: Request) -> str:
+    return await runtime_of(request).backend.feed.latest()
 
 
 def _bad_cursor(request: Request) -> Response:
@@ -122,7 +123,7 @@ async def releases_page(
         limit=PAGE_SIZE,
     )
     try:
-        page = await runtime_of(request).database.store.list_releases(query)
+        page = await runtime_of(request).backend.reads.list_releases(query)
     except InvalidCursor:
         return _bad_cursor(request)
     context = {
@@ -140,13 +141,13 @@ async def releases_page(
 
 @router.get("/releases/{release_id}")
 async def release_page(request: Request, _user: CurrentUser, release_id: Int64) -> Response:
-    store = runtime_of(request).database.store
-    view = await store.get_release(release_id)
+    reads = runtime_of(request).backend.reads
+    view = await reads.get_release(release_id)
     if view is None:
         return error_page(request, "Not found", f"No release {release_id}.", status_code=404)
     deliveries = {}
     for entry in view.record.history[-MAX_RAW_PAYLOADS:]:
-        delivery = await store.get_delivery(entry.delivery_id)
+        delivery = await reads.get_delivery(entry.delivery_id)
         if delivery is not None:
             deliveries[entry.delivery_id] = pretty_payload(delivery.content_kind, delivery.body)
     notes = await notes_of(request).html(release_id, view.record.content.body)
@@ -161,7 +162,7 @@ async def repository_page(
     repository = f"{owner}/{name}"
     query = ReleaseQuery(repository=repository, cursor=cursor or None, limit=PAGE_SIZE)
     try:
-        page = await runtime_of(request).database.store.list_releases(query)
+        page = await runtime_of(request).backend.reads.list_releases(query)
     except InvalidCursor:
         return _bad_cursor(request)
     context = {
@@ -199,7 +200,7 @@ async def events_page(
         limit=PAGE_SIZE,
     )
     try:
-        page = await runtime_of(request).database.store.list_events(query)
+        page = await runtime_of(request).backend.reads.list_events(query)
     except InvalidCursor:
         return _bad_cursor(request)
     context = {
@@ -216,7 +217,7 @@ async def events_page(
 
 @router.get("/deliveries/{delivery_id}")
 async def delivery_page(request: Request, _user: CurrentUser, delivery_id: str) -> Response:
-    view = await runtime_of(request).database.store.get_delivery(delivery_id)
+    view = await runtime_of(request).backend.reads.get_delivery(delivery_id)
     if view is None:
         return error_page(request, "Not found", "No such delivery.", status_code=404)
     context = {
@@ -224,7 +225,7 @@ async def delivery_page(request: Request, _user: CurrentUser, delivery_id: str) 
         "payload": pretty_payload(view.content_kind, view.body),
         "release_id": view.release_id,
         "reprocessed": request.query_params.get("reprocessed") == "1",
-        "forwards": list(await runtime_of(request).database.forwards.forwards_of(delivery_id)),
+        "forwards": list(await runtime_of(request).backend.forward_log.forwards_of(delivery_id)),
         "forward_destinations": sorted(runtime_of(request).route_table().destinations),
         "forwarded_again": request.query_params.get("forwarded"),
         "live_seq": await _live_seq(request),
@@ -237,7 +238,7 @@ async def reprocess(request: Request, _user: OperatorPost, delivery_id: str) -> 
     form = await request.form()
     back = form.get("next")
     # The worker (in this process or another) picks the delivery up at its next poll.
-    await runtime_of(request).database.store.mark_for_reprocess(ReprocessSelection(delivery_id=delivery_id))
+    await operations.reprocess(runtime_of(request).backend, ReprocessSelection(delivery_id=delivery_id))
     target = safe_next(back if isinstance(back, str) else None)
     if target == "/":
         target = f"/deliveries/{delivery_id}?reprocessed=1"
@@ -246,5 +247,5 @@ async def reprocess(request: Request, _user: OperatorPost, delivery_id: str) -> 
 
 @router.get("/ui/repositories")
 async def repositories(request: Request, _user: CurrentUser, q: str = "") -> Response:
-    names = await runtime_of(request).database.store.list_repositories(_text(q), limit=20)
+    names = await runtime_of(request).backend.reads.list_repositories(_text(q), limit=20)
     return JSONResponse(list(names), headers={"Cache-Control": "no-store"})

@@ -17,8 +17,10 @@ from ghingest.adapters.sql.schema import (
     release_changes,
     releases,
 )
+from ghingest.core.delivery import ContentKind
 from ghingest.core.events import EventRecord
 from ghingest.core.pagination import MAX_PAGE_SIZE, decode_cursor, encode_cursor
+from ghingest.core.processing import StoredDelivery
 from ghingest.core.releases import (
     ChangeOrder,
     HistoryEntry,
@@ -278,4 +280,22 @@ def history_entry(row: Row[Any]) -> HistoryEntry:
         action=m["action"],
         order=ChangeOrder(m["order_ts"], m["order_seq"]),
         received_at=m["received_at"],
+    )
+
+
+def stored_delivery(row: Any, attempts: int | None = None) -> StoredDelivery:
+    """A delivery as stored: (seq, delivery_id, event, hook_id, content_kind, headers, body, received_at,
+    secret_index[, attempts]); `attempts` when the row does not end with them."""
+    seq, delivery_id, event, hook_id, kind, headers, body, received_at, secret_index, *rest = row
+    return StoredDelivery(
+        seq=seq,
+        delivery_id=delivery_id,
+        event=event,
+        hook_id=hook_id,
+        content_kind=ContentKind(kind),
+        headers=orjson.loads(headers),
+        body=bytes(body),
+        received_at=received_at,
+        secret_index=secret_index,
+        attempts=attempts if attempts is not None else int(rest[0]),
     )

@@ -8,19 +8,29 @@ from pathlib import Path
 from ghingest.adapters.sql import migrate
 from ghingest.adapters.sqlite.connection import Synchronous, path_from_url
 from ghingest.adapters.sqlite.feed import SqliteChangeFeed
-from ghingest.adapters.sqlite.forward_queue import SqliteForwardQueue
+from ghingest.adapters.sqlite.forward_queue import SqliteForwardLog, SqliteForwardQueue
 from ghingest.adapters.sqlite.inbox import SqliteInbox
 from ghingest.adapters.sqlite.notifier import Notifier
 from ghingest.adapters.sqlite.reader import SqliteReader
+from ghingest.adapters.sqlite.reads import SqliteReads
 from ghingest.adapters.sqlite.sessions import SqliteSessionRevocations
 from ghingest.adapters.sqlite.store import SqliteStore
 from ghingest.adapters.sqlite.writer import BUSY_TIMEOUT, SqliteWriter
+from ghingest.ports.backend import Backend
+from ghingest.ports.clock import SYSTEM_CLOCK, Clock
 
 
 class SqliteDatabase:
     """Owns the writer thread and the read pool; hands out the port implementations built on them."""
 
-    def __init__(self, url: str, *, synchronous: Synchronous = "FULL", busy_timeout: float = BUSY_TIMEOUT) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        synchronous: Synchronous = "FULL",
+        busy_timeout: float = BUSY_TIMEOUT,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
         self.url = url
         self.path: Path = path_from_url(url)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -28,19 +38,34 @@ class SqliteDatabase:
         self.reader = SqliteReader(self.path)
         self.work = Notifier()
         self.changed = Notifier()
-        self.inbox = SqliteInbox(self.writer, self.reader, self.work)
         self.forward_work = Notifier()
-        self.store = SqliteStore(self.writer, self.reader, self.changed, self.forward_work)
-        self.forwards = SqliteForwardQueue(self.writer, self.reader, self.forward_work)
+        self.inbox = SqliteInbox(self.writer, self.reader, self.work, clock=clock)
+        self.store = SqliteStore(self.writer, self.changed, self.forward_work, clock=clock)
+        self.reads = SqliteReads(self.reader)
+        self.forwards = SqliteForwardQueue(self.writer, self.forward_work, clock=clock)
+        self.forward_log = SqliteForwardLog(self.reader)
         self.feed = SqliteChangeFeed(self.reader, self.changed)
-        self.sessions = SqliteSessionRevocations(self.writer, self.reader)
+        self.sessions = SqliteSessionRevocations(self.writer, self.reader, clock=clock)
 
     def upgrade(self) -> None:
         migrate.upgrade(self.url)
 
-    def start(self) -> None:
+    async def start(self) -> None:
         self.writer.start()
 
-    def close(self) -> None:
+    async def close(self) -> None:
         self.writer.close()
         self.reader.close()
+
+    def backend(self) -> Backend:
+        return Backend(
+            name="sqlite",
+            inbox=self.inbox,
+            store=self.store,
+            reads=self.reads,
+            feed=self.feed,
+            forwards=self.forwards,
+            forward_log=self.forward_log,
+            sessions=self.sessions,
+            resources=self,
+        )

@@ -22,14 +22,16 @@ from ghingest.adapters.sqlite.writer import SqliteWriter
 from ghingest.core.delivery import ContentKind
 from ghingest.core.forward_states import ForwardStatus
 from ghingest.core.routing import ForwardTarget
-from ghingest.core.time import now
-from ghingest.ports import (
+from ghingest.ports.clock import SYSTEM_CLOCK, Clock
+from ghingest.ports.forwarding import (
     AttemptResult,
     AttemptView,
     DestinationStats,
     ForwardJob,
+    ForwardQueueCapabilities,
     ForwardView,
     ReplaySelection,
+    ReplayTarget,
 )
 
 _ACTIVE = "status IN ('pending', 'retry', 'delivering')"  # the very text of ix_forward_jobs_due's condition
@@ -101,15 +103,17 @@ def insert_forward_jobs(
 
 
 class SqliteForwardQueue:
-    def __init__(self, writer: SqliteWriter, reader: SqliteReader, work: Notifier) -> None:
-        self._writer = writer
-        self._reader = reader
-        self._work = work
+    # One forwarder per database file (`ghingest serve`, or one `ghingest forwarder`): at its start, every lease
+    # left is a crashed process's.
+    capabilities = ForwardQueueCapabilities(single_forwarder=True)
 
-    # --- the forwarder's side ---------------------------------------------------------------------------------
+    def __init__(self, writer: SqliteWriter, work: Notifier, *, clock: Clock = SYSTEM_CLOCK) -> None:
+        self._writer = writer
+        self._work = work
+        self._clock = clock
 
     async def claim(self, destination: str, *, limit: int, lease_seconds: float) -> Sequence[ForwardJob]:
-        at = now()
+        at = self._clock.now()
 
         def claim(conn: sqlite3.Connection) -> list[ForwardJob]:
             rows = conn.execute(_CLAIM, (at + lease_seconds, destination, at, limit)).fetchall()
@@ -164,34 +168,26 @@ class SqliteForwardQueue:
     async def wait_for_work(self, timeout: float) -> None:
         await self._work.wait(timeout)
 
-    async def release_leases(self, job_ids: Sequence[int] | None = None) -> int:
-        at = now()
-        sql = "UPDATE forward_jobs SET next_attempt_at = ? WHERE status = 'delivering'"
-        params: list[Any] = [at]
-        if job_ids is not None:
-            if not job_ids:
-                return 0
-            sql += f" AND id IN ({', '.join('?' * len(job_ids))})"
-            params.extend(job_ids)
-        released: int = await self._writer.run(lambda conn: conn.execute(sql, params).rowcount)
+    async def release(self, job_ids: Sequence[int]) -> int:
+        if not job_ids:
+            return 0
+        return await self._release(f" AND id IN ({', '.join('?' * len(job_ids))})", list(job_ids))
+
+    async def recover(self) -> int:
+        return await self._release("", [])
+
+    async def _release(self, condition: str, params: list[Any]) -> int:
+        sql = "UPDATE forward_jobs SET next_attempt_at = ? WHERE status = 'delivering'" + condition  # noqa: S608 - fixed text
+        values = [self._clock.now(), *params]
+        released: int = await self._writer.run(lambda conn: conn.execute(sql, values).rowcount)
         if released:
             self._work.notify()
         return released
 
-    def notify(self) -> None:
-        self._work.notify()
-
-    # --- replay -----------------------------------------------------------------------------------------------
-
-    async def replay_targets(self, selection: ReplaySelection) -> Sequence[tuple[int, str, str | None]]:
-        sql, params = _replay_query(selection)
-        rows = await self._reader.run(lambda conn: conn.exec_driver_sql(sql, tuple(params)).fetchall())
-        return [(int(r[0]), str(r[1]), r[2]) for r in rows]
-
-    async def enqueue_replays(self, targets: Sequence[tuple[int, str, str | None]]) -> int:
+    async def enqueue_replays(self, targets: Sequence[ReplayTarget]) -> int:
         if not targets:
             return 0
-        at = now()
+        at = self._clock.now()
 
         def enqueue(conn: sqlite3.Connection) -> int:
             created = 0
@@ -204,16 +200,17 @@ class SqliteForwardQueue:
         self._work.notify()
         return created
 
-    async def replay(self, selection: ReplaySelection, *, dry_run: bool = False, chunk: int = 500) -> int:
-        targets = await self.replay_targets(selection)
-        if dry_run:
-            return len(targets)
-        created = 0
-        for start in range(0, len(targets), chunk):
-            created += await self.enqueue_replays(targets[start : start + chunk])
-        return created
 
-    # --- reads ------------------------------------------------------------------------------------------------
+class SqliteForwardLog:
+    """Every attempt, per-destination counts, dead letters and replay selections, on the read pool."""
+
+    def __init__(self, reader: SqliteReader) -> None:
+        self._reader = reader
+
+    async def replay_targets(self, selection: ReplaySelection) -> Sequence[ReplayTarget]:
+        sql, params = _replay_query(selection)
+        rows = await self._reader.run(lambda conn: conn.exec_driver_sql(sql, tuple(params)).fetchall())
+        return [(int(r[0]), str(r[1]), r[2]) for r in rows]
 
     async def stats(self) -> Sequence[DestinationStats]:
         def load(conn: Connection) -> list[DestinationStats]:

@@ -15,16 +15,19 @@ import math
 import sqlite3
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from ghingest.adapters.sql import queries
 from ghingest.adapters.sqlite.notifier import Notifier
 from ghingest.adapters.sqlite.reader import SqliteReader
 from ghingest.adapters.sqlite.writer import InsertIfNew, SqliteWriter
-from ghingest.core.delivery import ContentKind, IncomingDelivery
+from ghingest.core.delivery import IncomingDelivery
 from ghingest.core.processing import StoredDelivery
-from ghingest.core.time import now
+from ghingest.ports.clock import SYSTEM_CLOCK, Clock
+from ghingest.ports.inbox import Claimed, InboxCapabilities, Settle, Settlement
 
 # Appends waiting in one group commit become one multi-row INSERT (see SqliteWriter.insert_if_new).
 _APPEND = InsertIfNew(
@@ -33,12 +36,20 @@ _APPEND = InsertIfNew(
     key="delivery_id",
 )
 # Claiming touches only the small `delivery_states` rows; the immutable delivery rows are read afterwards.
-# Another hook (or a redelivery) sent a delivery id already recorded (docs/adr/0010-dedupe-key.md).
-_SIGHTING = (
-    "INSERT INTO delivery_sightings (delivery_id, hook_id, first_at, last_at, count, same_body, secret_index)"
-    " VALUES (?, ?, ?, ?, 1, coalesce(? = (SELECT body FROM deliveries WHERE delivery_id = ?), 0), ?)"
-    " ON CONFLICT (delivery_id, hook_id) DO UPDATE SET last_at = excluded.last_at, count = count + 1,"
-    " same_body = same_body AND excluded.same_body, secret_index = excluded.secret_index"
+# Settling a claim: only while the row still holds this claim's lease (not claimed again since, and not recorded
+# by the store, which settles the same row in its own transaction: then this is a no-op).
+_SETTLE = (
+    "UPDATE delivery_states SET status = ?, processed_at = coalesce(processed_at, ?), attempts = ?, lease_until = 0"
+    " WHERE seq = ? AND lease_until = ? AND status = 'received'"
+)
+_SETTLE_RETRY = (
+    "UPDATE delivery_states SET attempts = ?, next_attempt_at = ?, lease_until = 0"
+    " WHERE seq = ? AND lease_until = ? AND status = 'received'"
+)
+_EXTEND = "UPDATE delivery_states SET lease_until = ? WHERE seq = ? AND lease_until = ? AND status = 'received'"
+_REQUEUE = (
+    "UPDATE delivery_states SET status = 'received', attempts = 0, next_attempt_at = 0, lease_until = 0,"
+    " error = NULL WHERE seq = ?"
 )
 # Bounded by count, and by bytes: a due delivery is taken while the bodies before it in the batch total less than
 # the budget (so the first always is, and a batch passes the budget by one body at most). The window runs over the
@@ -61,11 +72,26 @@ MAX_CLAIM_DEFER = 2.0  # seconds a claim waits at most
 _WINDOW = 0.1  # seconds: time constant of that average
 
 
+@dataclass(slots=True)
+class _Claim:
+    """A claim handle: the delivery's row, the attempts made before the claim, and the lease it holds (the token:
+    a later claim of the same row holds another; `extend` moves it)."""
+
+    seq: int
+    attempts: int
+    lease_until: float
+
+
 class SqliteInbox:
-    def __init__(self, writer: SqliteWriter, reader: SqliteReader, work: Notifier) -> None:
+    capabilities = InboxCapabilities()
+
+    def __init__(
+        self, writer: SqliteWriter, reader: SqliteReader, work: Notifier, *, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self._writer = writer
         self._reader = reader
         self._work = work
+        self._clock = clock
         self._in_flight = 0  # appends waiting for their commit
         self._load = 0.0  # their time-weighted average (time constant `_WINDOW`), as of `_load_at`
         self._load_at = time.monotonic()
@@ -102,31 +128,71 @@ class SqliteInbox:
             self._in_flight_changes(-1)
         if stored:
             self._work.notify()
-        else:  # a delivery id already recorded: count this hook's delivery of it, durably, before answering
-            sighting = (delivery.delivery_id, delivery.hook_id or "", received_at, received_at, delivery.body,
-                        delivery.delivery_id, delivery.secret_index)  # fmt: skip
-            await self._writer.run(lambda conn: conn.execute(_SIGHTING, sighting))
         return stored
 
-    async def claim(
-        self, *, limit: int, lease_seconds: float, max_bytes: int | None = None
-    ) -> Sequence[StoredDelivery]:
+    async def claim(self, *, limit: int, lease_seconds: float, max_bytes: int | None = None) -> Sequence[Claimed]:
         deadline = time.monotonic() + MAX_CLAIM_DEFER
         while self.append_load() > APPEND_PRESSURE and time.monotonic() < deadline:  # noqa: ASYNC110 - a rate, no event
             await asyncio.sleep(0.01)
-        at = now()
+        at = self._clock.now()
         budget = _NO_BUDGET if max_bytes is None else max_bytes
 
-        def claim(conn: sqlite3.Connection) -> list[StoredDelivery]:
+        def claim(conn: sqlite3.Connection) -> list[Claimed]:
             attempts = dict(conn.execute(_CLAIM, (at + lease_seconds, at, at, limit, budget)).fetchall())
             if not attempts:
                 return []
             rows = conn.execute(_CLAIMED, (orjson.dumps(list(attempts)).decode(),)).fetchall()
-            return [_stored(row, attempts[row[0]]) for row in rows]
+            until = at + lease_seconds
+            return [
+                Claimed(queries.stored_delivery(row, attempts[row[0]]), _Claim(row[0], attempts[row[0]], until))
+                for row in rows
+            ]
 
         claimed = await self._writer.run(claim, savepoint=False)
-        claimed.sort(key=lambda d: d.seq)
+        claimed.sort(key=lambda c: c.delivery.seq)
         return claimed
+
+    async def settle(self, settlements: Sequence[Settlement]) -> None:
+        """In SQLite the store records each outcome in the same rows (`SqliteStore.record_outcomes`), so after it
+        this only confirms; alone (no store), it moves the rows itself. Idempotent either way."""
+        if not settlements:
+            return
+        at = self._clock.now()
+        done: list[tuple[Any, ...]] = []
+        retry: list[tuple[Any, ...]] = []
+        for settlement in settlements:
+            claim = _handle(settlement.handle)
+            if settlement.outcome is Settle.RETRY:
+                retry.append((claim.attempts + 1, settlement.retry_at or at, claim.seq, claim.lease_until))
+            else:
+                status = "processed" if settlement.outcome is Settle.DONE else "failed"
+                done.append((status, at, claim.attempts + 1, claim.seq, claim.lease_until))
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.executemany(_SETTLE, done)
+            conn.executemany(_SETTLE_RETRY, retry)
+
+        await self._writer.run(work)
+        if retry:
+            self._work.notify()
+
+    async def extend(self, handles: Sequence[object], *, lease_seconds: float) -> None:
+        until = self._clock.now() + lease_seconds
+        claims = [_handle(handle) for handle in handles]
+        rows = [(until, claim.seq, claim.lease_until) for claim in claims]
+        extended: list[bool] = await self._writer.run(
+            lambda conn: [conn.execute(_EXTEND, r).rowcount == 1 for r in rows]
+        )
+        for claim, held in zip(claims, extended, strict=True):
+            if held:
+                claim.lease_until = until
+
+    async def requeue(self, deliveries: Sequence[StoredDelivery]) -> int:
+        seqs = [(delivery.seq,) for delivery in deliveries]
+        count: int = await self._writer.run(lambda conn: conn.executemany(_REQUEUE, seqs).rowcount)
+        if count:
+            self._work.notify()
+        return count
 
     async def wait_for_work(self, timeout: float) -> None:
         await self._work.wait(timeout)
@@ -135,17 +201,7 @@ class SqliteInbox:
         return await self._reader.scalar_int("SELECT count(*) FROM delivery_states WHERE status = 'received'")
 
 
-def _stored(row: Any, attempts: int) -> StoredDelivery:
-    seq, delivery_id, event, hook_id, kind, headers, body, received_at, secret_index = row
-    return StoredDelivery(
-        seq=seq,
-        delivery_id=delivery_id,
-        event=event,
-        hook_id=hook_id,
-        content_kind=ContentKind(kind),
-        headers=orjson.loads(headers),
-        body=bytes(body),
-        received_at=received_at,
-        secret_index=secret_index,
-        attempts=attempts,
-    )
+def _handle(handle: object) -> _Claim:
+    if not isinstance(handle, _Claim):
+        raise TypeError("not a claim of this inbox")
+    return handle

@@ -6,7 +6,7 @@ import sqlite3
 
 from ghingest.adapters.sqlite.reader import SqliteReader
 from ghingest.adapters.sqlite.writer import SqliteWriter
-from ghingest.core.time import now as wall_clock
+from ghingest.ports.clock import SYSTEM_CLOCK, Clock
 
 _PURGE = "DELETE FROM session_revocations WHERE until <= ?"
 _REVOKE = (
@@ -17,12 +17,13 @@ _IS_REVOKED = "SELECT 1 FROM session_revocations WHERE session_id = :sid AND unt
 
 
 class SqliteSessionRevocations:
-    def __init__(self, writer: SqliteWriter, reader: SqliteReader) -> None:
+    def __init__(self, writer: SqliteWriter, reader: SqliteReader, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self._writer = writer
         self._reader = reader
+        self._clock = clock
 
     async def revoke(self, session_id: str, until: float) -> None:
-        now = wall_clock()
+        now = self._clock.now()
 
         def work(conn: sqlite3.Connection) -> None:
             conn.execute(_PURGE, (now,))  # uses ix_session_revocations_until; sign-outs are rare, so is this
@@ -31,4 +32,4 @@ class SqliteSessionRevocations:
         await self._writer.run(work)
 
     async def is_revoked(self, session_id: str) -> bool:
-        return await self._reader.scalar_int(_IS_REVOKED, sid=session_id, now=wall_clock()) == 1
+        return await self._reader.scalar_int(_IS_REVOKED, sid=session_id, now=self._clock.now()) == 1

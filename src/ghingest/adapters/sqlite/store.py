@@ -1,35 +1,28 @@
-"""The SQLite store: records processing outcomes in one group-committed transaction, and answers queries."""
+"""The SQLite store's write side: records processing outcomes in one group-committed transaction.
+
+The store shares the inbox's rows (`delivery_states`): recording an outcome also settles its delivery in the same
+transaction, so the inbox's `settle` that follows finds nothing left to do (docs/adr/0012-ports-for-every-backend.md).
+"""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
-import sqlalchemy as sa
 
-from ghingest.adapters.sql import migrate, queries
-from ghingest.adapters.sqlite._where import Where
+from ghingest.adapters.sql import queries
 from ghingest.adapters.sqlite.forward_queue import insert_forward_jobs
 from ghingest.adapters.sqlite.notifier import Notifier
-from ghingest.adapters.sqlite.reader import SqliteReader
 from ghingest.adapters.sqlite.writer import SqliteWriter
-from ghingest.core.errors import StoreUnavailable
+from ghingest.core.delivery import IncomingDelivery
 from ghingest.core.events import EventRecord
-from ghingest.core.pagination import Page
 from ghingest.core.processing import StoredDelivery
 from ghingest.core.releases import ChangeOrder, ReleaseChange, ReleaseRecord, ReleaseState, fold, rebuild
 from ghingest.core.states import DeliveryStatus
-from ghingest.ports import (
-    DeliveryView,
-    EventQuery,
-    EventView,
-    Outcome,
-    ReleaseQuery,
-    ReleaseView,
-    ReprocessSelection,
-)
+from ghingest.ports.clock import SYSTEM_CLOCK, Clock
+from ghingest.ports.store import Outcome
 
 _UPSERT_EVENT = (
     "INSERT INTO events (seq, delivery_id, event, action, repository, organization, sender, installation_id,"
@@ -64,122 +57,48 @@ _SELECT_CHANGES = (
     "SELECT delivery_id, release_id, action, order_ts, order_seq, received_at, content FROM release_changes"
     " WHERE release_id = ?"
 )
-_REPROCESS = (
-    "UPDATE delivery_states SET status = 'received', attempts = 0, next_attempt_at = 0, lease_until = 0, error = NULL"
-    " WHERE seq IN (SELECT d.seq FROM deliveries d JOIN delivery_states s ON s.seq = d.seq WHERE "
-)
 _CHANGE = "INSERT INTO changes (kind, ref, at) VALUES (?, ?, ?)"
-# One row that touches every table the read side queries, and the schema's revision.
-_READINESS = sa.text(
-    "SELECT (SELECT version_num FROM alembic_version), (SELECT 1 FROM deliveries LIMIT 1),"
-    " (SELECT 1 FROM events LIMIT 1), (SELECT 1 FROM releases LIMIT 1), (SELECT 1 FROM forward_jobs LIMIT 1)"
+# Another hook (or a redelivery) sent a delivery id already recorded (docs/adr/0010-dedupe-key.md).
+_SIGHTING = (
+    "INSERT INTO delivery_sightings (delivery_id, hook_id, first_at, last_at, count, same_body, secret_index)"
+    " VALUES (?, ?, ?, ?, 1, coalesce(? = (SELECT body FROM deliveries WHERE delivery_id = ?), 0), ?)"
+    " ON CONFLICT (delivery_id, hook_id) DO UPDATE SET last_at = excluded.last_at, count = count + 1,"
+    " same_body = same_body AND excluded.same_body, secret_index = excluded.secret_index"
 )
 
 
 class SqliteStore:
     def __init__(
-        self, writer: SqliteWriter, reader: SqliteReader, changed: Notifier, forwards: Notifier | None = None
+        self,
+        writer: SqliteWriter,
+        changed: Notifier,
+        forwards: Notifier | None = None,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._writer = writer
-        self._reader = reader
         self._changed = changed
         self._forwards = forwards  # woken when outcomes created forward jobs
+        self._clock = clock
 
-    # --- writes -----------------------------------------------------------------------------------------------
-
-    async def record_outcomes(self, outcomes: Sequence[Outcome], *, now: float) -> None:
+    async def record_outcomes(self, outcomes: Sequence[Outcome]) -> None:
         if not outcomes:
             return
+        now = self._clock.now()
         await self._writer.run(lambda conn: record_outcomes(conn, outcomes, now))
         self._changed.notify()
         if self._forwards is not None and any(o.processed is not None and o.processed.forwards for o in outcomes):
             self._forwards.notify()
 
-    async def mark_for_reprocess(self, selection: ReprocessSelection) -> int:
-        where = Where()
-        where.add("d.delivery_id = ?", selection.delivery_id)
-        where.add("d.received_at >= ?", selection.since)
-        where.when(selection.failed_only, "s.status = 'failed'")
-        sql, params = _REPROCESS + where.sql() + ")", where.params
-        count: int = await self._writer.run(lambda conn: conn.execute(sql, params).rowcount)
-        return count
-
-    # --- reads ------------------------------------------------------------------------------------------------
+    async def record_sighting(self, delivery: IncomingDelivery, *, received_at: float) -> None:
+        sighting = (delivery.delivery_id, delivery.hook_id or "", received_at, received_at, delivery.body,
+                    delivery.delivery_id, delivery.secret_index)  # fmt: skip
+        await self._writer.run(lambda conn: conn.execute(_SIGHTING, sighting))
 
     async def ping(self) -> None:
-        """Raise `StoreUnavailable` unless the store answers the read side's queries (its schema is the one this
-        release expects) and commits a write (the writer takes the write lock within its busy timeout)."""
-        try:
-            version = await self._reader.run(lambda conn: conn.execute(_READINESS).scalar())
-        except Exception as exc:
-            raise StoreUnavailable(f"the store cannot be read: {exc.__class__.__name__}") from None
-        expected = migrate.head_revision()
-        if version != expected:
-            raise StoreUnavailable(f"the schema is at revision {version}, not {expected}: run `ghingest db upgrade`")
+        """Raise `StoreUnavailable` unless a write commits (the writer takes the write lock within its busy
+        timeout)."""
         await self._writer.run(lambda _conn: None)
-
-    async def get_delivery(self, delivery_id: str) -> DeliveryView | None:
-        def load(conn: Any) -> DeliveryView | None:
-            row = conn.execute(queries.select_delivery(delivery_id)).first()
-            if row is None:
-                return None
-            sightings = [queries.sighting(r) for r in conn.execute(queries.select_sightings(delivery_id))]
-            return queries.delivery_view(row, sightings)
-
-        return await self._reader.run(load)
-
-    async def list_events(self, query: EventQuery) -> Page[EventView]:
-        rows = await self._reader.fetch_all(queries.select_events(query))
-        views = [queries.event_view(row) for row in rows]
-        return _page(views, queries.page_size(query.limit), queries.event_cursor)
-
-    async def get_release(self, release_id: int) -> ReleaseView | None:
-        def load(conn: Any) -> ReleaseView | None:
-            row = conn.execute(queries.select_release(release_id)).first()
-            if row is None:
-                return None
-            history = [queries.history_entry(r) for r in conn.execute(queries.select_release_changes(release_id))]
-            return queries.release_view(row, history)
-
-        return await self._reader.run(load)
-
-    async def list_releases(self, query: ReleaseQuery) -> Page[ReleaseView]:
-        def load(conn: Any) -> Any:
-            many = False
-            if query.search and query.repository is None:
-                cap = queries.SEARCH_MANY_MATCHES
-                many = (conn.execute(queries.count_search_matches(query.search, cap=cap)).scalar() or 0) >= cap
-            return conn.execute(queries.select_releases(query, many_matches=many)).fetchall()
-
-        rows = await self._reader.run(load)
-        views = [queries.release_view(row) for row in rows]
-        return _page(views, queries.page_size(query.limit), queries.release_cursor)
-
-    async def list_repositories(self, text: str, *, limit: int = 20) -> Sequence[str]:
-        def load(conn: Any) -> list[str]:
-            first = conn.execute(queries.select_repositories(text, limit=limit, contains=False))
-            names: list[str] = [r[0] for r in first]
-            if len(names) < limit and text:
-                more = conn.execute(queries.select_repositories(text, limit=limit, contains=True))
-                names += [r[0] for r in more if r[0] not in names][: limit - len(names)]
-            return names
-
-        return await self._reader.run(load)
-
-    async def newest_release_at(self, *, repository: str | None = None) -> str | None:
-        rows = await self._reader.fetch_all(queries.select_newest_release_at(repository))
-        value = rows[0][0] if rows else None
-        return str(value) if value else None
-
-    async def count_releases_by_day(self, *, since: str, repository: str | None = None) -> Mapping[str, int]:
-        rows = await self._reader.fetch_all(queries.select_releases_by_day(since, repository))
-        return {str(row._mapping["day"]): int(row._mapping["n"]) for row in rows}
-
-
-def _page(views: list[Any], size: int, cursor_of: Any) -> Page[Any]:
-    if len(views) > size:
-        return Page(items=views[:size], next_cursor=cursor_of(views[size - 1]))
-    return Page(items=views, next_cursor=None)
 
 
 # --- the transaction that records a batch of outcomes ----------------------------------------------------------
@@ -210,14 +129,14 @@ def record_outcomes(conn: sqlite3.Connection, outcomes: Sequence[Outcome], now: 
                     targets=outcome.processed.forwards,
                     at=now,
                 )
-            processed.append((now, delivery.seq))
+            processed.append((now, delivery.attempts + 1, delivery.seq))
         elif outcome.retry_at is not None:
-            retried.append((outcome.retry_at, outcome.error, delivery.seq))
+            retried.append((delivery.attempts + 1, outcome.retry_at, outcome.error, delivery.seq))
         else:
             if outcome.fallback_event is not None:
                 events.append(_event_row(delivery, outcome.fallback_event, DeliveryStatus.FAILED, outcome.error, now))
                 feed.append(("event", delivery.delivery_id, now))
-            failed.append((now, outcome.error, delivery.seq))
+            failed.append((now, outcome.error, delivery.attempts + 1, delivery.seq))
     conn.executemany(_UPSERT_EVENT, events)
     conn.executemany(_MARK_PROCESSED, processed)
     conn.executemany(_MARK_RETRY, retried)
@@ -225,15 +144,14 @@ def record_outcomes(conn: sqlite3.Connection, outcomes: Sequence[Outcome], now: 
     conn.executemany(_CHANGE, feed)
 
 
+# Attempts are set, not incremented: recording the same outcome twice (a redelivered claim) counts it once.
 _MARK_PROCESSED = (
-    "UPDATE delivery_states SET status = 'processed', processed_at = ?, error = NULL, attempts = attempts + 1,"
+    "UPDATE delivery_states SET status = 'processed', processed_at = ?, error = NULL, attempts = ?,"
     " lease_until = 0 WHERE seq = ?"
 )
-_MARK_RETRY = (
-    "UPDATE delivery_states SET attempts = attempts + 1, next_attempt_at = ?, lease_until = 0, error = ? WHERE seq = ?"
-)
+_MARK_RETRY = "UPDATE delivery_states SET attempts = ?, next_attempt_at = ?, lease_until = 0, error = ? WHERE seq = ?"
 _MARK_FAILED = (
-    "UPDATE delivery_states SET status = 'failed', processed_at = ?, error = ?, attempts = attempts + 1,"
+    "UPDATE delivery_states SET status = 'failed', processed_at = ?, error = ?, attempts = ?,"
     " lease_until = 0 WHERE seq = ?"
 )
 

@@ -1,0 +1,31 @@
+"""One factory turns the configuration into the ports: the only place that names a backend's class.
+
+`GHINGEST_DATABASE_URL` chooses the store (`sqlite:///path`: the embedded profile, inbox included);
+`GHINGEST_BUS_URL` (comma-separated `nats://` servers), when set, puts the inbox on NATS JetStream instead.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ghingest.ports.backend import Backend
+from ghingest.ports.clock import SYSTEM_CLOCK, Clock
+
+if TYPE_CHECKING:
+    from ghingest.app.settings import Settings
+
+
+class UnsupportedBackend(ValueError):
+    """The configuration names a backend this build cannot open."""
+
+
+def open_backend(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> Backend:
+    url = settings.database_url
+    if url.startswith("sqlite:///"):
+        from ghingest.adapters.sqlite.database import SqliteDatabase
+
+        database = SqliteDatabase(
+            url, synchronous=settings.sqlite_synchronous, busy_timeout=settings.sqlite_busy_timeout, clock=clock
+        )
+        return database.backend()
+    raise UnsupportedBackend(f"GHINGEST_DATABASE_URL: no backend for {url.split(':', 1)[0]!r} URLs")
