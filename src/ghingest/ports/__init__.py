@@ -1,0 +1,75 @@
+"""The seams between the application and its backends, as small `typing.Protocol`s, one module each.
+
+Adapters (`ghingest.adapters.*`) implement them; the application (`ghingest.app.*`, `ghingest.dashboard.*`)
+depends only on these, through a `Backend` that `ghingest.adapters.factory` opens from the configuration. Each
+port has one contract suite in `tests/contract/`, run unchanged against every adapter (capability flags where a
+backend cannot do something; docs/adr/0012-ports-for-every-backend.md checks each port against each backend).
+"""
+
+from ghingest.ports.backend import Backend, Resources
+from ghingest.ports.clock import SYSTEM_CLOCK, Clock, ManualClock, SystemClock
+from ghingest.ports.feed import Change, ChangeFeed
+from ghingest.ports.forwarding import (
+    AttemptResult,
+    AttemptView,
+    DestinationStats,
+    ForwardJob,
+    ForwardLog,
+    ForwardQueue,
+    ForwardQueueCapabilities,
+    ForwardView,
+    ReplaySelection,
+    ReplayTarget,
+)
+from ghingest.ports.inbox import Claimed, Inbox, InboxCapabilities, Settle, Settlement
+from ghingest.ports.reads import (
+    DeliveryView,
+    EventQuery,
+    EventView,
+    ReadCapabilities,
+    Reads,
+    ReleaseQuery,
+    ReleaseView,
+    ReprocessSelection,
+    Sighting,
+)
+from ghingest.ports.sessions import SessionRevocations
+from ghingest.ports.store import Outcome, Store
+
+__all__ = [
+    "SYSTEM_CLOCK",
+    "AttemptResult",
+    "AttemptView",
+    "Backend",
+    "Change",
+    "ChangeFeed",
+    "Claimed",
+    "Clock",
+    "DeliveryView",
+    "DestinationStats",
+    "EventQuery",
+    "EventView",
+    "ForwardJob",
+    "ForwardLog",
+    "ForwardQueue",
+    "ForwardQueueCapabilities",
+    "ForwardView",
+    "Inbox",
+    "InboxCapabilities",
+    "ManualClock",
+    "Outcome",
+    "ReadCapabilities",
+    "Reads",
+    "ReleaseQuery",
+    "ReleaseView",
+    "ReplaySelection",
+    "ReplayTarget",
+    "ReprocessSelection",
+    "Resources",
+    "SessionRevocations",
+    "Settle",
+    "Settlement",
+    "Sighting",
+    "Store",
+    "SystemClock",
+]

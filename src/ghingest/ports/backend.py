@@ -1,0 +1,47 @@
+"""What one configuration opens: every port the application uses, and the resources behind them.
+
+`ghingest.adapters.factory.open_backend` turns the settings (`GHINGEST_DATABASE_URL`, `GHINGEST_BUS_URL`) into a
+`Backend`; nothing outside `ghingest.adapters` names a backend's class.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from ghingest.ports.feed import ChangeFeed
+from ghingest.ports.forwarding import ForwardLog, ForwardQueue
+from ghingest.ports.inbox import Inbox
+from ghingest.ports.reads import Reads
+from ghingest.ports.sessions import SessionRevocations
+from ghingest.ports.store import Store
+
+
+class Resources(Protocol):
+    """Connections, threads and pools behind the ports."""
+
+    def upgrade(self) -> None:
+        """Apply the schema migrations (a no-op where there is no schema)."""
+        ...
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass
+class Backend:
+    name: str  # e.g. "sqlite", "postgres", "postgres+nats", "memory": for logs and the banner
+    inbox: Inbox
+    store: Store
+    reads: Reads
+    feed: ChangeFeed
+    forwards: ForwardQueue
+    forward_log: ForwardLog
+    sessions: SessionRevocations
+    resources: Resources
+
+    async def ready(self) -> None:
+        """Raise `StoreUnavailable` unless the read side answers and a write commits (readiness)."""
+        await self.reads.ping()
+        await self.store.ping()
