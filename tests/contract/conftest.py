@@ -1,43 +1,49 @@
-"""The backends every port contract runs against. A new adapter adds a parameter here, not new tests."""
+"""Every contract test takes `backend`: one run per registry entry (`backends.py`), on a fresh backend whose time
+is the test's `clock`. Tests are coroutines (anyio's pytest plugin, asyncio): the backend is opened, used and
+closed on one event loop."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from ghingest.adapters.sqlite.database import SqliteDatabase
-from ghingest.ports import ChangeFeed, ForwardQueue, Inbox, SessionRevocations, Store
+from ghingest.ports import ManualClock
+from tests.contract.backends import EVERYTHING, REGISTRY
 
 
-@dataclass
-class Backend:
-    name: str
-    inbox: Inbox
-    store: Store
-    feed: ChangeFeed
-    forwards: ForwardQueue
-    sessions: SessionRevocations
-    database: SqliteDatabase
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "needs(*names): the ports and features (backends.py) a contract test needs")
 
 
-def _sqlite(tmp_path: Path) -> Iterator[Backend]:
-    database = SqliteDatabase(f"sqlite:///{tmp_path / 'contract.db'}")
-    database.upgrade()
-    database.start()
-    try:
-        yield Backend(
-            "sqlite", database.inbox, database.store, database.feed, database.forwards, database.sessions, database
-        )
-    finally:
-        database.close()
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "backend" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.anyio)
 
 
-BACKENDS = {"sqlite": _sqlite}
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
 
 
-@pytest.fixture(params=sorted(BACKENDS))
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    yield from BACKENDS[request.param](tmp_path)
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture(params=[pytest.param(name, marks=entry.marks, id=name) for name, entry in REGISTRY.items()])
+async def backend(
+    request: pytest.FixtureRequest, tmp_path: Path, clock: ManualClock, anyio_backend: str
+) -> AsyncIterator[Any]:
+    entry = REGISTRY[request.param]
+    needs = {name for marker in request.node.iter_markers("needs") for name in marker.args}
+    if unknown := needs - EVERYTHING:
+        raise ValueError(f"unknown ports or features in @pytest.mark.needs: {sorted(unknown)}")
+    if missing := needs - entry.provides:
+        pytest.skip(f"{request.param} does not provide {', '.join(sorted(missing))}")
+    async with contextlib.asynccontextmanager(entry.open)(tmp_path, clock) as opened:
+        yield opened

@@ -1,68 +1,45 @@
-"""The SessionRevocations contract: a revoked session id stays revoked until its `until`, for every reader of the
-database (a second connection, a reopened database), and revocations that ran out are purged."""
+"""The SessionRevocations contract: a revoked session id stays revoked until its `until` (on the clock), and
+revocations that ran out stop counting (and are purged: each adapter's own tests check that it keeps none)."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
+import pytest
 
-from ghingest.adapters.sqlite.database import SqliteDatabase
-from tests.contract.conftest import Backend
+from ghingest.ports import ManualClock
 
-
-def run(coro: Any) -> Any:
-    return asyncio.run(coro)
+pytestmark = pytest.mark.needs("sessions")
 
 
-def test_a_revoked_session_is_revoked_and_others_are_not(backend: Backend) -> None:
-    async def scenario() -> tuple[bool, bool]:
-        await backend.sessions.revoke("sid-1", time.time() + 3600)
-        return await backend.sessions.is_revoked("sid-1"), await backend.sessions.is_revoked("sid-2")
-
-    assert run(scenario()) == (True, False)
+async def test_a_revoked_session_is_revoked_and_others_are_not(backend: Any, clock: ManualClock) -> None:
+    await backend.sessions.revoke("sid-1", clock.now() + 3600)
+    assert await backend.sessions.is_revoked("sid-1") is True
+    assert await backend.sessions.is_revoked("sid-2") is False
 
 
-def test_revoking_twice_keeps_the_later_end(backend: Backend) -> None:
-    async def scenario() -> bool:
-        await backend.sessions.revoke("sid-1", time.time() + 3600)
-        await backend.sessions.revoke("sid-1", time.time() - 1)
-        return await backend.sessions.is_revoked("sid-1")
-
-    assert run(scenario()) is True
+async def test_revoking_twice_keeps_the_later_end(backend: Any, clock: ManualClock) -> None:
+    await backend.sessions.revoke("sid-1", clock.now() + 3600)
+    await backend.sessions.revoke("sid-1", clock.now() - 1)
+    assert await backend.sessions.is_revoked("sid-1") is True
 
 
-def test_a_revocation_that_ran_out_no_longer_counts_and_is_purged(backend: Backend) -> None:
-    async def scenario() -> tuple[bool, int]:
-        await backend.sessions.revoke("old", time.time() - 1)
-        expired = await backend.sessions.is_revoked("old")
-        await backend.sessions.revoke("new", time.time() + 3600)
-        rows = backend.database.reader.run_sync(
-            lambda conn: conn.execute(sa.text("SELECT count(*) FROM session_revocations")).scalar()
-        )
-        return expired, int(rows or 0)
-
-    assert run(scenario()) == (False, 1)
+@pytest.mark.needs("manual_clock")
+async def test_a_revocation_ends_at_its_until(backend: Any, clock: ManualClock) -> None:
+    await backend.sessions.revoke("sid-1", clock.now() + 60)
+    clock.advance(59)
+    assert await backend.sessions.is_revoked("sid-1") is True
+    clock.advance(1)
+    assert await backend.sessions.is_revoked("sid-1") is False
 
 
-def test_a_revocation_is_seen_by_another_database_on_the_file_and_after_reopening(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'shared.db'}"
-    first, second = SqliteDatabase(url), SqliteDatabase(url)
-    first.upgrade()
-    first.start()
-    second.start()
-    try:
-        run(first.sessions.revoke("sid-1", time.time() + 3600))
-        assert run(second.sessions.is_revoked("sid-1")) is True
-    finally:
-        first.close()
-        second.close()
-    reopened = SqliteDatabase(url)
-    reopened.start()
-    try:
-        assert run(reopened.sessions.is_revoked("sid-1")) is True
-    finally:
-        reopened.close()
+@pytest.mark.needs("manual_clock")
+async def test_revocations_that_ran_out_are_purged_and_can_be_made_again(backend: Any, clock: ManualClock) -> None:
+    await backend.sessions.revoke("old", clock.now() + 10)
+    await backend.sessions.revoke("past", clock.now() - 1)
+    assert await backend.sessions.is_revoked("past") is False
+    clock.advance(20)
+    await backend.sessions.revoke("new", clock.now() + 3600)  # purges "old" and "past"
+    assert (await backend.sessions.is_revoked("old"), await backend.sessions.is_revoked("new")) == (False, True)
+    await backend.sessions.revoke("old", clock.now() + 60)
+    assert await backend.sessions.is_revoked("old") is True

@@ -47,3 +47,8 @@ def decode_cursor(cursor: str, *, types: Sequence[type]) -> tuple[str | int | fl
         if isinstance(item, bool) or not isinstance(item, expected) or (expected is int and not is_int64(item)):
             raise InvalidCursor("cursor is not valid")
     return tuple(items)
+
+
+def page_size(limit: int) -> int:
+    """A requested page size, within 1..`MAX_PAGE_SIZE` (every backend pages the same)."""
+    return max(1, min(limit, MAX_PAGE_SIZE))

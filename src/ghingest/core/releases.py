@@ -175,3 +175,9 @@ def rebuild(changes: Iterable[ReleaseChange]) -> ReleaseRecord:
     if record is None:
         raise ValueError("a release record needs at least one change")
     return record
+
+
+def sort_at(content: ReleaseContent) -> str:
+    """A release's time for "newest first", for filters by time and for keyset cursors: published, else created
+    (ISO-8601 text as GitHub sends it; '' when it has neither, which sorts lowest)."""
+    return content.published_at or content.created_at or ""

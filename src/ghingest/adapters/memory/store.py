@@ -1,0 +1,136 @@
+"""The memory store's write side: a batch of outcomes recorded under one lock (one transaction), and sightings.
+
+Releases fold with `core.releases`: a change not seen before folds into the current record (`fold`); a delivery
+recorded again replaces its change and the record is rebuilt from all of its changes (`rebuild`), as the SQLite
+store does. A release whose record did not change gets no feed entry and keeps its `updated_at`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ghingest.adapters.memory.tables import DeliveryRow, EventRow, JobRow, MemoryDatabase, ReleaseRow, SightingRow
+from ghingest.core.delivery import IncomingDelivery
+from ghingest.core.events import EventRecord
+from ghingest.core.processing import StoredDelivery
+from ghingest.core.releases import ReleaseChange, fold, rebuild
+from ghingest.core.routing import ForwardTarget
+from ghingest.core.states import DeliveryStatus
+from ghingest.ports import Outcome
+
+
+class MemoryStore:
+    def __init__(self, database: MemoryDatabase) -> None:
+        self._db = database
+
+    async def record_outcomes(self, outcomes: Sequence[Outcome]) -> None:
+        if not outcomes:
+            return
+        jobs_created = False
+        with self._db.transaction() as db:
+            now = db.now()
+            for outcome in outcomes:
+                jobs_created |= _record(db, outcome, now)
+        self._db.changed.notify()
+        if jobs_created:
+            self._db.forward_work.notify()
+
+    async def record_sighting(self, delivery: IncomingDelivery, *, received_at: float) -> None:
+        with self._db.transaction() as db:
+            seq = db.seq_of.get(delivery.delivery_id)
+            same = seq is not None and db.deliveries[seq].delivery.body == delivery.body
+            hooks = db.sightings.setdefault(delivery.delivery_id, {})
+            hook_id = delivery.hook_id or ""
+            row = hooks.get(hook_id)
+            if row is None:
+                hooks[hook_id] = SightingRow(hook_id, received_at, received_at, 1, same, delivery.secret_index)
+            else:
+                row.last_at, row.count = received_at, row.count + 1
+                row.same_body, row.secret_index = row.same_body and same, delivery.secret_index
+
+    async def ping(self) -> None:
+        with self._db.transaction():
+            pass
+
+
+def _record(db: MemoryDatabase, outcome: Outcome, now: float) -> bool:
+    """Record one outcome; True when it created forward jobs."""
+    delivery = outcome.delivery
+    row = _row_of(db, delivery)
+    row.recorded_attempts = delivery.attempts + 1
+    if outcome.processed is not None:
+        row.status, row.error, row.processed_at = DeliveryStatus.PROCESSED, None, now
+        _write_event(db, delivery, outcome.processed.event, DeliveryStatus.PROCESSED, None, now)
+        if outcome.processed.release is not None:
+            _apply_release_change(db, outcome.processed.release, now)
+        return _create_jobs(db, delivery, outcome.processed.forwards, now)
+    row.error = outcome.error
+    if outcome.retry_at is None:  # failed for good (a retry leaves the status as it is)
+        row.status, row.processed_at = DeliveryStatus.FAILED, now
+        if outcome.fallback_event is not None:
+            _write_event(db, delivery, outcome.fallback_event, DeliveryStatus.FAILED, outcome.error, now)
+    return False
+
+
+def _row_of(db: MemoryDatabase, delivery: StoredDelivery) -> DeliveryRow:
+    """The delivery's row; an outcome of a delivery this database never held records the raw delivery too."""
+    row = db.deliveries.get(delivery.seq)
+    if row is None:
+        row = db.deliveries[delivery.seq] = DeliveryRow(delivery)
+        db.seq_of[delivery.delivery_id] = delivery.seq
+        db.last_seq = max(db.last_seq, delivery.seq)
+    return row
+
+
+def _write_event(
+    db: MemoryDatabase,
+    delivery: StoredDelivery,
+    record: EventRecord,
+    status: DeliveryStatus,
+    error: str | None,
+    now: float,
+) -> None:
+    db.events[delivery.seq] = EventRow(delivery.seq, record, status, error, delivery.received_at, now)
+    db.changes.append(("event", delivery.delivery_id))
+
+
+def _apply_release_change(db: MemoryDatabase, change: ReleaseChange, now: float) -> None:
+    changes = db.release_changes.setdefault(change.release_id, {})
+    replaced = change.delivery_id in changes
+    changes[change.delivery_id] = change
+    db.release_of[change.delivery_id] = change.release_id
+    current = db.releases.get(change.release_id)
+    if replaced or current is None:
+        record = rebuild(sorted(changes.values(), key=lambda c: (c.order, c.delivery_id)))
+    else:
+        record = fold(current.record, change)
+    first_seen_at = min(c.received_at for c in changes.values())
+    if current is not None and (current.record, current.first_seen_at) == (record, first_seen_at):
+        return
+    db.releases[change.release_id] = ReleaseRow(record, first_seen_at, now)
+    db.changes.append(("release", str(change.release_id)))
+
+
+def _create_jobs(db: MemoryDatabase, delivery: StoredDelivery, targets: Sequence[ForwardTarget], now: float) -> bool:
+    """The original (generation 0) job per target, unless it exists: recording again never duplicates."""
+    created = False
+    for target in targets:
+        ids = db.jobs_of.setdefault((delivery.seq, target.destination), [])
+        if any(db.jobs[i].generation == 0 for i in ids):
+            continue
+        db.last_job += 1
+        db.jobs[db.last_job] = JobRow(
+            id=db.last_job,
+            delivery_seq=delivery.seq,
+            delivery_id=delivery.delivery_id,
+            destination=target.destination,
+            route=target.route,
+            generation=0,
+            replay=False,
+            received_at=delivery.received_at,
+            created_at=now,
+            next_attempt_at=now,
+        )
+        ids.append(db.last_job)
+        created = True
+    return created
