@@ -12,7 +12,6 @@ object with the same attributes for the ports it `provides` (and `resources`).
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,36 +79,15 @@ async def memory(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Backend]:
 # --- sqlite ---------------------------------------------------------------------------------------------------
 
 
-@register(
-    "sqlite",
-    marks=(pytest.mark.xfail(strict=False, reason="sqlite adapter not yet on the new ports"),),
-)
-async def sqlite(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Any]:
+@register("sqlite")
+async def sqlite(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Backend]:
     from ghingest.adapters.sqlite.database import SqliteDatabase
 
-    url = f"sqlite:///{tmp_path / 'contract.db'}"
-    takes_clock = "clock" in inspect.signature(SqliteDatabase).parameters
-    database = SqliteDatabase(url, clock=clock) if takes_clock else SqliteDatabase(url)
-    backend = Backend(
-        name="sqlite",
-        inbox=database.inbox,
-        store=database.store,
-        reads=getattr(database, "reads", database.store),
-        feed=database.feed,
-        forwards=database.forwards,
-        forward_log=getattr(database, "forward_log", database.forwards),
-        sessions=database.sessions,
-        resources=database,
-    )
-    database.upgrade()
-    await _maybe_awaited(database.start())
+    database = SqliteDatabase(f"sqlite:///{tmp_path / 'contract.db'}", clock=clock)
+    backend = database.backend()
+    backend.resources.upgrade()
+    await backend.resources.start()
     try:
         yield backend
     finally:
-        await _maybe_awaited(database.close())
-
-
-async def _maybe_awaited(result: object) -> None:
-    """`Resources.start`/`close` are coroutines on the new ports; the SQLite adapter's were plain calls."""
-    if inspect.isawaitable(result):
-        await result
+        await backend.resources.close()

@@ -1,7 +1,8 @@
 """One factory turns the configuration into the ports: the only place that names a backend's class.
 
-`GHINGEST_DATABASE_URL` chooses the store (`sqlite:///path`: the embedded profile, inbox included);
-`GHINGEST_BUS_URL` (comma-separated `nats://` servers), when set, puts the inbox on NATS JetStream instead.
+`GHINGEST_DATABASE_URL` chooses the store: `sqlite:///path` (the embedded profile, inbox included) or `memory://`
+(everything in this process's memory, nothing persists: demonstrations and tests). `GHINGEST_BUS_URL`
+(comma-separated `nats://` servers), when set, puts the inbox on NATS JetStream instead.
 """
 
 from __future__ import annotations
@@ -28,4 +29,8 @@ def open_backend(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> Backend:
             url, synchronous=settings.sqlite_synchronous, busy_timeout=settings.sqlite_busy_timeout, clock=clock
         )
         return database.backend()
+    if url.startswith("memory:"):
+        from ghingest.adapters.memory import open_memory_backend
+
+        return open_memory_backend(url, clock=clock)
     raise UnsupportedBackend(f"GHINGEST_DATABASE_URL: no backend for {url.split(':', 1)[0]!r} URLs")

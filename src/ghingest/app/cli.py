@@ -47,9 +47,14 @@ def _settings(**overrides: object) -> Settings:
 
 
 def _upgrade(settings: Settings) -> None:
-    from ghingest.adapters.sql import migrate
+    """Apply the schema migrations of the configured backend (none for `memory://`)."""
+    from ghingest.adapters.factory import UnsupportedBackend, open_backend
 
-    migrate.upgrade(settings.database_url)
+    try:
+        open_backend(settings).resources.upgrade()
+    except UnsupportedBackend as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
 
 
 def _runtime(settings: Settings, *, run_worker: bool, migrate: bool) -> Runtime:

@@ -172,8 +172,8 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _supported_database(cls, value: str) -> str:
-        if not value.startswith("sqlite:///"):
-            raise ValueError("only SQLite URLs (sqlite:///path) are supported in this release")
+        if not value.startswith(("sqlite:///", "memory://")):
+            raise ValueError("a database URL is sqlite:///path or memory:// (nothing persists)")
         return value
 
     @classmethod

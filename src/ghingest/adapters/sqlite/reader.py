@@ -12,6 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Row
 
+from ghingest.core.errors import StoreUnavailable
+
 T = TypeVar("T")
 
 
@@ -24,12 +26,16 @@ class SqliteReader:
             max_overflow=8,
         )
 
+        self._closed = False
+
         @event.listens_for(self.engine, "connect")
         def _on_connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:
             dbapi_connection.execute("PRAGMA busy_timeout=10000")
             dbapi_connection.execute("PRAGMA query_only=1")
 
     def run_sync(self, work: Callable[[Connection], T]) -> T:
+        if self._closed:
+            raise StoreUnavailable("the store is closed")
         with self.engine.connect() as conn:
             return work(conn)
 
@@ -44,4 +50,5 @@ class SqliteReader:
         return int(value or 0)
 
     def close(self) -> None:
+        self._closed = True
         self.engine.dispose()
