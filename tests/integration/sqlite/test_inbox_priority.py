@@ -28,7 +28,7 @@ def _delivery(i: int) -> IncomingDelivery:
 def test_a_claim_during_a_flood_waits_a_bounded_time_then_gets_its_batch(tmp_path: Path) -> None:
     database = SqliteDatabase(f"sqlite:///{tmp_path / 'flood.db'}")
     database.upgrade()
-    database.start()
+    asyncio.run(database.start())
     inbox = database.inbox
 
     async def main() -> tuple[float, float, int, float]:
@@ -44,7 +44,7 @@ def test_a_claim_during_a_flood_waits_a_bounded_time_then_gets_its_batch(tmp_pat
     try:
         quiet, rate, claimed, waited = asyncio.run(main())
     finally:
-        database.close()
+        asyncio.run(database.close())
     assert quiet < sqlite_inbox.MAX_CLAIM_DEFER  # no appends: no deferral (a deferral alone takes this long)
     assert rate > sqlite_inbox.APPEND_PRESSURE  # thousands of appends waiting at once are a flood
     assert claimed == FLOOD

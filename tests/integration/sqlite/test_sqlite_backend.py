@@ -21,11 +21,11 @@ from tests.contract.support import incoming
 def database(tmp_path: Path) -> Iterator[SqliteDatabase]:
     database = SqliteDatabase(f"sqlite:///{tmp_path / 'backend.db'}")
     database.upgrade()
-    database.start()
+    asyncio.run(database.start())
     try:
         yield database
     finally:
-        database.close()
+        asyncio.run(database.close())
 
 
 def test_concurrent_appends_share_commits(database: SqliteDatabase) -> None:
@@ -65,17 +65,17 @@ def test_a_revocation_is_seen_by_another_database_on_the_file_and_after_reopenin
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     first, second = SqliteDatabase(url), SqliteDatabase(url)
     first.upgrade()
-    first.start()
-    second.start()
+    asyncio.run(first.start())
+    asyncio.run(second.start())
     try:
         asyncio.run(first.sessions.revoke("sid-1", time.time() + 3600))
         assert asyncio.run(second.sessions.is_revoked("sid-1")) is True
     finally:
-        first.close()
-        second.close()
+        asyncio.run(first.close())
+        asyncio.run(second.close())
     reopened = SqliteDatabase(url)
-    reopened.start()
+    asyncio.run(reopened.start())
     try:
         assert asyncio.run(reopened.sessions.is_revoked("sid-1")) is True
     finally:
-        reopened.close()
+        asyncio.run(reopened.close())
