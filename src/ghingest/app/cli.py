@@ -144,22 +144,50 @@ def receiver(
 
 @app.command()
 def worker() -> None:
-    """Run only the worker: process recorded deliveries until interrupted."""
+    """Run only the worker: process recorded deliveries until SIGTERM or Ctrl-C (it drains first)."""
+    from ghingest.app.runtime import WORKER
+
+    _run_background_role(WORKER)
+
+
+@app.command()
+def forwarder() -> None:
+    """Run only the forwarder: deliver forward jobs until SIGTERM or Ctrl-C (it drains first). With SQLite, run
+    one forwarder per database file (`ghingest serve` has one)."""
+    from ghingest.app.runtime import FORWARDER
+
+    _run_background_role(FORWARDER)
+
+
+def _run_background_role(role: str) -> None:
+    """Start one background role; on SIGTERM or SIGINT, drain (stop claiming, finish or release what is held) and
+    exit 0."""
+    import signal
+
     from ghingest.app.runtime import Runtime
 
     settings = _settings()
-    runtime = Runtime.build(settings, generate_credentials=False)
+    try:
+        runtime = Runtime.build(settings, roles=frozenset({role}), generate_credentials=False)
+    except ConfigError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
 
     async def main() -> None:
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for number in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(number, stopping.set)
         await runtime.start()
-        console.print("worker running; Ctrl-C to stop")
+        console.print(f"{role} running on {runtime.backend.name}; SIGTERM or Ctrl-C drains it and stops")
         try:
-            await asyncio.Event().wait()
+            await stopping.wait()
+            console.print(f"{role} draining")
         finally:
             await runtime.stop()
+        console.print(f"{role} stopped")
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main())
+    asyncio.run(main())
 
 
 @app.command()

@@ -23,6 +23,10 @@ from ghingest.core.routing import EMPTY_TABLE, RouteTable
 from ghingest.ports.backend import Backend
 from ghingest.ports.clock import SYSTEM_CLOCK, Clock
 
+WORKER = "worker"
+FORWARDER = "forwarder"
+ROLES = frozenset({WORKER, FORWARDER})
+
 
 @dataclass
 class Runtime:
@@ -31,7 +35,8 @@ class Runtime:
     metrics: Metrics
     webhook_secrets: Credential
     api_tokens: Credential
-    run_worker: bool = True
+    run_worker: bool = True  # run the background roles (`roles`) in this process
+    roles: frozenset[str] = frozenset({"worker", "forwarder"})  # of WORKER, FORWARDER
     clock: Clock = SYSTEM_CLOCK
     routes: Routes | None = None  # the forwarding route table in force (None: built from settings at start)
     receiver_offload: Offload = field(default_factory=Offload)  # verifies large bodies away from the event loop
@@ -44,6 +49,7 @@ class Runtime:
         settings: Settings,
         *,
         run_worker: bool = True,
+        roles: frozenset[str] = ROLES,
         generate_credentials: bool = True,
         clock: Clock = SYSTEM_CLOCK,
     ) -> Runtime:
@@ -62,6 +68,7 @@ class Runtime:
             webhook_secrets=webhook_secrets(settings, generate=generate_credentials),
             api_tokens=api_tokens(settings, generate=generate_credentials),
             run_worker=run_worker,
+            roles=roles,
             receiver_offload=Offload(inline_bytes=settings.offload_bytes),
         )
 
@@ -97,8 +104,10 @@ class Runtime:
         await self.backend.resources.start()
         self._stop = asyncio.Event()
         if self.run_worker:
-            self._tasks.append(asyncio.create_task(self.worker().run(self._stop), name="worker"))
-            self._tasks.append(asyncio.create_task(self.forwarder().run(self._stop), name="forwarder"))
+            if WORKER in self.roles:
+                self._tasks.append(asyncio.create_task(self.worker().run(self._stop), name="worker"))
+            if FORWARDER in self.roles:
+                self._tasks.append(asyncio.create_task(self.forwarder().run(self._stop), name="forwarder"))
             if self.routes is not None and self.routes.path is not None:
                 interval = self.settings.routes_reload_interval
                 self._tasks.append(asyncio.create_task(self.routes.watch(self._stop, interval), name="routes"))
@@ -106,6 +115,7 @@ class Runtime:
                     asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.routes.reload)
 
     async def stop(self) -> None:
+        """Drain: the roles stop claiming and finish (or release) what they hold, within 10 s; then close."""
         self._stop.set()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
