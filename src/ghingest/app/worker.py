@@ -46,6 +46,7 @@ from ghingest.ports.store import Outcome, Store
 BATCH_BYTES = 16 * 1024 * 1024
 YIELD_EVERY = 0.005  # seconds of inline processing after which the event loop gets a turn
 RECORDING_FAILED = "recording the outcome failed"
+EXHAUSTED = "claimed as often as the inbox allows without an outcome (did processing crash the worker?)"
 
 
 class Worker:
@@ -109,10 +110,18 @@ class Worker:
         )
         if not claimed:
             return 0
-        batch = [claim.delivery for claim in claimed]
+        at = self._clock.now()
+        exhausted = [
+            Outcome(delivery=claim.delivery, error=EXHAUSTED, fallback_event=bare_event_record(claim.delivery))
+            for claim in claimed
+            if claim.exhausted
+        ]
+        batch = [claim.delivery for claim in claimed if not claim.exhausted]
         results = await self._attempt_all(batch, self._routes().matcher)
         at = self._clock.now()
-        outcomes = [self._outcome(delivery, result, at) for delivery, result in zip(batch, results, strict=True)]
+        outcomes = exhausted + [
+            self._outcome(delivery, result, at) for delivery, result in zip(batch, results, strict=True)
+        ]
         recorded = await self._record(outcomes, at)
         handles = {id(claim.delivery): claim.handle for claim in claimed}
         await self._inbox.settle([_settlement(handles[id(o.delivery)], o) for o in recorded])

@@ -42,6 +42,7 @@ class Backend:
     resources: Resources
 
     async def ready(self) -> None:
-        """Raise `StoreUnavailable` unless the read side answers and a write commits (readiness)."""
+        """Raise `StoreUnavailable` unless the read side answers, a write commits and the inbox takes appends."""
         await self.reads.ping()
         await self.store.ping()
+        await self.inbox.ping()

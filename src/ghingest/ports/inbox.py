@@ -27,6 +27,10 @@ class Settle(StrEnum):
 class Claimed:
     delivery: StoredDelivery  # `attempts`: the attempts made before this claim
     handle: object  # opaque: the claiming inbox's own token for this claim
+    # The inbox will not hand this delivery out again whatever it is settled with (a broker's delivery limit,
+    # reached by claims that were never settled: workers crashing on it). The worker records it as failed for
+    # good instead of processing it once more, so that it is never silently kept or dropped.
+    exhausted: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,4 +80,8 @@ class Inbox(Protocol):
 
     async def depth(self) -> int:
         """How many deliveries wait to be processed."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise `StoreUnavailable` unless an append could be committed now (readiness)."""
         ...

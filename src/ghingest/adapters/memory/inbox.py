@@ -120,6 +120,10 @@ class MemoryInbox:
         with self._db.transaction() as db:
             return len(db.pending)
 
+    async def ping(self) -> None:
+        with self._db.transaction():
+            pass
+
 
 def _due(db: MemoryDatabase, now: float) -> Iterator[DeliveryRow]:
     """Due deliveries, oldest (lowest seq) first."""

@@ -200,6 +200,9 @@ class SqliteInbox:
     async def depth(self) -> int:
         return await self._reader.scalar_int("SELECT count(*) FROM delivery_states WHERE status = 'received'")
 
+    async def ping(self) -> None:
+        await self._writer.run(lambda _conn: None)  # appends go through the same writer
+
 
 def _handle(handle: object) -> _Claim:
     if not isinstance(handle, _Claim):
