@@ -40,7 +40,14 @@ def _split(value: Any) -> Any:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid")
 
+    # The store: sqlite:///path (embedded), postgresql://user:password@host:port/db (scale-out), memory://.
     database_url: str = "sqlite:///./data/ghingest.db"
+    database_pool_size: int = Field(default=10, ge=1, le=200)  # connections per process (PostgreSQL)
+    # The inbox on NATS JetStream: comma-separated nats:// servers of one cluster. Unset: the inbox is in the store.
+    bus_url: Annotated[tuple[str, ...], NoDecode] = ()
+    bus_stream: str = Field(default="GHINGEST_DELIVERIES", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    bus_replicas: int = Field(default=3, ge=1, le=5)  # the stream's replicas (R3: an ack means a quorum has it)
+    bus_publish_timeout: float = Field(default=4.0, gt=0, le=8)  # a receiver answers 503 after this
     data_dir: Path = Path("./data")
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
@@ -172,8 +179,21 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _supported_database(cls, value: str) -> str:
-        if not value.startswith(("sqlite:///", "memory://")):
-            raise ValueError("a database URL is sqlite:///path or memory:// (nothing persists)")
+        if not value.startswith(("sqlite:///", "memory://", "postgresql://", "postgres://")):
+            raise ValueError("a database URL is sqlite:///path, postgresql://… or memory:// (nothing persists)")
+        return value
+
+    @field_validator("bus_url", mode="before")
+    @classmethod
+    def _bus_servers(cls, value: Any) -> Any:
+        return _split(value)
+
+    @field_validator("bus_url")
+    @classmethod
+    def _nats_servers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for server in value:
+            if not server.startswith(("nats://", "tls://")):
+                raise ValueError("each bus server is nats://host:port (or tls://host:port)")
         return value
 
     @classmethod
