@@ -124,3 +124,58 @@ def test_log_lines_never_carry_payload_text(tmp_path: Path) -> None:
     assert lines[0]["action"] == "other"
     assert lines[1]["error"] == "KeyError"
     assert all(marker not in str(entry) for entry in logs)
+
+
+def test_an_exhausted_claim_is_recorded_as_failed_without_being_processed() -> None:
+    """A delivery the inbox will not hand out again (a broker's delivery limit, reached by workers crashing on it)
+    is recorded as failed for good and settled, never processed once more nor left unsettled."""
+    from dataclasses import replace
+
+    from ghingest.adapters.memory import open_memory_backend
+    from ghingest.app.worker import EXHAUSTED
+    from ghingest.ports.inbox import Claimed, Inbox
+
+    class LastDeliveryInbox:
+        """The memory inbox, with one delivery id on its last allowed delivery."""
+
+        def __init__(self, inner: Inbox, last: str) -> None:
+            self._inner, self._last = inner, last
+            self.capabilities = inner.capabilities
+
+        async def claim(self, **kwargs: object) -> list[Claimed]:
+            claimed = await self._inner.claim(**kwargs)  # type: ignore[arg-type]
+            return [replace(c, exhausted=c.delivery.delivery_id == self._last) for c in claimed]
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self._inner, name)
+
+    processed: list[str] = []
+
+    def recording(delivery: StoredDelivery, routes: RouteMatcher) -> Processed:
+        processed.append(delivery.delivery_id)
+        return process(delivery, routes)
+
+    async def scenario() -> None:
+        backend = open_memory_backend("memory://")
+        await backend.resources.start()
+        inbox = LastDeliveryInbox(backend.inbox, "crashes-workers")
+        worker = Worker(
+            inbox,  # type: ignore[arg-type]
+            backend.store,
+            metrics=Metrics(),
+            retry=RetryPolicy(max_attempts=4, base_delay=0.01, max_delay=0.05),
+            processor=recording,
+        )
+        for delivery_id, release_id in (("crashes-workers", 1), ("fine", 2)):
+            await backend.inbox.append(incoming(delivery_id, release_id), received_at=time.time())
+        assert await worker.run_once() == 2
+        assert processed == ["fine"]
+        failed = await backend.reads.get_delivery("crashes-workers")
+        assert failed is not None
+        assert failed.status is DeliveryStatus.FAILED
+        assert failed.error == EXHAUSTED
+        assert await backend.inbox.depth() == 0
+        assert await worker.run_once() == 0  # settled: never claimed again
+        await backend.resources.close()
+
+    asyncio.run(scenario())
