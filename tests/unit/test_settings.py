@@ -128,3 +128,27 @@ def test_a_generated_secret_is_strong_private_and_stable(tmp_path: Path) -> None
 def test_without_a_secret_and_without_generation_it_fails_closed(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no webhook secret"):
         webhook_secrets(load_settings(data_dir=tmp_path), generate=False)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://app:s3cr%40t@db.internal:5432/ghingest", "postgresql://app:***@db.internal:5432/ghingest"),
+        ("postgresql://app@db/ghingest", "postgresql://app@db/ghingest"),
+        ("sqlite:///./data/ghingest.db", "sqlite:///./data/ghingest.db"),
+        ("postgresql://app:pw@db:notaport/x", "postgresql://…"),
+    ],
+)
+def test_urls_are_shown_without_their_password(url: str, shown: str) -> None:
+    from ghingest.app.settings import without_password
+
+    assert without_password(url) == shown
+
+
+def test_scale_out_settings() -> None:
+    settings = load_settings(database_url="postgresql://app@db/ghingest", bus_url="nats://a:4222, nats://b:4222")
+    assert settings.bus_url == ("nats://a:4222", "nats://b:4222")
+    with pytest.raises(ConfigError, match="GHINGEST_BUS_URL"):
+        load_settings(bus_url="http://a:4222")
+    with pytest.raises(ConfigError, match="GHINGEST_DATABASE_URL"):
+        load_settings(database_url="mysql://db/x")

@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ghingest.app import operations, samples, sender
 from ghingest.app.credentials import WEBHOOK_SECRET_FILE
 from ghingest.app.logs import configure_logging
-from ghingest.app.settings import ConfigError, Settings, load_settings
+from ghingest.app.settings import ConfigError, Settings, load_settings, without_password
 from ghingest.core.time import parse_iso
 from ghingest.ports import ReprocessSelection
 
@@ -341,7 +341,7 @@ def db_upgrade() -> None:
     """Apply schema migrations up to the newest."""
     settings = _settings()
     _upgrade(settings)
-    console.print(f"database at {settings.database_url} is up to date")
+    console.print(f"database at {without_password(settings.database_url)} is up to date")
 
 
 from ghingest.app.replay_cli import replay  # noqa: E402 - the command needs this module's helpers at run time
