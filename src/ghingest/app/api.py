@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from ghingest.app.api_models import Delivery, ErrorDocument, Event, EventPage, Release, ReleasePage
@@ -116,13 +117,13 @@ READY_TIMEOUT = 3.0
 
 @health.get(
     "/readyz",
-    summary="Readiness: the store answers queries and commits writes",
-    responses={503: {"model": ErrorDocument, "description": "The store cannot read or write."}},
+    summary="Readiness: the process can do its job (the store commits; the inbox takes appends, the read side answers)",
+    responses={503: {"model": ErrorDocument, "description": "The store, the inbox or the read side does not answer."}},
 )
-async def readyz(runtime: RuntimeDep) -> Response:
+async def readyz(request: Request, runtime: RuntimeDep) -> Response:
     try:
         async with asyncio.timeout(READY_TIMEOUT):
-            await runtime.backend.ready()
+            await runtime.backend.ready(**request.app.state.readiness)
     except StoreUnavailable as exc:
         return JSONResponse({"error": "not_ready", "detail": str(exc)}, status_code=503)
     except Exception as exc:
@@ -133,8 +134,12 @@ async def readyz(runtime: RuntimeDep) -> Response:
 
 @health.get("/metrics", summary="Prometheus metrics", response_class=Response)
 async def metrics(runtime: RuntimeDep) -> Response:
-    runtime.metrics.inbox_depth.set(await runtime.backend.inbox.depth())
-    for stats in await runtime.backend.forward_log.stats():
-        runtime.metrics.forward_queue_depth.labels(stats.destination).set(stats.queued)
-        runtime.metrics.forward_dead_letters.labels(stats.destination).set(stats.dead)
+    # The gauges read the backend; one that cannot answer now keeps its last value (the scrape still succeeds:
+    # a bus outage must not hide the counters that show it).
+    with contextlib.suppress(StoreUnavailable):
+        runtime.metrics.inbox_depth.set(await runtime.backend.inbox.depth())
+    with contextlib.suppress(StoreUnavailable):
+        for stats in await runtime.backend.forward_log.stats():
+            runtime.metrics.forward_queue_depth.labels(stats.destination).set(stats.queued)
+            runtime.metrics.forward_dead_letters.labels(stats.destination).set(stats.dead)
     return Response(runtime.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

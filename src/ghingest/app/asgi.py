@@ -24,10 +24,17 @@ from ghingest.core.pagination import InvalidCursor
 
 
 def create_api(
-    runtime: Runtime, *, manage_runtime: bool = True, with_dashboard: bool = True, with_read_api: bool = True
+    runtime: Runtime,
+    *,
+    manage_runtime: bool = True,
+    with_dashboard: bool = True,
+    with_read_api: bool = True,
+    receives_webhooks: bool = False,
 ) -> FastAPI:
     """Health and metrics; with `with_read_api`, the read and forwarding API (and with `with_dashboard`, the
-    dashboard). Every request passes the `RequestGuard` (body cap, authentication before an `/api` body) first."""
+    dashboard). Every request passes the `RequestGuard` (body cap, authentication before an `/api` body) first.
+    `/readyz` checks what this process needs: the inbox when it `receives_webhooks` (or runs the worker), the read
+    side with `with_read_api`."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -51,6 +58,7 @@ def create_api(
         redoc_url=None,
     )
     app.state.runtime = runtime
+    app.state.readiness = {"intake": receives_webhooks or runtime.run_worker, "reads": with_read_api}
     app.state.authenticator = TokenAuthenticator(runtime.api_tokens.values)
     app.add_middleware(RequestGuard, max_body_bytes=runtime.settings.http_max_form_bytes, metrics=runtime.metrics)
     # Outermost (added last): the real TCP peer, kept for the SSO check before anything authenticates; the client
@@ -95,7 +103,13 @@ class Application:
 
     def __init__(self, runtime: Runtime, *, manage_runtime: bool = True, read_side: bool = True) -> None:
         self.runtime = runtime
-        self.api = create_api(runtime, manage_runtime=manage_runtime, with_dashboard=read_side, with_read_api=read_side)
+        self.api = create_api(
+            runtime,
+            manage_runtime=manage_runtime,
+            with_dashboard=read_side,
+            with_read_api=read_side,
+            receives_webhooks=True,
+        )
         self.receiver = WebhookReceiver(
             runtime.backend.inbox,
             runtime.backend.store,

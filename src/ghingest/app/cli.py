@@ -308,7 +308,7 @@ def dashboard(
     settings = _settings(host=host, port=port)
     runtime = _runtime(settings, run_worker=False, migrate=migrate)
     sign_in_hint(console, runtime)
-    _listen(create_api(runtime), settings, timeout_graceful_shutdown=3)
+    _listen(create_api(runtime, receives_webhooks=False), settings, timeout_graceful_shutdown=3)
 
 
 class UserRole(StrEnum):

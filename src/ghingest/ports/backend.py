@@ -41,8 +41,12 @@ class Backend:
     sessions: SessionRevocations
     resources: Resources
 
-    async def ready(self) -> None:
-        """Raise `StoreUnavailable` unless the read side answers, a write commits and the inbox takes appends."""
-        await self.reads.ping()
+    async def ready(self, *, intake: bool = True, reads: bool = True) -> None:
+        """Raise `StoreUnavailable` unless this process can do its job: a write commits, and with `intake` (it
+        receives or processes deliveries) the inbox takes appends, with `reads` (it serves the read side) the read
+        side answers. A dashboard is ready while the bus is down; a receiver is not."""
         await self.store.ping()
-        await self.inbox.ping()
+        if reads:
+            await self.reads.ping()
+        if intake:
+            await self.inbox.ping()
