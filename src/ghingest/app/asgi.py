@@ -33,8 +33,8 @@ def create_api(
 ) -> FastAPI:
     """Health and metrics; with `with_read_api`, the read and forwarding API (and with `with_dashboard`, the
     dashboard). Every request passes the `RequestGuard` (body cap, authentication before an `/api` body) first.
-    `/readyz` checks what this process needs: the inbox when it `receives_webhooks` (or runs the worker), the read
-    side with `with_read_api`."""
+    `/readyz` checks what this process needs: the store, and the inbox when it `receives_webhooks` (or runs the
+    worker)."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -58,7 +58,7 @@ def create_api(
         redoc_url=None,
     )
     app.state.runtime = runtime
-    app.state.readiness = {"intake": receives_webhooks or runtime.run_worker, "reads": with_read_api}
+    app.state.readiness = {"intake": receives_webhooks or runtime.run_worker}
     app.state.authenticator = TokenAuthenticator(runtime.api_tokens.values)
     app.add_middleware(RequestGuard, max_body_bytes=runtime.settings.http_max_form_bytes, metrics=runtime.metrics)
     # Outermost (added last): the real TCP peer, kept for the SSO check before anything authenticates; the client

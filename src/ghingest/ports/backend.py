@@ -41,12 +41,11 @@ class Backend:
     sessions: SessionRevocations
     resources: Resources
 
-    async def ready(self, *, intake: bool = True, reads: bool = True) -> None:
-        """Raise `StoreUnavailable` unless this process can do its job: a write commits, and with `intake` (it
-        receives or processes deliveries) the inbox takes appends, with `reads` (it serves the read side) the read
-        side answers. A dashboard is ready while the bus is down; a receiver is not."""
+    async def ready(self, *, intake: bool = True) -> None:
+        """Raise `StoreUnavailable` unless this process can do its job: the read side answers (at the schema
+        revision this release expects) and a write commits, and with `intake` (it receives or processes
+        deliveries) the inbox takes appends. A dashboard is ready while the bus is down; a receiver is not."""
+        await self.reads.ping()
         await self.store.ping()
-        if reads:
-            await self.reads.ping()
         if intake:
             await self.inbox.ping()
