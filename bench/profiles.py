@@ -46,6 +46,8 @@ from stats import percentile
 
 ROOT = Path(__file__).resolve().parent.parent
 GHINGEST = str(ROOT / ".venv" / "bin" / "ghingest")
+# `--baseline DIR`: also measure the embedded profile of another checkout (its own .venv), first, in the same run
+BASELINE: dict[str, str] = {}
 SECRET = "bench-secret-" + secrets.token_hex(8)
 TOKEN = "bench-token-" + secrets.token_hex(8)
 
@@ -87,6 +89,7 @@ class Deployment:
     name: str
     work: Path
     env: dict[str, str]
+    binary: str = GHINGEST
     procs: list[Proc] = field(default_factory=list)
 
     def start(self, role: str, *, listen: bool) -> Proc:
@@ -94,7 +97,7 @@ class Deployment:
         env = {**self.env, **({"GHINGEST_PORT": str(port)} if port else {})}
         log = (self.work / f"{self.name}-{role}-{len(self.procs)}.log").open("ab")
         process = subprocess.Popen(
-            [GHINGEST, role, *(["--no-migrate"] if listen else [])],
+            [self.binary, role, *(["--no-migrate"] if listen else [])],
             cwd=self.work,
             env=env,
             stdout=log,
@@ -332,10 +335,10 @@ def base_env(work: Path) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def embedded(work: Path) -> Iterator[Deployment]:
+def embedded(work: Path, binary: str = GHINGEST) -> Iterator[Deployment]:
     env = {**base_env(work), "GHINGEST_DATABASE_URL": f"sqlite:///{work / 'embedded.db'}"}
-    subprocess.run([GHINGEST, "db", "upgrade"], env=env, cwd=work, check=True, capture_output=True)
-    deployment = Deployment("embedded", work, env)
+    subprocess.run([binary, "db", "upgrade"], env=env, cwd=work, check=True, capture_output=True)
+    deployment = Deployment("embedded", work, env, binary)
     try:
         deployment.start("serve", listen=True)
         yield deployment
@@ -376,7 +379,13 @@ def scale_out(work: Path) -> Iterator[Deployment]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-PROFILES = {"embedded": (embedded, 1), "scale-out": (scale_out, 2)}
+@contextlib.contextmanager
+def baseline(work: Path) -> Iterator[Deployment]:
+    with embedded(work, BASELINE["binary"]) as deployment:
+        yield deployment
+
+
+PROFILES = {"embedded": (embedded, 1), "scale-out": (scale_out, 2), "baseline": (baseline, 1)}
 
 
 def measure(name: str, work: Path, bodies: Path, quick: bool) -> dict[str, Any]:
@@ -395,7 +404,7 @@ def measure(name: str, work: Path, bodies: Path, quick: bool) -> dict[str, Any]:
             open_loop([p for p in receivers if p], metrics_port, bodies, 500, 8 if quick else 20, f"{tag}o")
         )
         wait_drained(metrics_port, 300)
-        if name == "embedded":  # processing measured with a worker process of its own, on the same file
+        if name in ("embedded", "baseline"):  # processing: a worker process of its own, on the same file
             deployment.stop("serve")
             deployment.start("receiver", listen=True)
             deployment.start("dashboard", listen=True)
@@ -427,13 +436,18 @@ def main() -> None:
     parser.add_argument("--bodies", type=Path, help="signed bodies from bench/prep.py (default: made here)")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--baseline", type=Path, help="another checkout (with its .venv): its embedded profile first")
     args = parser.parse_args()
+    profiles = args.profiles.split(",")
+    if args.baseline:
+        BASELINE["binary"] = str(args.baseline / ".venv" / "bin" / "ghingest")
+        profiles.insert(0, "baseline")
     results = []
     if args.bodies is None:
         args.bodies = Path(tempfile.mkdtemp(prefix="ghingest-bench-bodies-")) / "bodies.txt"
         prep = [sys.executable, str(ROOT / "bench" / "prep.py"), "--out", str(args.bodies), "--secret", SECRET]
         subprocess.run([*prep, "--count", "2000", "--releases", "500", "--repos", "100"], check=True)
-    for name in args.profiles.split(","):
+    for name in profiles:
         with tempfile.TemporaryDirectory(prefix=f"ghingest-bench-{name}-") as folder:
             print(f"== profile {name}", flush=True)
             results.append(measure(name, Path(folder), args.bodies, args.quick))

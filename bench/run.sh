@@ -38,8 +38,9 @@ fi
 # dashboard) and the embedded profile, measured the same way in the same run (bench/profiles.py).
 if [[ ${BENCH_PROFILE:-embedded} != embedded ]]; then
   mkdir -p "$RESULTS"
+  # BENCH_BASELINE=DIR: another checkout with its own .venv (e.g. `git worktree add DIR <rev>`), measured first.
   exec "$PY" bench/profiles.py --profiles "embedded,${BENCH_PROFILE}" $([[ $QUICK == 1 ]] && echo --quick) \
-    --out "$RESULTS/profiles.txt"
+    $([[ -n ${BENCH_BASELINE:-} ]] && echo --baseline "$BENCH_BASELINE") --out "$RESULTS/profiles.txt"
 fi
 
 WORK=$(mktemp -d /tmp/ghingest-bench.XXXXXX)
