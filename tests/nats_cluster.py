@@ -126,6 +126,12 @@ class NatsCluster:
     def _write_config(self, node: Node) -> None:
         node.store.mkdir(parents=True, exist_ok=True)
         routes = ", ".join(f"nats-route://127.0.0.1:{n.cluster_port}" for n in self.nodes if n is not node)
+        cluster = (
+            ""
+            if len(self.nodes) == 1
+            else f"cluster {{\n  name: {self.cluster_name}\n  listen: 127.0.0.1:{node.cluster_port}\n"
+            f"  routes: [{routes}]\n}}\n"
+        )
         node.config.write_text(
             f"""
 server_name: {node.name}
@@ -138,12 +144,7 @@ jetstream {{
   max_memory_store: 64MB
   max_file_store: 8GB
 }}
-cluster {{
-  name: {self.cluster_name}
-  listen: 127.0.0.1:{node.cluster_port}
-  routes: [{routes}]
-}}
-"""
+{cluster}"""
         )
 
     # --- processes ------------------------------------------------------------------------------------------------

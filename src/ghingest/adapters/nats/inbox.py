@@ -209,6 +209,10 @@ class NatsInbox:
         deadline = loop.time() + self.options.publish_timeout
         client = await self._connection.current(deadline)
         subject = f"{self.options.subject_prefix}.{token}"
+        if len(body) > client.max_payload - codec.HEADER_ROOM:
+            # The server counts headers and body together, and closes the connection of a client that sends more
+            # than max_payload: refuse it here, as `capabilities.max_payload_bytes` says.
+            raise PayloadTooLarge(f"body exceeds the {client.max_payload - codec.HEADER_ROOM} bytes the bus takes")
         try:
             ack = await client.jetstream().publish(
                 subject,
@@ -218,7 +222,7 @@ class NatsInbox:
                 headers=headers,
             )
         except nats.errors.MaxPayloadError:
-            raise PayloadTooLarge(f"body exceeds the bus's {client.max_payload} bytes (headers included)") from None
+            raise PayloadTooLarge(f"body exceeds the bus's {client.max_payload} bytes") from None
         except (nats.errors.TimeoutError, TimeoutError):
             raise StoreUnavailable(f"no PubAck within {self.options.publish_timeout} s") from None
         except nats.js.errors.NoStreamResponseError:
