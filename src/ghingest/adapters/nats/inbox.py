@@ -111,6 +111,8 @@ class JetStreamOptions:
         )
 
 
+PUBLISH_RETRY_MIN = 0.02  # seconds between tries of a publish the server did not take (doubling)
+PUBLISH_RETRY_MAX = 0.5
 CLAIM_WAIT = 0.1  # seconds an empty claim waits for a delivery the consumer's leader has not seen yet
 DELIVERY_MARGIN = 3  # deliveries beyond the retry policy's attempts: claims that crashed a worker, never settled
 
@@ -203,37 +205,53 @@ class NatsInbox:
         return not ack.duplicate
 
     async def _publish(self, token: str, body: bytes, headers: dict[str, str]) -> api.PubAck:
+        """Publish and wait for the PubAck, within `publish_timeout`. A publish the server certainly did not
+        take (no connection yet, or no responders: the stream has no leader during an election) is tried again
+        until the deadline, under the same msg id; one that may have reached the stream (no PubAck in time) is
+        not: it is `StoreUnavailable`, and if it was stored after all a redelivery is a duplicate."""
         if self._closed:
             raise StoreUnavailable("the NATS inbox is closed")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.options.publish_timeout
-        client = await self._connection.current(deadline)
         subject = f"{self.options.subject_prefix}.{token}"
-        if len(body) > client.max_payload - codec.HEADER_ROOM:
-            # The server counts headers and body together, and closes the connection of a client that sends more
-            # than max_payload: refuse it here, as `capabilities.max_payload_bytes` says.
-            raise PayloadTooLarge(f"body exceeds the {client.max_payload - codec.HEADER_ROOM} bytes the bus takes")
-        try:
-            ack = await client.jetstream().publish(
-                subject,
-                body,
-                timeout=max(0.001, deadline - loop.time()),
-                stream=self.options.stream,
-                headers=headers,
-            )
-        except nats.errors.MaxPayloadError:
-            raise PayloadTooLarge(f"body exceeds the bus's {client.max_payload} bytes") from None
-        except (nats.errors.TimeoutError, TimeoutError):
-            raise StoreUnavailable(f"no PubAck within {self.options.publish_timeout} s") from None
-        except nats.js.errors.NoStreamResponseError:
-            raise StoreUnavailable("no stream answered the publish (no quorum, or the stream is missing)") from None
-        except nats.js.errors.APIError as exc:
-            raise StoreUnavailable(f"the stream refused the publish: {exc.description or exc.code}") from None
-        except (nats.errors.Error, OSError) as exc:  # connection closed or lost, outbound buffer, …
-            raise StoreUnavailable(f"the publish failed: {exc.__class__.__name__}") from None
-        if ack.stream != self.options.stream:
-            raise StoreUnavailable(f"the publish was stored by another stream ({ack.stream})")
-        return ack
+        pause = PUBLISH_RETRY_MIN
+        while True:
+            client = await self._connection.current(deadline)
+            if len(body) > client.max_payload - codec.HEADER_ROOM:
+                # The server counts headers and body together, and closes the connection of a client that sends
+                # more than max_payload: refuse it here, as `capabilities.max_payload_bytes` says.
+                limit = client.max_payload - codec.HEADER_ROOM
+                raise PayloadTooLarge(f"body exceeds the {limit} bytes the bus takes")
+            try:
+                ack = await client.jetstream().publish(
+                    subject,
+                    body,
+                    timeout=max(0.001, deadline - loop.time()),
+                    stream=self.options.stream,
+                    headers=headers,
+                )
+            except nats.errors.MaxPayloadError:
+                raise PayloadTooLarge(f"body exceeds the bus's {client.max_payload} bytes") from None
+            except (nats.errors.TimeoutError, TimeoutError):
+                raise StoreUnavailable(f"no PubAck within {self.options.publish_timeout} s") from None
+            except nats.js.errors.NoStreamResponseError:
+                reason = "no stream answered the publish (electing a leader, no quorum, or no stream)"
+            except nats.js.errors.ServiceUnavailableError as exc:
+                reason = f"JetStream is unavailable: {exc.description or exc.code}"
+            except nats.js.errors.APIError as exc:  # full (maximum bytes exceeded), wrong stream, …
+                raise StoreUnavailable(f"the stream refused the publish: {exc.description or exc.code}") from None
+            except (nats.errors.ConnectionClosedError, nats.errors.OutboundBufferLimitError) as exc:
+                reason = f"the connection was lost before the publish: {exc.__class__.__name__}"
+            except (nats.errors.Error, OSError) as exc:
+                raise StoreUnavailable(f"the publish failed: {exc.__class__.__name__}") from None
+            else:
+                if ack.stream != self.options.stream:
+                    raise StoreUnavailable(f"the publish was stored by another stream ({ack.stream})")
+                return ack
+            if loop.time() + pause >= deadline:
+                raise StoreUnavailable(reason)
+            await asyncio.sleep(pause)  # a retry's backoff within the deadline
+            pause = min(PUBLISH_RETRY_MAX, pause * 2)
 
     # --- claim ----------------------------------------------------------------------------------------------------
 
