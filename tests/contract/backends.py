@@ -91,3 +91,31 @@ async def sqlite(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Backend]:
         yield backend
     finally:
         await backend.resources.close()
+
+
+# --- nats -----------------------------------------------------------------------------------------------------
+# The inbox alone, on a real 3-node JetStream cluster (tests/nats_cluster.py), a stream of its own per test. Not
+# `manual_clock`: the ack wait (the lease) and nak delays are the server's timers. Not `exact_byte_budget`: a
+# pull request's `max_bytes` stops before the budget, not after the delivery that passes it.
+
+
+@register("nats", provides=frozenset({"inbox"}))
+async def nats(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Any]:
+    from types import SimpleNamespace
+
+    from ghingest.adapters.nats import JetStreamOptions, NatsInbox, NatsResources
+    from tests.nats_cluster import delete_stream, shared_cluster, unique_name
+
+    cluster = shared_cluster()
+    options = JetStreamOptions(
+        servers=cluster.urls, stream=unique_name("CONTRACT"), replicas=3, ack_wait=60.0, max_bytes=64 * 1024 * 1024
+    )
+    inbox = NatsInbox(options, clock=clock)
+    resources = NatsResources(inbox)
+    resources.upgrade()
+    await resources.start()
+    try:
+        yield SimpleNamespace(inbox=inbox, resources=resources)
+    finally:
+        await resources.close()
+        delete_stream(cluster.urls, options.stream)

@@ -2,11 +2,13 @@
 
 `GHINGEST_DATABASE_URL` chooses the store: `sqlite:///path` (the embedded profile, inbox included) or `memory://`
 (everything in this process's memory, nothing persists: demonstrations and tests). `GHINGEST_BUS_URL`
-(comma-separated `nats://` servers), when set, puts the inbox on NATS JetStream instead.
+(comma-separated `nats://` servers), when set, puts the inbox on NATS JetStream instead: the database backend is
+opened as without it, its inbox replaced by the NATS inbox and both resources combined (`sqlite+nats`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 from ghingest.ports.backend import Backend
@@ -21,6 +23,23 @@ class UnsupportedBackend(ValueError):
 
 
 def open_backend(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> Backend:
+    backend = _open_database(settings, clock=clock)
+    if not settings.bus_url:
+        return backend
+    try:
+        from ghingest.adapters.nats import CombinedResources, open_nats_inbox
+    except ImportError:  # pragma: no cover - the [nats] extra is not installed
+        raise UnsupportedBackend("GHINGEST_BUS_URL: install the [nats] extra (nats-py)") from None
+    inbox, resources = open_nats_inbox(settings, clock=clock)
+    return dataclasses.replace(
+        backend,
+        name=f"{backend.name}+nats",
+        inbox=inbox,
+        resources=CombinedResources(backend.resources, resources),
+    )
+
+
+def _open_database(settings: Settings, *, clock: Clock) -> Backend:
     url = settings.database_url
     if url.startswith("sqlite:///"):
         from ghingest.adapters.sqlite.database import SqliteDatabase

@@ -5,7 +5,8 @@ signature and the payload's form (with the processor's own parser: nothing is ac
 refuse), and append the delivery durably. A large body is verified in a worker process (`Offload`): parsing
 25 MiB takes up to a second, which must not stall the event loop every other request is answered on.
 202 only after the append is committed; 200 for a delivery id already recorded; 503 with `Retry-After` when the
-store cannot commit, or not within `ack_timeout` (always well inside GitHub's 10 s). Every error is JSON.
+store cannot commit, or not within `ack_timeout` (always well inside GitHub's 10 s); 413 for a body over the cap or
+over what the inbox holds (`InboxCapabilities.max_payload_bytes`). Every error is JSON.
 A bare ASGI callable costs ~20 µs less per request than a framework route (../shared/PERFORMANCE.md).
 """
 
@@ -77,8 +78,9 @@ class WebhookReceiver:
         started = time.perf_counter()
         headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
         try:
-            head = core_delivery.check_head(headers, max_body_bytes=self._max_body)
-            body = await _read_body(receive, self._max_body)
+            limit = self._body_limit()
+            head = core_delivery.check_head(headers, max_body_bytes=limit)
+            body = await _read_body(receive, limit)
             if self._offload.inline(len(body)):
                 secret_index = self._verify(head, headers, body)
             else:
@@ -102,6 +104,10 @@ class WebhookReceiver:
         except StoreUnavailable as exc:
             await self._unavailable(send, delivery.event, delivery.delivery_id, str(exc)[:200])
             return
+        except PayloadTooLarge as exc:  # the inbox refused its size (its limit was not known before the request)
+            self._rejected(exc, headers, started)
+            await _respond(send, exc.status, {"error": exc.code, "detail": exc.detail})
+            return
         except TimeoutError:  # not acknowledged: it may still commit, and a redelivery is then a duplicate
             await self._unavailable(send, delivery.event, delivery.delivery_id, "the commit took too long")
             return
@@ -112,6 +118,12 @@ class WebhookReceiver:
         else:
             self._metrics.deliveries.labels(label, "duplicate").inc()
             await _respond(send, 200, {"delivery_id": delivery.delivery_id, "duplicate": True})
+
+    def _body_limit(self) -> int:
+        """The largest body accepted: the configured cap, or less when the inbox holds less (a NATS server's
+        `max_payload`, known once connected: `InboxCapabilities.max_payload_bytes`)."""
+        inbox_max = self._inbox.capabilities.max_payload_bytes
+        return self._max_body if inbox_max is None else min(self._max_body, inbox_max)
 
     async def _unavailable(self, send: Any, event: str, delivery_id: str, reason: str) -> None:
         self._metrics.deliveries.labels(event_label(event), "unavailable").inc()

@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     bus_stream: str = Field(default="GHINGEST_DELIVERIES", pattern=r"^[A-Za-z0-9_-]{1,64}$")
     bus_replicas: int = Field(default=3, ge=1, le=5)  # the stream's replicas (R3: an ack means a quorum has it)
     bus_publish_timeout: float = Field(default=4.0, gt=0, le=8)  # a receiver answers 503 after this
+    bus_max_bytes: int = Field(default=8 * 1024**3, ge=1024**2)  # the stream's backlog; full: appends refused (503)
     data_dir: Path = Path("./data")
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
