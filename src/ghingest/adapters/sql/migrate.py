@@ -12,10 +12,19 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, pool
 
 
+def sqlalchemy_url(url: str) -> str:
+    """The SQLAlchemy URL of a database URL: `postgresql://` and `postgres://` use the psycopg (3) driver."""
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url.removeprefix(scheme)
+    return url
+
+
 def _config(url: str) -> Config:
     config = Config()
     config.set_main_option("script_location", "ghingest:migrations")
-    config.set_main_option("sqlalchemy.url", url)
+    # Alembic's Config interpolates `%`: a percent-encoded password (`p%40ss`) must reach SQLAlchemy as it is.
+    config.set_main_option("sqlalchemy.url", sqlalchemy_url(url).replace("%", "%%"))
     return config
 
 
@@ -26,7 +35,7 @@ def upgrade(url: str, revision: str = "head") -> None:
 
 
 def current_revision(url: str) -> str | None:
-    engine = create_engine(url, poolclass=pool.NullPool)
+    engine = create_engine(sqlalchemy_url(url), poolclass=pool.NullPool)
     try:
         with engine.connect() as connection:
             return MigrationContext.configure(connection).get_current_revision()

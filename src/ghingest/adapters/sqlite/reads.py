@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ghingest.adapters.sql import migrate, queries
-from ghingest.adapters.sqlite._where import Where
+from ghingest.adapters.sql.where import Where
 from ghingest.adapters.sqlite.reader import SqliteReader
 from ghingest.core.errors import StoreUnavailable
 from ghingest.core.pagination import Page, decode_cursor, encode_cursor
