@@ -1,7 +1,8 @@
 """One factory turns the configuration into the ports: the only place that names a backend's class.
 
-`GHINGEST_DATABASE_URL` chooses the store: `sqlite:///path` (the embedded profile, inbox included) or `memory://`
-(everything in this process's memory, nothing persists: demonstrations and tests). `GHINGEST_BUS_URL`
+`GHINGEST_DATABASE_URL` chooses the store: `sqlite:///path` (the embedded profile, inbox included),
+`postgresql://…` or `postgres://…` (the scale-out profile: every port on PostgreSQL, inbox included), or
+`memory://` (everything in this process's memory, nothing persists: demonstrations and tests). `GHINGEST_BUS_URL`
 (comma-separated `nats://` servers), when set, puts the inbox on NATS JetStream instead.
 """
 
@@ -29,6 +30,10 @@ def open_backend(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> Backend:
             url, synchronous=settings.sqlite_synchronous, busy_timeout=settings.sqlite_busy_timeout, clock=clock
         )
         return database.backend()
+    if url.startswith(("postgresql://", "postgres://")):
+        from ghingest.adapters.postgres import open_postgres_backend
+
+        return open_postgres_backend(url, pool_size=settings.database_pool_size, clock=clock)
     if url.startswith("memory:"):
         from ghingest.adapters.memory import open_memory_backend
 
