@@ -18,11 +18,22 @@ from ghingest.ports.clock import SYSTEM_CLOCK, Clock
 
 
 def open_postgres_backend(
-    url: str, *, pool_size: int = 10, clock: Clock = SYSTEM_CLOCK, poll_interval: float = 1.0
+    url: str,
+    *,
+    pool_size: int = 10,
+    clock: Clock = SYSTEM_CLOCK,
+    pool_timeout: float = 5.0,
+    poll_interval: float = 1.0,
 ) -> Backend:
     """A backend on the database at `url` (`postgresql://` or `postgres://`). Nothing connects until
-    `resources.start()`; `resources.upgrade()` migrates (synchronously, as `ghingest db upgrade` does)."""
-    resources = PostgresResources(url, pool_size=pool_size, clock=clock, poll_interval=poll_interval)
+    `resources.start()`; `resources.upgrade()` migrates (synchronously, as `ghingest db upgrade` does).
+
+    `pool_size`: connections per process (`GHINGEST_DATABASE_POOL_SIZE`); `pool_timeout`: how long a port waits for
+    a connection before it raises `StoreUnavailable`; `poll_interval`: how often waiters look while the LISTEN
+    connection is down."""
+    resources = PostgresResources(
+        url, pool_size=pool_size, clock=clock, pool_timeout=pool_timeout, poll_interval=poll_interval
+    )
     return Backend(
         name="postgres",
         inbox=PostgresInbox(resources),
