@@ -14,15 +14,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
 
 from ghingest.adapters.postgres.connection import WORK, PostgresResources
 from ghingest.adapters.sql import queries
+from ghingest.adapters.sql.settling import settlement_rows
 from ghingest.core.delivery import IncomingDelivery
 from ghingest.core.processing import StoredDelivery
-from ghingest.ports.inbox import Claimed, InboxCapabilities, Settle, Settlement
+from ghingest.ports.inbox import Claimed, InboxCapabilities, Settlement
 
 _APPEND = (
     "WITH d AS (INSERT INTO deliveries (delivery_id, event, hook_id, content_kind, headers, body,"  # noqa: S608
@@ -116,16 +116,7 @@ class PostgresInbox:
         only confirms; alone (another store), it moves the rows itself. Idempotent either way."""
         if not settlements:
             return
-        now = self._db.clock.now()
-        done: list[tuple[Any, ...]] = []
-        retry: list[tuple[Any, ...]] = []
-        for settlement in settlements:
-            claim = _handle(settlement.handle)
-            if settlement.outcome is Settle.RETRY:
-                retry.append((claim.attempts + 1, settlement.retry_at or now, claim.seq, claim.token))
-            else:
-                status = "processed" if settlement.outcome is Settle.DONE else "failed"
-                done.append((status, now, claim.attempts + 1, claim.seq, claim.token))
+        done, retry = settlement_rows(settlements, self._db.clock.now(), _claim_of)
         async with self._db.transaction() as conn, conn.cursor() as cursor:
             if done:
                 await cursor.executemany(_SETTLE, done)
@@ -166,6 +157,11 @@ class PostgresInbox:
 
     async def ping(self) -> None:
         await self._db.scalar(WRITE_PROBE)
+
+
+def _claim_of(handle: object) -> tuple[int, int, int]:
+    claim = _handle(handle)
+    return claim.seq, claim.attempts, claim.token
 
 
 def _handle(handle: object) -> PostgresClaim:

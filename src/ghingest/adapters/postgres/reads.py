@@ -60,9 +60,7 @@ class PostgresReads:
             raise
         except Exception as exc:  # no such table (not migrated): the store cannot be read
             raise StoreUnavailable(f"the store cannot be read: {exc.__class__.__name__}") from None
-        expected = migrate.head_revision()
-        if version != expected:
-            raise StoreUnavailable(f"the schema is at revision {version}, not {expected}: run `ghingest db upgrade`")
+        migrate.require_head(version)
 
     async def deliveries_to_reprocess(
         self, selection: ReprocessSelection, *, after: str | None = None, limit: int = 500
@@ -101,14 +99,13 @@ class PostgresReads:
         if len(names) < limit and text:
             statement = queries.select_repositories(text, limit=limit, contains=True, ilike=True)
             more = await self._db.fetch_statement(statement)
-            names += [r[0] for r in more if r[0] not in names][: limit - len(names)]
+            return queries.typeahead(names, [r[0] for r in more], limit)
         return names
 
     async def newest_release_at(self, *, repository: str | None = None) -> str | None:
         rows = await self._db.fetch_statement(queries.select_newest_release_at(repository))
-        value = rows[0][0] if rows else None
-        return str(value) if value else None
+        return queries.newest_of(rows)
 
     async def count_releases_by_day(self, *, since: str, repository: str | None = None) -> Mapping[str, int]:
         rows = await self._db.fetch_statement(queries.select_releases_by_day(since, repository))
-        return {str(row._mapping["day"]): int(row._mapping["n"]) for row in rows}
+        return queries.days_of(rows)

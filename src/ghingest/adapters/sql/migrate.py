@@ -11,6 +11,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, pool
 
+from ghingest.core.errors import StoreUnavailable
+
 
 def sqlalchemy_url(url: str) -> str:
     """The SQLAlchemy URL of a database URL: `postgresql://` and `postgres://` use the psycopg (3) driver."""
@@ -46,3 +48,10 @@ def current_revision(url: str) -> str | None:
 @functools.cache
 def head_revision() -> str | None:
     return ScriptDirectory.from_config(_config("sqlite://")).get_current_head()
+
+
+def require_head(version: object) -> None:
+    """Raise `StoreUnavailable` unless `version` (the database's) is the revision this release expects."""
+    expected = head_revision()
+    if version != expected:
+        raise StoreUnavailable(f"the schema is at revision {version}, not {expected}: run `ghingest db upgrade`")

@@ -190,11 +190,28 @@ def select_repositories(text: str, *, limit: int, contains: bool, ilike: bool = 
     return statement.order_by(column).limit(max(1, min(limit, 100)))
 
 
+def typeahead(starting: Sequence[str], containing: Sequence[str], limit: int) -> list[str]:
+    """Names starting with the text first, then those containing it, up to `limit` (`select_repositories`)."""
+    names = list(starting)
+    return names + [name for name in containing if name not in names][: max(0, limit - len(names))]
+
+
 def select_newest_release_at(repository: str | None) -> sa.Select[Any]:
     statement = sa.select(sa.func.max(releases.c.sort_at))  # one index probe: '' (no time) sorts lowest
     if repository is not None:
         statement = statement.where(releases.c.repository == repository)
     return statement
+
+
+def newest_of(rows: Sequence[Any]) -> str | None:
+    """`select_newest_release_at`'s answer: None when there is no release (or none with a time)."""
+    value = rows[0][0] if rows else None
+    return str(value) if value else None
+
+
+def days_of(rows: Sequence[MappingRow]) -> dict[str, int]:
+    """`select_releases_by_day`'s answer: releases per `YYYY-MM-DD`."""
+    return {str(row._mapping["day"]): int(row._mapping["n"]) for row in rows}
 
 
 def select_releases_by_day(since: str, repository: str | None) -> sa.Select[Any]:

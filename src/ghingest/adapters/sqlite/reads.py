@@ -37,9 +37,7 @@ class SqliteReads:
             version = await self._reader.run(lambda conn: conn.execute(_READINESS).scalar())
         except Exception as exc:
             raise StoreUnavailable(f"the store cannot be read: {exc.__class__.__name__}") from None
-        expected = migrate.head_revision()
-        if version != expected:
-            raise StoreUnavailable(f"the schema is at revision {version}, not {expected}: run `ghingest db upgrade`")
+        migrate.require_head(version)
 
     async def deliveries_to_reprocess(
         self, selection: ReprocessSelection, *, after: str | None = None, limit: int = 500
@@ -91,16 +89,15 @@ class SqliteReads:
             names: list[str] = [r[0] for r in first]
             if len(names) < limit and text:
                 more = conn.execute(queries.select_repositories(text, limit=limit, contains=True))
-                names += [r[0] for r in more if r[0] not in names][: limit - len(names)]
+                return queries.typeahead(names, [r[0] for r in more], limit)
             return names
 
         return await self._reader.run(load)
 
     async def newest_release_at(self, *, repository: str | None = None) -> str | None:
         rows = await self._reader.fetch_all(queries.select_newest_release_at(repository))
-        value = rows[0][0] if rows else None
-        return str(value) if value else None
+        return queries.newest_of(rows)
 
     async def count_releases_by_day(self, *, since: str, repository: str | None = None) -> Mapping[str, int]:
         rows = await self._reader.fetch_all(queries.select_releases_by_day(since, repository))
-        return {str(row._mapping["day"]): int(row._mapping["n"]) for row in rows}
+        return queries.days_of(rows)
