@@ -209,12 +209,18 @@ class PostgresResources:
 
     async def wait(self, channel: str, timeout: float, ready: Callable[[], Awaitable[bool]] | None = None) -> None:
         """Until a NOTIFY on `channel` (from any process), `ready()` holds, or `timeout` seconds have passed.
-        While the LISTEN connection is down, every `poll_interval` seconds at the most."""
+        While the LISTEN connection (or the server) is down, `poll_interval` seconds at the most. Raises
+        `StoreUnavailable` once the resources are closed."""
         self._open_pool()
         event = self.signals[channel].register()
-        if ready is not None and await ready():
-            return
-        if not self.listening:
+        polling = not self.listening
+        if ready is not None:
+            try:
+                if await ready():
+                    return
+            except StoreUnavailable:  # the server is away: wait a poll interval, then let the caller try again
+                polling = True
+        if polling:
             timeout = min(timeout, self.poll_interval)
         await wait(event, timeout)
         self._open_pool()
