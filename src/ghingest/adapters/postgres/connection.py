@@ -240,8 +240,8 @@ class PostgresResources:
                 async with conn:
                     for channel in CHANNELS:
                         await conn.execute(f"LISTEN {channel}")
+                    # Waiters that began while nobody listened poll (see `wait`): none needs waking now.
                     self.listening, backoff = True, 0.1
-                    self._wake_all()  # what was notified while nobody listened
                     async for notify in conn.notifies():
                         signal = self.signals.get(notify.channel)
                         if signal is not None:
@@ -250,7 +250,7 @@ class PostgresResources:
                 pass
             finally:
                 self.listening = False
-                self._wake_all()  # waiters switch to polling
+                self._wake_all()  # waiters that expected a NOTIFY look again, and wait polling
             await asyncio.sleep(backoff)
 
     def _wake_all(self) -> None:
