@@ -93,6 +93,23 @@ async def sqlite(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Backend]:
         await backend.resources.close()
 
 
+# --- postgres -------------------------------------------------------------------------------------------------
+
+
+@register("postgres")
+async def postgres(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Backend]:
+    from ghingest.adapters.postgres import open_postgres_backend
+    from tests.postgres_support import fresh_database
+
+    with fresh_database() as url:  # skips without a server (fails under CI); migrated from a template
+        backend = open_postgres_backend(url, pool_size=4, clock=clock)
+        await backend.resources.start()
+        try:
+            yield backend
+        finally:
+            await backend.resources.close()
+
+
 # --- nats -----------------------------------------------------------------------------------------------------
 # The inbox alone, on a real 3-node JetStream cluster (tests/nats_cluster.py), a stream of its own per test. Not
 # `manual_clock`: the ack wait (the lease) and nak delays are the server's timers. Not `exact_byte_budget`: a

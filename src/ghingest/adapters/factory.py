@@ -1,9 +1,10 @@
 """One factory turns the configuration into the ports: the only place that names a backend's class.
 
-`GHINGEST_DATABASE_URL` chooses the store: `sqlite:///path` (the embedded profile, inbox included) or `memory://`
-(everything in this process's memory, nothing persists: demonstrations and tests). `GHINGEST_BUS_URL`
-(comma-separated `nats://` servers), when set, puts the inbox on NATS JetStream instead: the database backend is
-opened as without it, its inbox replaced by the NATS inbox and both resources combined (`sqlite+nats`).
+`GHINGEST_DATABASE_URL` chooses the store: `sqlite:///path` (the embedded profile, inbox included),
+`postgresql://…` or `postgres://…` (every port on PostgreSQL, inbox included), or `memory://` (everything in this
+process's memory, nothing persists: demonstrations and tests). `GHINGEST_BUS_URL` (comma-separated `nats://`
+servers), when set, puts the inbox on NATS JetStream instead: the database backend is opened as without it, its
+inbox replaced by the NATS inbox and both resources combined (`postgres+nats`).
 """
 
 from __future__ import annotations
@@ -48,6 +49,10 @@ def _open_database(settings: Settings, *, clock: Clock) -> Backend:
             url, synchronous=settings.sqlite_synchronous, busy_timeout=settings.sqlite_busy_timeout, clock=clock
         )
         return database.backend()
+    if url.startswith(("postgresql://", "postgres://")):
+        from ghingest.adapters.postgres import open_postgres_backend
+
+        return open_postgres_backend(url, pool_size=settings.database_pool_size, clock=clock)
     if url.startswith("memory:"):
         from ghingest.adapters.memory import open_memory_backend
 

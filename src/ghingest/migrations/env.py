@@ -1,4 +1,9 @@
-"""Alembic environment: migrations run against the URL the caller puts in the Alembic config."""
+"""Alembic environment: migrations run against the URL the caller puts in the Alembic config.
+
+The same revisions build the SQLite and the PostgreSQL schema: what only one dialect has (SQLite's FTS5 table and
+triggers; PostgreSQL's extensions, tsvector column, trigram index and lease columns in 0010) is created in a branch
+on `op.get_bind().dialect.name`. Batch mode (copy-and-move tables) is SQLite's way of altering tables only.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +17,17 @@ url = config.get_main_option("sqlalchemy.url")
 assert url, "ghingest.adapters.sql.migrate sets sqlalchemy.url"
 
 if context.is_offline_mode():
-    context.configure(url=url, target_metadata=metadata, literal_binds=True, render_as_batch=True)
+    context.configure(url=url, target_metadata=metadata, literal_binds=True, render_as_batch=url.startswith("sqlite"))
     with context.begin_transaction():
         context.run_migrations()
 else:
     engine = create_engine(url, poolclass=pool.NullPool)
     with engine.connect() as connection:
-        context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
+        context.configure(
+            connection=connection,
+            target_metadata=metadata,
+            render_as_batch=connection.dialect.name == "sqlite",
+        )
         with context.begin_transaction():
             context.run_migrations()
     engine.dispose()

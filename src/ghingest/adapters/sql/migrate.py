@@ -11,11 +11,22 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, pool
 
+from ghingest.core.errors import StoreUnavailable
+
+
+def sqlalchemy_url(url: str) -> str:
+    """The SQLAlchemy URL of a database URL: `postgresql://` and `postgres://` use the psycopg (3) driver."""
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url.removeprefix(scheme)
+    return url
+
 
 def _config(url: str) -> Config:
     config = Config()
     config.set_main_option("script_location", "ghingest:migrations")
-    config.set_main_option("sqlalchemy.url", url)
+    # Alembic's Config interpolates `%`: a percent-encoded password (`p%40ss`) must reach SQLAlchemy as it is.
+    config.set_main_option("sqlalchemy.url", sqlalchemy_url(url).replace("%", "%%"))
     return config
 
 
@@ -26,7 +37,7 @@ def upgrade(url: str, revision: str = "head") -> None:
 
 
 def current_revision(url: str) -> str | None:
-    engine = create_engine(url, poolclass=pool.NullPool)
+    engine = create_engine(sqlalchemy_url(url), poolclass=pool.NullPool)
     try:
         with engine.connect() as connection:
             return MigrationContext.configure(connection).get_current_revision()
@@ -37,3 +48,10 @@ def current_revision(url: str) -> str | None:
 @functools.cache
 def head_revision() -> str | None:
     return ScriptDirectory.from_config(_config("sqlite://")).get_current_head()
+
+
+def require_head(version: object) -> None:
+    """Raise `StoreUnavailable` unless `version` (the database's) is the revision this release expects."""
+    expected = head_revision()
+    if version != expected:
+        raise StoreUnavailable(f"the schema is at revision {version}, not {expected}: run `ghingest db upgrade`")

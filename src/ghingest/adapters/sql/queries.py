@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.engine import Row
 
 from ghingest.adapters.sql.schema import (
     deliveries,
@@ -17,9 +16,10 @@ from ghingest.adapters.sql.schema import (
     release_changes,
     releases,
 )
+from ghingest.adapters.sql.where import Where
 from ghingest.core.delivery import ContentKind
 from ghingest.core.events import EventRecord
-from ghingest.core.pagination import MAX_PAGE_SIZE, decode_cursor, encode_cursor
+from ghingest.core.pagination import MAX_PAGE_SIZE, Page, decode_cursor, encode_cursor
 from ghingest.core.processing import StoredDelivery
 from ghingest.core.releases import (
     ChangeOrder,
@@ -30,7 +30,14 @@ from ghingest.core.releases import (
     ReleaseState,
 )
 from ghingest.core.states import DeliveryStatus
-from ghingest.ports import DeliveryView, EventQuery, EventView, ReleaseQuery, ReleaseView, Sighting
+from ghingest.ports import DeliveryView, EventQuery, EventView, ReleaseQuery, ReleaseView, ReprocessSelection, Sighting
+
+
+class MappingRow(Protocol):
+    """A row that maps column names to values (a SQLAlchemy `Row`; the PostgreSQL adapter's `MappedRow`)."""
+
+    @property
+    def _mapping(self) -> Mapping[Any, Any]: ...
 
 
 def page_size(limit: int) -> int:
@@ -58,7 +65,7 @@ def select_sightings(delivery_id: str) -> sa.Select[Any]:
     )
 
 
-def sighting(row: Row[Any]) -> Sighting:
+def sighting(row: MappingRow) -> Sighting:
     m = row._mapping
     return Sighting(
         hook_id=m["hook_id"] or None,
@@ -70,7 +77,7 @@ def sighting(row: Row[Any]) -> Sighting:
     )
 
 
-def delivery_view(row: Row[Any], sightings: Sequence[Sighting] = ()) -> DeliveryView:
+def delivery_view(row: MappingRow, sightings: Sequence[Sighting] = ()) -> DeliveryView:
     m = row._mapping
     return DeliveryView(
         seq=m["seq"],
@@ -107,7 +114,7 @@ def select_events(query: EventQuery) -> sa.Select[Any]:
     return statement.order_by(events.c.seq.desc()).limit(page_size(query.limit) + 1)
 
 
-def event_view(row: Row[Any]) -> EventView:
+def event_view(row: MappingRow) -> EventView:
     m = row._mapping
     return EventView(
         seq=m["seq"],
@@ -136,10 +143,16 @@ def event_cursor(view: EventView) -> str:
 SEARCH_MANY_MATCHES = 1000  # from this many matches on, a search walks the sort index (`select_releases`)
 
 
-def select_releases(query: ReleaseQuery, *, many_matches: bool = False) -> sa.Select[Any]:
+def select_releases(
+    query: ReleaseQuery,
+    *,
+    many_matches: bool = False,
+    search: Callable[[str], sa.ColumnElement[bool]] | None = None,
+) -> sa.Select[Any]:
     """Releases newest first. A search with `many_matches` tests membership while walking an index in sort order
     (`id + 0` keeps SQLite from driving the query by id instead), which stops after one page; with few matches,
-    SQLite fetches the matches by id and sorts them, which is cheaper than walking."""
+    SQLite fetches the matches by id and sorts them, which is cheaper than walking. `search`: the dialect's
+    condition for a search text (default: SQLite's FTS5 index)."""
     statement = sa.select(releases)
     if query.repository is not None:
         statement = statement.where(releases.c.repository == query.repository)
@@ -151,7 +164,9 @@ def select_releases(query: ReleaseQuery, *, many_matches: bool = False) -> sa.Se
         statement = statement.where(releases.c.sort_at >= query.since)
     if query.until is not None:
         statement = statement.where(releases.c.sort_at < query.until)
-    if query.search:
+    if query.search and search is not None:
+        statement = statement.where(search(query.search))
+    elif query.search:
         column = releases.c.id + sa.literal_column("0") if many_matches else releases.c.id
         statement = statement.where(column.in_(_search_ids(query.search)))
     if query.cursor:
@@ -160,17 +175,25 @@ def select_releases(query: ReleaseQuery, *, many_matches: bool = False) -> sa.Se
     return statement.order_by(releases.c.sort_at.desc(), releases.c.id.desc()).limit(page_size(query.limit) + 1)
 
 
-def select_repositories(text: str, *, limit: int, contains: bool) -> sa.Select[Any]:
+def select_repositories(text: str, *, limit: int, contains: bool, ilike: bool = False) -> sa.Select[Any]:
     """Distinct repository names starting with (or, with `contains`, containing) `text`, walking the
-    (repository, sort_at, id) index in order and stopping after `limit` names."""
+    (repository, sort_at, id) index in order and stopping after `limit` names. Containing is case-insensitive:
+    SQLite's LIKE is (for ASCII); `ilike` where the dialect's is not (PostgreSQL, served by a trigram index)."""
     column = releases.c.repository
     statement = sa.select(column).distinct().where(column.is_not(None))
     if contains:
         escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        statement = statement.where(column.like(f"%{escaped}%", escape="\\"))
+        match = column.ilike if ilike else column.like
+        statement = statement.where(match(f"%{escaped}%", escape="\\"))
     elif text:
         statement = statement.where(column >= text, column < text + "\U0010ffff")
     return statement.order_by(column).limit(max(1, min(limit, 100)))
+
+
+def typeahead(starting: Sequence[str], containing: Sequence[str], limit: int) -> list[str]:
+    """Names starting with the text first, then those containing it, up to `limit` (`select_repositories`)."""
+    names = list(starting)
+    return names + [name for name in containing if name not in names][: max(0, limit - len(names))]
 
 
 def select_newest_release_at(repository: str | None) -> sa.Select[Any]:
@@ -178,6 +201,17 @@ def select_newest_release_at(repository: str | None) -> sa.Select[Any]:
     if repository is not None:
         statement = statement.where(releases.c.repository == repository)
     return statement
+
+
+def newest_of(rows: Sequence[Any]) -> str | None:
+    """`select_newest_release_at`'s answer: None when there is no release (or none with a time)."""
+    value = rows[0][0] if rows else None
+    return str(value) if value else None
+
+
+def days_of(rows: Sequence[MappingRow]) -> dict[str, int]:
+    """`select_releases_by_day`'s answer: releases per `YYYY-MM-DD`."""
+    return {str(row._mapping["day"]): int(row._mapping["n"]) for row in rows}
 
 
 def select_releases_by_day(since: str, repository: str | None) -> sa.Select[Any]:
@@ -237,7 +271,7 @@ def content_of(row_mapping: Any) -> ReleaseContent:
     )
 
 
-def release_view(row: Row[Any], history: Sequence[HistoryEntry] = ()) -> ReleaseView:
+def release_view(row: MappingRow, history: Sequence[HistoryEntry] = ()) -> ReleaseView:
     m = row._mapping
     record = ReleaseRecord(
         release_id=m["id"],
@@ -273,7 +307,7 @@ def release_change_of(row_mapping: Any) -> ReleaseChange:
     )
 
 
-def history_entry(row: Row[Any]) -> HistoryEntry:
+def history_entry(row: MappingRow) -> HistoryEntry:
     m = row._mapping
     return HistoryEntry(
         delivery_id=m["delivery_id"],
@@ -299,3 +333,40 @@ def stored_delivery(row: Any, attempts: int | None = None) -> StoredDelivery:
         secret_index=secret_index,
         attempts=attempts if attempts is not None else int(rest[0]),
     )
+
+
+# One row that touches every table the read side queries, and the schema's revision.
+READINESS = (
+    "SELECT (SELECT version_num FROM alembic_version), (SELECT 1 FROM deliveries LIMIT 1),"
+    " (SELECT 1 FROM events LIMIT 1), (SELECT 1 FROM releases LIMIT 1), (SELECT 1 FROM forward_jobs LIMIT 1)"
+)
+_TO_REPROCESS = (
+    "SELECT d.seq, d.delivery_id, d.event, d.hook_id, d.content_kind, d.headers, d.body, d.received_at,"
+    " d.secret_index, s.attempts FROM deliveries d JOIN delivery_states s ON s.seq = d.seq WHERE "
+)
+
+
+def reprocess_query(selection: ReprocessSelection, *, after: str | None, limit: int) -> tuple[str, list[Any]]:
+    """The deliveries `selection` names, oldest first, after the keyset cursor `after`: `limit + 1` rows (`?`
+    placeholders) of `stored_delivery`'s shape."""
+    where = Where()
+    where.add("d.delivery_id = ?", selection.delivery_id)
+    where.add("d.received_at >= ?", selection.since)
+    where.when(selection.failed_only, "s.status = 'failed'")
+    if after is not None:
+        (last,) = decode_cursor(after, types=(int,))
+        where.add("d.seq > ?", last)
+    return _TO_REPROCESS + where.sql() + " ORDER BY d.seq LIMIT ?", [*where.params, limit + 1]
+
+
+def reprocess_page(deliveries: list[StoredDelivery], limit: int) -> Page[StoredDelivery]:
+    if len(deliveries) > limit:
+        return Page(items=deliveries[:limit], next_cursor=encode_cursor([deliveries[limit - 1].seq]))
+    return Page(items=deliveries, next_cursor=None)
+
+
+def page_of(views: list[Any], size: int, cursor_of: Callable[[Any], str]) -> Page[Any]:
+    """A page of `size` from `size + 1` rows: the extra one says there is a next page."""
+    if len(views) > size:
+        return Page(items=views[:size], next_cursor=cursor_of(views[size - 1]))
+    return Page(items=views, next_cursor=None)

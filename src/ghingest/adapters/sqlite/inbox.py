@@ -16,18 +16,18 @@ import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
 
 from ghingest.adapters.sql import queries
+from ghingest.adapters.sql.settling import settlement_rows
 from ghingest.adapters.sqlite.notifier import Notifier
 from ghingest.adapters.sqlite.reader import SqliteReader
 from ghingest.adapters.sqlite.writer import InsertIfNew, SqliteWriter
 from ghingest.core.delivery import IncomingDelivery
 from ghingest.core.processing import StoredDelivery
 from ghingest.ports.clock import SYSTEM_CLOCK, Clock
-from ghingest.ports.inbox import Claimed, InboxCapabilities, Settle, Settlement
+from ghingest.ports.inbox import Claimed, InboxCapabilities, Settlement
 
 # Appends waiting in one group commit become one multi-row INSERT (see SqliteWriter.insert_if_new).
 _APPEND = InsertIfNew(
@@ -157,16 +157,7 @@ class SqliteInbox:
         this only confirms; alone (no store), it moves the rows itself. Idempotent either way."""
         if not settlements:
             return
-        at = self._clock.now()
-        done: list[tuple[Any, ...]] = []
-        retry: list[tuple[Any, ...]] = []
-        for settlement in settlements:
-            claim = _handle(settlement.handle)
-            if settlement.outcome is Settle.RETRY:
-                retry.append((claim.attempts + 1, settlement.retry_at or at, claim.seq, claim.lease_until))
-            else:
-                status = "processed" if settlement.outcome is Settle.DONE else "failed"
-                done.append((status, at, claim.attempts + 1, claim.seq, claim.lease_until))
+        done, retry = settlement_rows(settlements, self._clock.now(), _claim_of)
 
         def work(conn: sqlite3.Connection) -> None:
             conn.executemany(_SETTLE, done)
@@ -202,6 +193,11 @@ class SqliteInbox:
 
     async def ping(self) -> None:
         await self._writer.run(lambda _conn: None)  # appends go through the same writer
+
+
+def _claim_of(handle: object) -> tuple[int, int, float]:
+    claim = _handle(handle)
+    return claim.seq, claim.attempts, claim.lease_until
 
 
 def _handle(handle: object) -> _Claim:

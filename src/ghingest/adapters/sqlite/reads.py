@@ -8,10 +8,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from ghingest.adapters.sql import migrate, queries
-from ghingest.adapters.sqlite._where import Where
 from ghingest.adapters.sqlite.reader import SqliteReader
 from ghingest.core.errors import StoreUnavailable
-from ghingest.core.pagination import Page, decode_cursor, encode_cursor
+from ghingest.core.pagination import Page
 from ghingest.core.processing import StoredDelivery
 from ghingest.ports.reads import (
     DeliveryView,
@@ -23,15 +22,7 @@ from ghingest.ports.reads import (
     ReprocessSelection,
 )
 
-# One row that touches every table the read side queries, and the schema's revision.
-_READINESS = sa.text(
-    "SELECT (SELECT version_num FROM alembic_version), (SELECT 1 FROM deliveries LIMIT 1),"
-    " (SELECT 1 FROM events LIMIT 1), (SELECT 1 FROM releases LIMIT 1), (SELECT 1 FROM forward_jobs LIMIT 1)"
-)
-_TO_REPROCESS = (
-    "SELECT d.seq, d.delivery_id, d.event, d.hook_id, d.content_kind, d.headers, d.body, d.received_at,"
-    " d.secret_index, s.attempts FROM deliveries d JOIN delivery_states s ON s.seq = d.seq WHERE "
-)
+_READINESS = sa.text(queries.READINESS)
 
 
 class SqliteReads:
@@ -46,27 +37,14 @@ class SqliteReads:
             version = await self._reader.run(lambda conn: conn.execute(_READINESS).scalar())
         except Exception as exc:
             raise StoreUnavailable(f"the store cannot be read: {exc.__class__.__name__}") from None
-        expected = migrate.head_revision()
-        if version != expected:
-            raise StoreUnavailable(f"the schema is at revision {version}, not {expected}: run `ghingest db upgrade`")
+        migrate.require_head(version)
 
     async def deliveries_to_reprocess(
         self, selection: ReprocessSelection, *, after: str | None = None, limit: int = 500
     ) -> Page[StoredDelivery]:
-        where = Where()
-        where.add("d.delivery_id = ?", selection.delivery_id)
-        where.add("d.received_at >= ?", selection.since)
-        where.when(selection.failed_only, "s.status = 'failed'")
-        if after is not None:
-            (last,) = decode_cursor(after, types=(int,))
-            where.add("d.seq > ?", last)
-        sql = _TO_REPROCESS + where.sql() + " ORDER BY d.seq LIMIT ?"
-        params = [*where.params, limit + 1]
+        sql, params = queries.reprocess_query(selection, after=after, limit=limit)
         rows = await self._reader.run(lambda conn: conn.exec_driver_sql(sql, tuple(params)).fetchall())
-        deliveries = [queries.stored_delivery(row) for row in rows]
-        if len(deliveries) > limit:
-            return Page(items=deliveries[:limit], next_cursor=encode_cursor([deliveries[limit - 1].seq]))
-        return Page(items=deliveries, next_cursor=None)
+        return queries.reprocess_page([queries.stored_delivery(row) for row in rows], limit)
 
     async def get_delivery(self, delivery_id: str) -> DeliveryView | None:
         def load(conn: Any) -> DeliveryView | None:
@@ -81,7 +59,7 @@ class SqliteReads:
     async def list_events(self, query: EventQuery) -> Page[EventView]:
         rows = await self._reader.fetch_all(queries.select_events(query))
         views = [queries.event_view(row) for row in rows]
-        return _page(views, queries.page_size(query.limit), queries.event_cursor)
+        return queries.page_of(views, queries.page_size(query.limit), queries.event_cursor)
 
     async def get_release(self, release_id: int) -> ReleaseView | None:
         def load(conn: Any) -> ReleaseView | None:
@@ -103,7 +81,7 @@ class SqliteReads:
 
         rows = await self._reader.run(load)
         views = [queries.release_view(row) for row in rows]
-        return _page(views, queries.page_size(query.limit), queries.release_cursor)
+        return queries.page_of(views, queries.page_size(query.limit), queries.release_cursor)
 
     async def list_repositories(self, text: str, *, limit: int = 20) -> Sequence[str]:
         def load(conn: Any) -> list[str]:
@@ -111,22 +89,15 @@ class SqliteReads:
             names: list[str] = [r[0] for r in first]
             if len(names) < limit and text:
                 more = conn.execute(queries.select_repositories(text, limit=limit, contains=True))
-                names += [r[0] for r in more if r[0] not in names][: limit - len(names)]
+                return queries.typeahead(names, [r[0] for r in more], limit)
             return names
 
         return await self._reader.run(load)
 
     async def newest_release_at(self, *, repository: str | None = None) -> str | None:
         rows = await self._reader.fetch_all(queries.select_newest_release_at(repository))
-        value = rows[0][0] if rows else None
-        return str(value) if value else None
+        return queries.newest_of(rows)
 
     async def count_releases_by_day(self, *, since: str, repository: str | None = None) -> Mapping[str, int]:
         rows = await self._reader.fetch_all(queries.select_releases_by_day(since, repository))
-        return {str(row._mapping["day"]): int(row._mapping["n"]) for row in rows}
-
-
-def _page(views: list[Any], size: int, cursor_of: Any) -> Page[Any]:
-    if len(views) > size:
-        return Page(items=views[:size], next_cursor=cursor_of(views[size - 1]))
-    return Page(items=views, next_cursor=None)
+        return queries.days_of(rows)

@@ -11,7 +11,7 @@ class Where:
         self.params: list[Any] = []
 
     def add(self, clause: str, value: Any) -> None:
-        """Add `clause` (with one `?`) bound to `value`, unless `value` is None."""
+        """Add `clause` (with one `?` placeholder) bound to `value`, unless `value` is None."""
         if value is not None:
             self.clauses.append(clause)
             self.params.append(value)

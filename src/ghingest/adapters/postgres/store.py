@@ -1,0 +1,167 @@
+"""The PostgreSQL store's write side: a batch of outcomes in one transaction, safe against concurrent writers.
+
+Many workers (processes) record at once, so what SQLite's single writer gives for free is taken explicitly:
+
+- **Releases.** Folding reads a release and writes it back: a transaction-scoped advisory lock per release
+  (taken for the whole batch up front, in id order, so that two batches never wait for each other in a cycle)
+  makes two workers folding changes of one release take turns; the second sees the first's commit.
+- **Idempotence.** Events are upserted by delivery, release changes and forward jobs are inserted `ON CONFLICT
+  DO NOTHING`: two transactions recording the same outcome at once create one event and one set of jobs.
+- **The change feed.** Sequence values commit out of order: a reader following `seq > N` could pass a change
+  whose transaction commits after a later one's. The change rows are therefore written last, under a
+  transaction-scoped advisory lock (`FEED_LOCK`) held until the commit: change ids are allocated and committed
+  in one order, so a reader never skips a late commit (docs/adr/0014-postgresql-backend.md).
+- **A broker's inbox.** Beside a NATS inbox the store has not seen a delivery before its outcome: the raw
+  delivery is recorded with it (under the broker's sequence number), so that the read side shows it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+import psycopg
+import psycopg.errors
+
+from ghingest.adapters.postgres.connection import CHANGES, FORWARDS, PostgresResources, clean, pyformat
+from ghingest.adapters.postgres.inbox import WRITE_PROBE
+from ghingest.adapters.sql import outcomes as sql
+from ghingest.adapters.sql.forwarding import INSERT_JOB
+from ghingest.core.delivery import IncomingDelivery
+from ghingest.core.processing import StoredDelivery
+from ghingest.core.releases import ReleaseChange, fold
+from ghingest.ports.store import Outcome
+
+FEED_LOCK = 0x67686901  # pg_advisory_xact_lock(bigint): the change feed's commit order
+RELEASE_LOCK = 0x6768  # pg_advisory_xact_lock(int, int): (RELEASE_LOCK, a release id folded into 31 bits)
+_DEADLOCK_RETRIES = 3
+
+_KNOWN = "SELECT seq FROM deliveries WHERE seq = ANY(%s)"
+_RECORD_DELIVERY = (
+    "INSERT INTO deliveries (seq, delivery_id, event, hook_id, content_kind, headers, body, secret_index,"
+    " received_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
+)
+_RECORD_STATE = "INSERT INTO delivery_states (seq, size) VALUES (%s, %s) ON CONFLICT DO NOTHING"
+_LOCK_RELEASES = (
+    "SELECT pg_advisory_xact_lock(%s, k) FROM (SELECT DISTINCT k FROM unnest(%s::integer[]) AS k ORDER BY k) AS l"
+)
+_APPEND_CHANGES = (
+    f"WITH l AS (SELECT pg_advisory_xact_lock({FEED_LOCK}))"  # noqa: S608 - fixed text
+    " INSERT INTO changes (kind, ref, at) SELECT u.kind, u.ref, u.at FROM l,"
+    " unnest(%s::text[], %s::text[], %s::double precision[]) WITH ORDINALITY AS u(kind, ref, at, n) ORDER BY u.n"
+)
+_UPSERT_RELEASE = pyformat(sql.UPSERT_RELEASE.format(least="least"))
+_UPSERT_EVENT = pyformat(sql.UPSERT_EVENT)
+_INSERT_RELEASE_CHANGE = pyformat(sql.INSERT_RELEASE_CHANGE)
+_REPLACE_RELEASE_CHANGE = pyformat(sql.REPLACE_RELEASE_CHANGE)
+_SELECT_RELEASE = pyformat(sql.SELECT_RELEASE) + " FOR UPDATE"
+_SELECT_CHANGES = pyformat(sql.SELECT_CHANGES)
+_MARK_PROCESSED = pyformat(sql.MARK_PROCESSED)
+_MARK_RETRY = pyformat(sql.MARK_RETRY)
+_MARK_FAILED = pyformat(sql.MARK_FAILED)
+_INSERT_JOB = pyformat(INSERT_JOB)
+_SIGHTING = pyformat(sql.SIGHTING)
+
+
+def release_lock_key(release_id: int) -> int:
+    """A release id (GitHub's: up to 64 bits) folded into the advisory lock's 31-bit key; ids that share a key
+    only take turns."""
+    return (release_id ^ (release_id >> 31)) & 0x7FFFFFFF
+
+
+class PostgresStore:
+    def __init__(self, resources: PostgresResources) -> None:
+        self._db = resources
+
+    async def record_outcomes(self, outcomes: Sequence[Outcome]) -> None:
+        if not outcomes:
+            return
+        now = self._db.clock.now()
+        ordered = sorted(outcomes, key=lambda o: o.delivery.seq)  # rows locked in one order by every writer
+        batch = sql.plan(ordered, now)
+        async with self._db.connection() as conn:
+            for attempt in range(_DEADLOCK_RETRIES):
+                try:
+                    async with conn.transaction(), conn.cursor() as cursor:
+                        await _record(cursor, ordered, batch, now)
+                    break
+                except psycopg.errors.DeadlockDetected:
+                    if attempt == _DEADLOCK_RETRIES - 1:
+                        raise
+        self._db.notify_local(CHANGES, *([FORWARDS] if batch.jobs else []))
+
+    async def record_sighting(self, delivery: IncomingDelivery, *, received_at: float) -> None:
+        await self._db.fetch(_SIGHTING + " RETURNING 1", sql.sighting_params(delivery, received_at))
+
+    async def ping(self) -> None:
+        await self._db.scalar(WRITE_PROBE)
+
+
+async def _record(cursor: psycopg.AsyncCursor[Any], outcomes: Sequence[Outcome], batch: sql.Batch, now: float) -> None:
+    await _record_deliveries(cursor, outcomes)
+    if release_ids := batch.release_ids:
+        await cursor.execute(_LOCK_RELEASES, (RELEASE_LOCK, [release_lock_key(i) for i in release_ids]))
+    feed: list[tuple[str, str, float]] = []
+    for entry in batch.feed:
+        if not isinstance(entry, ReleaseChange):
+            feed.append(entry)
+        elif await _apply_release_change(cursor, entry, now):
+            feed.append(("release", str(entry.release_id), now))
+    for statement, rows in (
+        (_INSERT_JOB, batch.jobs),
+        (_UPSERT_EVENT, batch.events),
+        (_MARK_PROCESSED, batch.processed),
+        (_MARK_RETRY, batch.retried),
+        (_MARK_FAILED, batch.failed),
+    ):
+        if rows:
+            await cursor.executemany(statement, clean(rows))
+    channels = [CHANGES] + ([FORWARDS] if batch.jobs else [])
+    await cursor.execute("SELECT " + ", ".join(f"pg_notify('{c}', '')" for c in channels))
+    if feed:  # last: the feed's lock is held from here to the commit
+        kinds, refs, ats = zip(*feed, strict=True)
+        await cursor.execute(_APPEND_CHANGES, (list(kinds), clean(list(refs)), list(ats)))
+
+
+async def _record_deliveries(cursor: psycopg.AsyncCursor[Any], outcomes: Sequence[Outcome]) -> None:
+    """Record the raw deliveries this database does not hold (their inbox is another: a broker's)."""
+    await cursor.execute(_KNOWN, ([o.delivery.seq for o in outcomes],))
+    known = {row[0] for row in await cursor.fetchall()}
+    missing = [o.delivery for o in outcomes if o.delivery.seq not in known]
+    if not missing:
+        return
+    await cursor.executemany(_RECORD_DELIVERY, [_delivery_row(d) for d in missing])
+    await cursor.executemany(_RECORD_STATE, [(d.seq, len(d.body)) for d in missing])
+
+
+def _delivery_row(d: StoredDelivery) -> tuple[Any, ...]:
+    headers = orjson.dumps(d.headers).decode("utf-8")
+    row = (d.seq, d.delivery_id, d.event, d.hook_id, d.content_kind.value, headers, d.body, d.secret_index)
+    return (*clean(row), d.received_at)
+
+
+async def _apply_release_change(cursor: psycopg.AsyncCursor[Any], change: ReleaseChange, now: float) -> bool:
+    """Fold one change into its release (as the SQLite store does: `ghingest.adapters.sqlite.store`); the
+    release's advisory lock is held."""
+    row = clean(sql.change_row(change))
+    await cursor.execute(_INSERT_RELEASE_CHANGE, row)
+    if cursor.rowcount == 1:  # a change not seen before
+        await cursor.execute(_SELECT_RELEASE, (change.release_id,))
+        current = await cursor.fetchone()
+        if current is None:
+            params = sql.upsert_params(fold(None, change), first_seen_at=change.received_at, now=now)
+            await cursor.execute(_UPSERT_RELEASE, clean(params))
+            return True
+        record = fold(sql.record_of(current), change)
+        changed = sql.changed_columns(current, record, first_seen_at=sql.first_seen(current, change), now=now)
+        if not changed:
+            return False  # an older change: its history entry is recorded, the record stays as it is
+        update, params = sql.update_release(changed, record.release_id)
+        await cursor.execute(pyformat(update), clean(params))
+        return True
+    await cursor.execute(_REPLACE_RELEASE_CHANGE, sql.replace_params(row))
+    await cursor.execute(_SELECT_CHANGES, (change.release_id,))
+    record, first_seen_at = sql.rebuilt(await cursor.fetchall())
+    await cursor.execute(_UPSERT_RELEASE, clean(sql.upsert_params(record, first_seen_at=first_seen_at, now=now)))
+    return True
