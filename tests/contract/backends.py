@@ -111,28 +111,34 @@ async def postgres(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Backend]
 
 
 # --- nats -----------------------------------------------------------------------------------------------------
-# The inbox alone, on a real 3-node JetStream cluster (tests/nats_cluster.py), a stream of its own per test. Not
-# `manual_clock`: the ack wait (the lease) and nak delays are the server's timers. Not `exact_byte_budget`: a
-# pull request's `max_bytes` stops before the budget, not after the delivery that passes it.
+# The scale-out profile: the inbox on a real 3-node JetStream cluster (tests/nats_cluster.py; a stream of its own per
+# test), every other port on PostgreSQL (a fresh database), as `GHINGEST_BUS_URL` with a postgresql:// store
+# opens them. Not `manual_clock`: the ack wait (the lease) and nak delays are the server's timers. Not
+# `exact_byte_budget`: a pull request's `max_bytes` stops before the budget, not after the delivery that passes it.
 
 
-@register("nats", provides=frozenset({"inbox"}))
-async def nats(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Any]:
-    from types import SimpleNamespace
+@register("nats", provides=EVERYTHING - {"manual_clock", "exact_byte_budget"})
+async def nats(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Backend]:
+    import dataclasses
 
-    from ghingest.adapters.nats import JetStreamOptions, NatsInbox, NatsResources
+    from ghingest.adapters.nats import CombinedResources, JetStreamOptions, NatsInbox, NatsResources
+    from ghingest.adapters.postgres import open_postgres_backend
     from tests.nats_cluster import delete_stream, shared_cluster, unique_name
+    from tests.postgres_support import fresh_database
 
     cluster = shared_cluster()
     options = JetStreamOptions(
         servers=cluster.urls, stream=unique_name("CONTRACT"), replicas=3, ack_wait=60.0, max_bytes=64 * 1024 * 1024
     )
-    inbox = NatsInbox(options, clock=clock)
-    resources = NatsResources(inbox)
-    resources.upgrade()
-    await resources.start()
-    try:
-        yield SimpleNamespace(inbox=inbox, resources=resources)
-    finally:
-        await resources.close()
-        delete_stream(cluster.urls, options.stream)
+    with fresh_database() as url:
+        database = open_postgres_backend(url, pool_size=4, clock=clock)
+        inbox = NatsInbox(options, clock=clock)
+        resources = CombinedResources(database.resources, NatsResources(inbox))
+        backend = dataclasses.replace(database, name="postgres+nats", inbox=inbox, resources=resources)
+        resources.upgrade()
+        await resources.start()
+        try:
+            yield backend
+        finally:
+            await resources.close()
+            delete_stream(cluster.urls, options.stream)

@@ -14,7 +14,7 @@ from ghingest.core.pagination import InvalidCursor
 from ghingest.core.releases import ReleaseState
 from ghingest.core.states import DeliveryStatus
 from ghingest.ports import EventQuery, ManualClock, Outcome, ReleaseQuery, ReprocessSelection
-from tests.contract.support import incoming, ingest, outcome_of
+from tests.contract.support import incoming, ingest, outcome_of, process_all
 
 pytestmark = pytest.mark.needs("inbox", "store", "reads")
 
@@ -297,8 +297,12 @@ async def test_a_delivery_shows_its_sightings_and_its_release(backend: Any, cloc
         assert await backend.inbox.append(duplicate, received_at=at) is False
         await backend.store.record_sighting(duplicate, received_at=at)
     received = await backend.reads.get_delivery("seen")
-    assert received is not None
-    assert (received.status, received.release_id, received.processed_at) == (DeliveryStatus.RECEIVED, None, None)
+    on_receipt = backend.inbox.capabilities.visible_on_receipt
+    if on_receipt:
+        assert received is not None
+        assert (received.status, received.release_id, received.processed_at) == (DeliveryStatus.RECEIVED, None, None)
+    else:  # a broker's inbox: the store records the delivery with its first outcome
+        assert received is None
     await ingest(backend, [], clock)
     view = await backend.reads.get_delivery("seen")
     assert view is not None
@@ -307,9 +311,11 @@ async def test_a_delivery_shows_its_sightings_and_its_release(backend: Any, cloc
     assert view.content_kind == "json"
     assert dict(view.headers) == dict(original.headers)
     assert view.processed_at == clock.now()
+    # Behind a broker's inbox the copies came before the delivery was recorded: whether their bodies were the same
+    # is not known (None), never guessed.
     assert [(s.hook_id, s.count, s.same_body, s.first_at, s.last_at, s.secret_index) for s in view.sightings] == [
-        ("2", 2, False, first_at, first_at + 1, 0),
-        ("3", 1, True, first_at + 2, first_at + 2, 0),
+        ("2", 2, False if on_receipt else None, first_at, first_at + 1, 0),
+        ("3", 1, True if on_receipt else None, first_at + 2, first_at + 2, 0),
     ]
     assert await backend.reads.get_delivery("never") is None
     assert await backend.reads.get_release(12345) is None
@@ -357,3 +363,50 @@ async def test_a_processed_delivery_shows_what_the_inbox_held(backend: Any, cloc
     view = await backend.reads.get_delivery("held")
     assert view is not None
     assert (view.seq, view.status, view.body) == (claimed.delivery.seq, DeliveryStatus.PROCESSED, claimed.delivery.body)
+
+
+# --- behind a broker's inbox ------------------------------------------------------------------------------------
+
+
+def brokered(delivery_id: str, broker_seq: int, clock: ManualClock, **fields: Any) -> Any:
+    """A delivery as a broker's inbox hands it out: numbered by the broker, never appended to this store."""
+    from ghingest.core.processing import StoredDelivery
+
+    d = release(delivery_id, **fields)
+    return StoredDelivery(broker_seq, d.delivery_id, d.event, d.hook_id, d.content_kind, d.headers, d.body,
+                          clock.now(), d.secret_index)  # fmt: skip
+
+
+@pytest.mark.needs("forwards", "forward_log")
+async def test_a_store_behind_a_brokers_inbox_knows_deliveries_by_id_not_by_the_brokers_number(
+    backend: Any, clock: ManualClock
+) -> None:
+    """The raw delivery is recorded with its first outcome; the broker's numbers (which restart with a new stream,
+    and change when a delivery is requeued or appended again after the duplicate window) decide nothing."""
+    from ghingest.core.routing import ForwardTarget
+
+    if not backend.store.capabilities.foreign_inbox:
+        pytest.skip("this store keeps its own inbox")
+    own = release("own-inbox", release_id=301, tag="v1")
+    assert await backend.inbox.append(own, received_at=clock.now()) is True
+    await process_all(backend)
+    own_seq = (await backend.reads.get_delivery("own-inbox")).seq
+    ci = (ForwardTarget("ci", "releases"),)
+
+    first = brokered("from-broker", own_seq, clock, release_id=302, tag="v2")  # a number this store already uses
+    await backend.store.record_outcomes([outcome_of(first, ci)])
+    view = await backend.reads.get_delivery("from-broker")
+    assert view is not None
+    assert (view.status, view.body, view.hook_id) == (DeliveryStatus.PROCESSED, first.body, "42")
+    assert view.release_id == 302
+    unchanged = await backend.reads.get_delivery("own-inbox")
+    assert (unchanged.seq, unchanged.release_id, unchanged.body) == (own_seq, 301, own.body)
+
+    again = brokered("from-broker", 10**12, clock, release_id=302, tag="v2")  # requeued: a new broker number
+    await backend.store.record_outcomes([outcome_of(again, ci)])
+    events = await all_pages(lambda c: backend.reads.list_events(EventQuery(cursor=c)))
+    assert sorted(e.record.delivery_id for e in events) == ["from-broker", "own-inbox"]
+    release_view = await backend.reads.get_release(302)
+    assert [h.delivery_id for h in release_view.record.history] == ["from-broker"]
+    assert len(await backend.forward_log.forwards_of("from-broker")) == 1
+    assert (await backend.reads.get_delivery("from-broker")).seq == view.seq

@@ -27,6 +27,11 @@ def open_backend(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> Backend:
     backend = _open_database(settings, clock=clock)
     if not settings.bus_url:
         return backend
+    if not backend.store.capabilities.foreign_inbox:
+        raise UnsupportedBackend(
+            f"GHINGEST_BUS_URL: the {backend.name} store keeps its own inbox; put the store on PostgreSQL"
+            " (GHINGEST_DATABASE_URL=postgresql://…) to use NATS JetStream"
+        )
     try:
         from ghingest.adapters.nats import CombinedResources, open_nats_inbox
     except ImportError:  # pragma: no cover - the [nats] extra is not installed

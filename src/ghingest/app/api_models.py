@@ -126,7 +126,10 @@ class DeliverySighting(BaseModel):
     first_at: str | None
     last_at: str | None
     count: int
-    same_body: bool = Field(description="Every such delivery's body was byte-for-byte the recorded one's.")
+    same_body: bool | None = Field(
+        description="Every such delivery's body was byte-for-byte the recorded one's; null: not known (a copy came"
+        " before the delivery itself was recorded, as happens when the inbox is NATS JetStream)."
+    )
     secret_index: int
 
     @classmethod

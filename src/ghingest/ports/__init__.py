@@ -34,7 +34,7 @@ from ghingest.ports.reads import (
     Sighting,
 )
 from ghingest.ports.sessions import SessionRevocations
-from ghingest.ports.store import Outcome, Store
+from ghingest.ports.store import Outcome, Store, StoreCapabilities
 
 __all__ = [
     "SYSTEM_CLOCK",
@@ -71,5 +71,6 @@ __all__ = [
     "Settlement",
     "Sighting",
     "Store",
+    "StoreCapabilities",
     "SystemClock",
 ]

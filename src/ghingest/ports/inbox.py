@@ -44,6 +44,10 @@ class Settlement:
 class InboxCapabilities:
     max_payload_bytes: int | None = None  # the largest body it holds (None: the receiver's cap)
     requeue: bool = True  # can put stored deliveries back to be processed again (reprocess)
+    # An appended delivery shows on the read side at once (the inbox is the store's own tables). False for a
+    # broker's inbox: the store records a delivery with its first outcome, so the read side shows it from then on
+    # (and a sighting that came before cannot be compared with its body: `Sighting.same_body` is None).
+    visible_on_receipt: bool = True
 
 
 class Inbox(Protocol):

@@ -26,7 +26,9 @@ class Sighting:
     first_at: float
     last_at: float
     count: int
-    same_body: bool  # every such delivery's body was byte-for-byte the recorded one's
+    # every such delivery's body was byte-for-byte the recorded one's; None: not known (some copy came before the
+    # delivery itself was recorded: behind a broker's inbox the store records a delivery with its first outcome)
+    same_body: bool | None
     secret_index: int
 
 

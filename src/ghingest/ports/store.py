@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from ghingest.core.delivery import IncomingDelivery
@@ -21,8 +21,30 @@ class Outcome:
     retry_at: float | None = None  # with `error`: when to try again; None with `error` means failed for good
     fallback_event: EventRecord | None = None  # with a final error: the best event record that could be made
 
+    def at_seq(self, seq: int) -> Outcome:
+        """This outcome for the delivery as the store numbers it: its `seq`, and the receipt order of its release
+        change (a broker's sequence number never reaches the store's tables)."""
+        if seq == self.delivery.seq:
+            return self
+        processed = self.processed
+        if processed is not None and processed.release is not None:
+            order = replace(processed.release.order, seq=seq)
+            processed = replace(processed, release=replace(processed.release, order=order))
+        return replace(self, delivery=replace(self.delivery, seq=seq), processed=processed)
+
+
+@dataclass(frozen=True, slots=True)
+class StoreCapabilities:
+    # The store can stand behind another inbox (a broker's: NATS JetStream, SQS): it knows a delivery by its
+    # delivery id, records the raw delivery with the first outcome it sees of it, under a number of its own, and
+    # records later outcomes of that id (redelivered under another broker number: requeued, or appended again
+    # after the broker's duplicate window) against the one delivery it holds.
+    foreign_inbox: bool = False
+
 
 class Store(Protocol):
+    capabilities: StoreCapabilities
+
     async def record_outcomes(self, outcomes: Sequence[Outcome]) -> None:
         """Record a batch in one transaction: each delivery's state as the read side shows it (status, attempts,
         error; the raw delivery, where the store does not hold it already), its event, its release change folded

@@ -1,11 +1,12 @@
 """The application on the NATS inbox: the receiver's answers when the cluster is down and after, a body over the
-bus's max_payload, and the worker processing into the SQLite store (`sqlite+nats`)."""
+bus's max_payload, and the worker processing into the PostgreSQL store (`postgres+nats`); a store that keeps its
+own inbox (SQLite) is refused beside a bus."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,26 @@ from ghingest.ports import EventQuery
 from tests.conftest import ThreadedServer, post_webhook, release, signed, wait_until
 from tests.contract.support import incoming
 from tests.nats_cluster import NatsCluster, delete_stream, require_nats_server, unique_name
+from tests.postgres_support import fresh_database
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def make_settings(make_settings: Callable[..., Settings]) -> Iterator[Callable[..., Settings]]:
+    """The store on PostgreSQL (a fresh database), unless a test says otherwise."""
+    with fresh_database() as url:
+        yield lambda **overrides: make_settings(**{"database_url": url, **overrides})
+
+
+def test_a_store_that_keeps_its_own_inbox_is_refused_beside_a_bus(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    from ghingest.app.settings import ConfigError
+
+    settings = make_settings(database_url=f"sqlite:///{tmp_path / 'g.db'}", bus_url="nats://127.0.0.1:4222")
+    with pytest.raises(ConfigError, match="put the store on PostgreSQL"):
+        Runtime.build(settings, run_worker=False)
 
 
 def nats_settings(make_settings: Callable[..., Settings], cluster: NatsCluster, **overrides: Any) -> Settings:
@@ -40,7 +59,7 @@ def test_the_receiver_answers_503_while_the_cluster_is_down_and_recovers_by_itse
 ) -> None:
     settings = nats_settings(make_settings, own_cluster)
     runtime = Runtime.build(settings, run_worker=False)
-    assert runtime.backend.name == "sqlite+nats"
+    assert runtime.backend.name == "postgres+nats"
     try:
         with ThreadedServer(runtime) as server, httpx.Client(base_url=server.url, timeout=10) as client:
             assert post_webhook(client, signed(release(), delivery_id="up-1")).status_code == 202
@@ -94,7 +113,7 @@ def test_a_body_over_the_bus_max_payload_is_refused_with_413(
         small.stop()
 
 
-def test_the_worker_processes_deliveries_from_nats_into_sqlite(
+def test_the_worker_processes_deliveries_from_nats_into_postgres(
     make_settings: Callable[..., Settings], own_cluster: NatsCluster
 ) -> None:
     settings = nats_settings(make_settings, own_cluster)

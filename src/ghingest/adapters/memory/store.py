@@ -8,6 +8,7 @@ store does. A release whose record did not change gets no feed entry and keeps i
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from ghingest.adapters.memory.tables import DeliveryRow, EventRow, JobRow, MemoryDatabase, ReleaseRow, SightingRow
 from ghingest.core.delivery import IncomingDelivery
@@ -16,10 +17,12 @@ from ghingest.core.processing import StoredDelivery
 from ghingest.core.releases import ReleaseChange, fold, rebuild
 from ghingest.core.routing import ForwardTarget
 from ghingest.core.states import DeliveryStatus
-from ghingest.ports import Outcome
+from ghingest.ports import Outcome, StoreCapabilities
 
 
 class MemoryStore:
+    capabilities = StoreCapabilities(foreign_inbox=True)
+
     def __init__(self, database: MemoryDatabase) -> None:
         self._db = database
 
@@ -38,7 +41,7 @@ class MemoryStore:
     async def record_sighting(self, delivery: IncomingDelivery, *, received_at: float) -> None:
         with self._db.transaction() as db:
             seq = db.seq_of.get(delivery.delivery_id)
-            same = seq is not None and db.deliveries[seq].delivery.body == delivery.body
+            same = None if seq is None else db.deliveries[seq].delivery.body == delivery.body
             hooks = db.sightings.setdefault(delivery.delivery_id, {})
             hook_id = delivery.hook_id or ""
             row = hooks.get(hook_id)
@@ -46,17 +49,25 @@ class MemoryStore:
                 hooks[hook_id] = SightingRow(hook_id, received_at, received_at, 1, same, delivery.secret_index)
             else:
                 row.last_at, row.count = received_at, row.count + 1
-                row.same_body, row.secret_index = row.same_body and same, delivery.secret_index
+                row.same_body, row.secret_index = _and(row.same_body, same), delivery.secret_index
 
     async def ping(self) -> None:
         with self._db.transaction():
             pass
 
 
+def _and(a: bool | None, b: bool | None) -> bool | None:
+    """SQL's three-valued AND: False wins, then None (not known)."""
+    if a is False or b is False:
+        return False
+    return None if a is None or b is None else True
+
+
 def _record(db: MemoryDatabase, outcome: Outcome, now: float) -> bool:
     """Record one outcome; True when it created forward jobs."""
+    row = _row_of(db, outcome.delivery)
+    outcome = outcome.at_seq(row.delivery.seq)
     delivery = outcome.delivery
-    row = _row_of(db, delivery)
     row.recorded_attempts = delivery.attempts + 1
     if outcome.processed is not None:
         row.status, row.error, row.processed_at = DeliveryStatus.PROCESSED, None, now
@@ -73,12 +84,14 @@ def _record(db: MemoryDatabase, outcome: Outcome, now: float) -> bool:
 
 
 def _row_of(db: MemoryDatabase, delivery: StoredDelivery) -> DeliveryRow:
-    """The delivery's row; an outcome of a delivery this database never held records the raw delivery too."""
-    row = db.deliveries.get(delivery.seq)
-    if row is None:
-        row = db.deliveries[delivery.seq] = DeliveryRow(delivery)
-        db.seq_of[delivery.delivery_id] = delivery.seq
-        db.last_seq = max(db.last_seq, delivery.seq)
+    """The delivery's row, found by its delivery id; an outcome of a delivery this database never held (its inbox
+    is a broker's) records the raw delivery too, under a seq of this database's own."""
+    seq = db.seq_of.get(delivery.delivery_id)
+    if seq is not None:
+        return db.deliveries[seq]
+    db.last_seq += 1
+    row = db.deliveries[db.last_seq] = DeliveryRow(replace(delivery, seq=db.last_seq, attempts=0))
+    db.seq_of[delivery.delivery_id] = db.last_seq
     return row
 
 

@@ -73,7 +73,7 @@ class SightingRow:
     first_at: float
     last_at: float
     count: int
-    same_body: bool
+    same_body: bool | None
     secret_index: int
 
 

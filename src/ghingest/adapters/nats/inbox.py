@@ -145,7 +145,7 @@ class NatsInbox:
         self._clock = clock
         # Until the first connection the server's max_payload is unknown: the receiver's own cap applies, and a
         # body the server refuses is refused (413) at append.
-        self.capabilities = InboxCapabilities(max_payload_bytes=None, requeue=True)
+        self.capabilities = InboxCapabilities(max_payload_bytes=None, requeue=True, visible_on_receipt=False)
         self._connection = Connection(
             options.servers, name=options.name, on_connect=self._on_connect, connect_timeout=options.connect_timeout
         )
@@ -182,7 +182,9 @@ class NatsInbox:
             await provision(client, self.options)
             self._provisioned = True
         payload_room = client.max_payload - codec.HEADER_ROOM
-        self.capabilities = InboxCapabilities(max_payload_bytes=max(0, payload_room), requeue=True)
+        self.capabilities = InboxCapabilities(
+            max_payload_bytes=max(0, payload_room), requeue=True, visible_on_receipt=False
+        )
 
     async def _on_message(self, pull: _Pull, msg: Msg) -> None:
         status = msg.headers.get("Status") if msg.headers else None

@@ -12,7 +12,8 @@ Many workers (processes) record at once, so what SQLite's single writer gives fo
   transaction-scoped advisory lock (`FEED_LOCK`) held until the commit: change ids are allocated and committed
   in one order, so a reader never skips a late commit (docs/adr/0014-postgresql-backend.md).
 - **A broker's inbox.** Beside a NATS inbox the store has not seen a delivery before its outcome: the raw
-  delivery is recorded with it (under the broker's sequence number), so that the read side shows it.
+  delivery is recorded with it, under a seq of this database's own, and found again by its delivery id (a
+  broker's sequence numbers restart with a new stream, and a requeued delivery comes back under a new one).
 """
 
 from __future__ import annotations
@@ -31,18 +32,18 @@ from ghingest.adapters.sql.forwarding import INSERT_JOB
 from ghingest.core.delivery import IncomingDelivery
 from ghingest.core.processing import StoredDelivery
 from ghingest.core.releases import ReleaseChange, fold
-from ghingest.ports.store import Outcome
+from ghingest.ports.store import Outcome, StoreCapabilities
 
 FEED_LOCK = 0x67686901  # pg_advisory_xact_lock(bigint): the change feed's commit order
 RELEASE_LOCK = 0x6768  # pg_advisory_xact_lock(int, int): (RELEASE_LOCK, a release id folded into 31 bits)
 _DEADLOCK_RETRIES = 3
 
-_KNOWN = "SELECT seq FROM deliveries WHERE seq = ANY(%s)"
+_KNOWN = "SELECT delivery_id, seq FROM deliveries WHERE delivery_id = ANY(%s)"
 _RECORD_DELIVERY = (
-    "INSERT INTO deliveries (seq, delivery_id, event, hook_id, content_kind, headers, body, secret_index,"
-    " received_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
+    "WITH d AS (INSERT INTO deliveries (delivery_id, event, hook_id, content_kind, headers, body, secret_index,"
+    " received_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (delivery_id) DO NOTHING RETURNING seq)"
+    " INSERT INTO delivery_states (seq, size) SELECT seq, %s FROM d"
 )
-_RECORD_STATE = "INSERT INTO delivery_states (seq, size) VALUES (%s, %s) ON CONFLICT DO NOTHING"
 _LOCK_RELEASES = (
     "SELECT pg_advisory_xact_lock(%s, k) FROM (SELECT DISTINCT k FROM unnest(%s::integer[]) AS k ORDER BY k) AS l"
 )
@@ -71,6 +72,8 @@ def release_lock_key(release_id: int) -> int:
 
 
 class PostgresStore:
+    capabilities = StoreCapabilities(foreign_inbox=True)
+
     def __init__(self, resources: PostgresResources) -> None:
         self._db = resources
 
@@ -78,12 +81,12 @@ class PostgresStore:
         if not outcomes:
             return
         now = self._db.clock.now()
-        ordered = sorted(outcomes, key=lambda o: o.delivery.seq)  # rows locked in one order by every writer
-        batch = sql.plan(ordered, now)
         async with self._db.connection() as conn:
             for attempt in range(_DEADLOCK_RETRIES):
                 try:
                     async with conn.transaction(), conn.cursor() as cursor:
+                        ordered = await _numbered(cursor, outcomes)
+                        batch = sql.plan(ordered, now)
                         await _record(cursor, ordered, batch, now)
                     break
                 except psycopg.errors.DeadlockDetected:
@@ -99,7 +102,6 @@ class PostgresStore:
 
 
 async def _record(cursor: psycopg.AsyncCursor[Any], outcomes: Sequence[Outcome], batch: sql.Batch, now: float) -> None:
-    await _record_deliveries(cursor, outcomes)
     if release_ids := batch.release_ids:
         await cursor.execute(_LOCK_RELEASES, (RELEASE_LOCK, [release_lock_key(i) for i in release_ids]))
     feed: list[tuple[str, str, float]] = []
@@ -124,21 +126,25 @@ async def _record(cursor: psycopg.AsyncCursor[Any], outcomes: Sequence[Outcome],
         await cursor.execute(_APPEND_CHANGES, (list(kinds), clean(list(refs)), list(ats)))
 
 
-async def _record_deliveries(cursor: psycopg.AsyncCursor[Any], outcomes: Sequence[Outcome]) -> None:
-    """Record the raw deliveries this database does not hold (their inbox is another: a broker's)."""
-    await cursor.execute(_KNOWN, ([o.delivery.seq for o in outcomes],))
-    known = {row[0] for row in await cursor.fetchall()}
-    missing = [o.delivery for o in outcomes if o.delivery.seq not in known]
-    if not missing:
-        return
-    await cursor.executemany(_RECORD_DELIVERY, [_delivery_row(d) for d in missing])
-    await cursor.executemany(_RECORD_STATE, [(d.seq, len(d.body)) for d in missing])
+async def _numbered(cursor: psycopg.AsyncCursor[Any], outcomes: Sequence[Outcome]) -> list[Outcome]:
+    """The outcomes as this database numbers their deliveries, in seq order (rows are locked in one order by
+    every writer). A delivery it does not hold (its inbox is a broker's) is recorded first."""
+    ids = [clean(o.delivery.delivery_id) for o in outcomes]
+    await cursor.execute(_KNOWN, (ids,))
+    seqs: dict[str, int] = {row[0]: row[1] for row in await cursor.fetchall()}
+    missing = {delivery_id: o.delivery for delivery_id, o in zip(ids, outcomes, strict=True) if delivery_id not in seqs}
+    if missing:
+        await cursor.executemany(_RECORD_DELIVERY, [_delivery_row(d) for d in missing.values()])
+        await cursor.execute(_KNOWN, (list(missing),))
+        seqs.update({row[0]: row[1] for row in await cursor.fetchall()})
+    numbered = [o.at_seq(seqs[delivery_id]) for delivery_id, o in zip(ids, outcomes, strict=True)]
+    return sorted(numbered, key=lambda o: o.delivery.seq)
 
 
 def _delivery_row(d: StoredDelivery) -> tuple[Any, ...]:
     headers = orjson.dumps(d.headers).decode("utf-8")
-    row = (d.seq, d.delivery_id, d.event, d.hook_id, d.content_kind.value, headers, d.body, d.secret_index)
-    return (*clean(row), d.received_at)
+    row = (d.delivery_id, d.event, d.hook_id, d.content_kind.value, headers, d.body, d.secret_index)
+    return (*clean(row), d.received_at, len(d.body))
 
 
 async def _apply_release_change(cursor: psycopg.AsyncCursor[Any], change: ReleaseChange, now: float) -> bool:

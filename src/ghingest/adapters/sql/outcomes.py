@@ -66,7 +66,7 @@ MARK_FAILED = (
 # Another hook (or a redelivery) sent a delivery id already recorded (docs/adr/0010-dedupe-key.md).
 SIGHTING = (
     "INSERT INTO delivery_sightings (delivery_id, hook_id, first_at, last_at, count, same_body, secret_index)"
-    " VALUES (?, ?, ?, ?, 1, coalesce(? = (SELECT body FROM deliveries WHERE delivery_id = ?), FALSE), ?)"
+    " VALUES (?, ?, ?, ?, 1, ? = (SELECT body FROM deliveries WHERE delivery_id = ?), ?)"  # NULL: not recorded yet
     " ON CONFLICT (delivery_id, hook_id) DO UPDATE SET last_at = excluded.last_at,"
     " count = delivery_sightings.count + 1, same_body = delivery_sightings.same_body AND excluded.same_body,"
     " secret_index = excluded.secret_index"

@@ -72,7 +72,7 @@ def sighting(row: MappingRow) -> Sighting:
         first_at=m["first_at"],
         last_at=m["last_at"],
         count=m["count"],
-        same_body=bool(m["same_body"]),
+        same_body=None if m["same_body"] is None else bool(m["same_body"]),
         secret_index=m["secret_index"],
     )
 

@@ -85,7 +85,7 @@ delivery_sightings = sa.Table(
     sa.Column("first_at", sa.Float, nullable=False),
     sa.Column("last_at", sa.Float, nullable=False),
     sa.Column("count", sa.Integer, nullable=False),
-    sa.Column("same_body", sa.Boolean, nullable=False),
+    sa.Column("same_body", sa.Boolean),  # NULL: not known (0011)
     sa.Column("secret_index", sa.Integer, nullable=False),
 )
 

@@ -16,13 +16,17 @@ from ghingest.adapters.sqlite.writer import SqliteWriter
 from ghingest.core.delivery import IncomingDelivery
 from ghingest.core.releases import ReleaseChange, fold
 from ghingest.ports.clock import SYSTEM_CLOCK, Clock
-from ghingest.ports.store import Outcome
+from ghingest.ports.store import Outcome, StoreCapabilities
 
 _UPSERT_RELEASE = sql.UPSERT_RELEASE.format(least="min")
 _CHANGE = "INSERT INTO changes (kind, ref, at) VALUES (?, ?, ?)"
 
 
 class SqliteStore:
+    # Only behind its own inbox (the same file): the embedded profile. Its write path assumes the inbox recorded
+    # each delivery, which saves the lookup by delivery id that a store behind a broker's inbox needs.
+    capabilities = StoreCapabilities(foreign_inbox=False)
+
     def __init__(
         self,
         writer: SqliteWriter,
