@@ -71,6 +71,28 @@ def test_db_upgrade_migrates_a_postgresql_database(tmp_path: Path) -> None:
         drop_database(name)
 
 
+def test_processes_starting_at_once_apply_the_migrations_once(tmp_path: Path) -> None:
+    """N receivers migrate first when they start: on an empty database, started together, all succeed (one applies
+    the revisions under the migration lock; the others wait and find nothing to do)."""
+    name = create_database()
+    drop_database(name)
+    with psycopg.connect(database_url("postgres"), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        url = database_url(name)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GHINGEST_")}
+        env |= {"GHINGEST_DATABASE_URL": url, "GHINGEST_DATA_DIR": str(tmp_path)}
+        upgrades = [
+            subprocess.Popen([GHINGEST, "db", "upgrade"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            for _ in range(3)
+        ]
+        outputs = [process.communicate(timeout=120)[0].decode(errors="replace") for process in upgrades]
+        assert [process.returncode for process in upgrades] == [0, 0, 0], outputs
+        assert migrate.current_revision(url) == migrate.head_revision()
+    finally:
+        drop_database(name)
+
+
 def test_the_postgresql_schema_matches_the_tables(postgres_url: str) -> None:
     engine = create_engine(migrate.sqlalchemy_url(postgres_url))
     try:
