@@ -362,6 +362,7 @@ def scale_out(work: Path) -> Iterator[Deployment]:
         "GHINGEST_DATABASE_URL": admin.rsplit("/", 1)[0] + f"/{name}",
         "GHINGEST_BUS_URL": ",".join(cluster.urls),
         "GHINGEST_BUS_REPLICAS": "3",
+        "GHINGEST_BUS_MAX_BYTES": str(2 * 2**30),  # the test cluster's nodes hold 8 GB of file store each
     }
     deployment = Deployment("scale-out", work, env)
     try:

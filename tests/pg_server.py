@@ -55,10 +55,10 @@ class PrivatePostgres:
         subprocess.run(_as_server_user([*initdb, "-E", "UTF8"]), check=True, capture_output=True)
 
     def start(self) -> PrivatePostgres:
-        log = (self.root / "server.log").open("ab")
         argv = [str(self.bin / "postgres"), "-D", str(self.data), "-p", str(self.port), "-k", str(self.root),
                 "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200", "-c", "fsync=on"]  # fmt: skip
-        self.process = subprocess.Popen(_as_server_user(argv), stdout=log, stderr=subprocess.STDOUT)
+        with (self.root / "server.log").open("ab") as log:
+            self.process = subprocess.Popen(_as_server_user(argv), stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             ready = subprocess.run(
