@@ -111,5 +111,7 @@ class PrivatePostgres:
         self.start()
 
     def close(self) -> None:
-        self.stop()
+        """Remove the server and its data (nothing is kept: no need for a clean shutdown)."""
+        if self.process is not None and self.process.poll() is None:
+            self.kill()
         shutil.rmtree(self.root, ignore_errors=True)

@@ -20,12 +20,14 @@ import psycopg
 import pytest
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+# Read once, at import: every test runs with the GHINGEST_* variables scrubbed (tests/conftest.py).
+_SERVER_URL = os.environ.get("GHINGEST_TEST_POSTGRES_URL", DEFAULT_URL)
 _lock = threading.Lock()
 _template: str | None = None
 
 
 def server_url() -> str:
-    return os.environ.get("GHINGEST_TEST_POSTGRES_URL", DEFAULT_URL)
+    return _SERVER_URL
 
 
 def database_url(name: str) -> str:
