@@ -330,7 +330,7 @@ def base_env(work: Path) -> dict[str, str]:
         "GHINGEST_HOST": "127.0.0.1",
         "GHINGEST_WEBHOOK_SECRETS": SECRET,
         "GHINGEST_API_TOKENS": TOKEN,
-        "GHINGEST_LOG_LEVEL": "warning",
+        "GHINGEST_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "warning"),
     }
 
 

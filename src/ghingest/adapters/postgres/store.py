@@ -56,7 +56,8 @@ _UPSERT_RELEASE = pyformat(sql.UPSERT_RELEASE.format(least="least"))
 _UPSERT_EVENT = pyformat(sql.UPSERT_EVENT)
 _INSERT_RELEASE_CHANGE = pyformat(sql.INSERT_RELEASE_CHANGE)
 _REPLACE_RELEASE_CHANGE = pyformat(sql.REPLACE_RELEASE_CHANGE)
-_SELECT_RELEASE = pyformat(sql.SELECT_RELEASE) + " FOR UPDATE"
+_SELECT_RELEASES = pyformat(sql.SELECT_RELEASE.replace("id = ?", "id = ANY(?)")) + " FOR UPDATE"
+_FIRST_SEEN = sql.RELEASE_COLUMNS.index("first_seen_at")
 _SELECT_CHANGES = pyformat(sql.SELECT_CHANGES)
 _MARK_PROCESSED = pyformat(sql.MARK_PROCESSED)
 _MARK_RETRY = pyformat(sql.MARK_RETRY)
@@ -84,7 +85,9 @@ class PostgresStore:
         async with self._db.connection() as conn:
             for attempt in range(_DEADLOCK_RETRIES):
                 try:
-                    async with conn.transaction(), conn.cursor() as cursor:
+                    # Pipeline mode: statements whose results are not read go out without waiting for the server,
+                    # so that a batch costs a few round trips, not one per statement.
+                    async with conn.pipeline(), conn.transaction(), conn.cursor() as cursor:
                         ordered = await _numbered(cursor, outcomes)
                         batch = sql.plan(ordered, now)
                         await _record(cursor, ordered, batch, now)
@@ -104,11 +107,13 @@ class PostgresStore:
 async def _record(cursor: psycopg.AsyncCursor[Any], outcomes: Sequence[Outcome], batch: sql.Batch, now: float) -> None:
     if release_ids := batch.release_ids:
         await cursor.execute(_LOCK_RELEASES, (RELEASE_LOCK, [release_lock_key(i) for i in release_ids]))
+    changes = [entry for entry in batch.feed if isinstance(entry, ReleaseChange)]
+    changed = await _apply_release_changes(cursor, changes, now) if changes else set()
     feed: list[tuple[str, str, float]] = []
     for entry in batch.feed:
         if not isinstance(entry, ReleaseChange):
             feed.append(entry)
-        elif await _apply_release_change(cursor, entry, now):
+        elif entry.delivery_id in changed:
             feed.append(("release", str(entry.release_id), now))
     for statement, rows in (
         (_INSERT_JOB, batch.jobs),
@@ -147,27 +152,56 @@ def _delivery_row(d: StoredDelivery) -> tuple[Any, ...]:
     return (*clean(row), d.received_at, len(d.body))
 
 
-async def _apply_release_change(cursor: psycopg.AsyncCursor[Any], change: ReleaseChange, now: float) -> bool:
-    """Fold one change into its release (as the SQLite store does: `ghingest.adapters.sqlite.store`); the
-    release's advisory lock is held."""
-    row = clean(sql.change_row(change))
-    await cursor.execute(_INSERT_RELEASE_CHANGE, row)
-    if cursor.rowcount == 1:  # a change not seen before
-        await cursor.execute(_SELECT_RELEASE, (change.release_id,))
-        current = await cursor.fetchone()
-        if current is None:
-            params = sql.upsert_params(fold(None, change), first_seen_at=change.received_at, now=now)
-            await cursor.execute(_UPSERT_RELEASE, clean(params))
-            return True
-        record = fold(sql.record_of(current), change)
-        changed = sql.changed_columns(current, record, first_seen_at=sql.first_seen(current, change), now=now)
-        if not changed:
-            return False  # an older change: its history entry is recorded, the record stays as it is
-        update, params = sql.update_release(changed, record.release_id)
-        await cursor.execute(pyformat(update), clean(params))
-        return True
-    await cursor.execute(_REPLACE_RELEASE_CHANGE, sql.replace_params(row))
-    await cursor.execute(_SELECT_CHANGES, (change.release_id,))
-    record, first_seen_at = sql.rebuilt(await cursor.fetchall())
-    await cursor.execute(_UPSERT_RELEASE, clean(sql.upsert_params(record, first_seen_at=first_seen_at, now=now)))
-    return True
+async def _apply_release_changes(
+    cursor: psycopg.AsyncCursor[Any], changes: Sequence[ReleaseChange], now: float
+) -> set[str]:
+    """Fold a batch's release changes into their releases (the releases' advisory locks are held), as the SQLite
+    store does one change at a time (`ghingest.adapters.sqlite.store`), in a few round trips for the whole batch:
+    the change rows in one pipeline, the releases read at once, folded here, written back in one pipeline. A
+    delivery applied before (reprocessing, a redelivered claim) rebuilds its release from all of its changes.
+    Returns the delivery ids of the changes that changed their release (each gets a feed entry)."""
+    rows = [clean(sql.change_row(change)) for change in changes]
+    await cursor.executemany(_INSERT_RELEASE_CHANGE + " RETURNING delivery_id", rows, returning=True)
+    inserted: set[str] = set()
+    while True:
+        inserted.update(row[0] for row in await cursor.fetchall())
+        if not cursor.nextset():
+            break
+    replaced = [row for row in rows if row[0] not in inserted]
+    if replaced:
+        await cursor.executemany(_REPLACE_RELEASE_CHANGE, [sql.replace_params(row) for row in replaced])
+    rebuilt_ids = sorted(
+        {change.release_id for change, row in zip(changes, rows, strict=True) if row[0] not in inserted}
+    )
+    folded_ids = sorted({change.release_id for change in changes} - set(rebuilt_ids))
+    stored: dict[int, Any] = {}
+    if folded_ids:
+        await cursor.execute(_SELECT_RELEASES, (folded_ids,))
+        stored = {row[0]: row for row in await cursor.fetchall()}
+    current = dict(stored)
+    changed: set[str] = set()
+    for change in changes:
+        if change.release_id in rebuilt_ids:
+            continue
+        row = current.get(change.release_id)
+        if row is None:
+            record, first_seen_at = fold(None, change), change.received_at
+        else:
+            record, first_seen_at = fold(sql.record_of(row), change), sql.first_seen(row, change)
+            if not sql.changed_columns(row, record, first_seen_at=first_seen_at, now=now):
+                continue  # an older change: its history entry is recorded, the record stays as it is
+        current[change.release_id] = sql.release_values(record, first_seen_at=first_seen_at)
+        changed.add(change.delivery_id)
+    upserts = [
+        sql.upsert_params(sql.record_of(row), first_seen_at=row[_FIRST_SEEN], now=now)
+        for release_id, row in current.items()
+        if row is not stored.get(release_id)
+    ]
+    for release_id in rebuilt_ids:
+        await cursor.execute(_SELECT_CHANGES, (release_id,))
+        record, first_seen_at = sql.rebuilt(await cursor.fetchall())
+        upserts.append(sql.upsert_params(record, first_seen_at=first_seen_at, now=now))
+        changed.update(change.delivery_id for change in changes if change.release_id == release_id)
+    if upserts:
+        await cursor.executemany(_UPSERT_RELEASE, clean(upserts))
+    return changed
