@@ -34,6 +34,8 @@ from pathlib import Path
 
 import pytest
 
+from ghingest.adapters.nats.backend import run_in_thread
+
 MAX_PAYLOAD = 32 * 1024 * 1024  # as deploy/nats/common.conf
 READY_TIMEOUT = 30.0
 
@@ -216,7 +218,7 @@ jetstream {{
             if time.monotonic() > deadline:
                 raise RuntimeError("the NATS cluster did not become healthy in time")
             time.sleep(0.05)
-        _run_in_thread(self._wait_jetstream(deadline))
+        run_in_thread(self._wait_jetstream(deadline))
 
     async def _wait_jetstream(self, deadline: float) -> None:
         import nats
@@ -236,25 +238,6 @@ jetstream {{
                 if time.monotonic() > deadline:
                     raise
                 await asyncio.sleep(0.05)
-
-
-def _run_in_thread(coro: object) -> None:
-    """Run a coroutine to completion on a fresh event loop in a thread (callers may be inside a running loop)."""
-    import threading
-
-    failure: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            asyncio.run(coro)  # type: ignore[arg-type]
-        except BaseException as exc:
-            failure.append(exc)
-
-    thread = threading.Thread(target=target, name="nats-cluster-ready")
-    thread.start()
-    thread.join()
-    if failure:
-        raise failure[0]
 
 
 _shared: NatsCluster | None = None
@@ -293,4 +276,4 @@ def delete_stream(urls: tuple[str, ...], stream: str) -> None:
             await nc.close()
 
     with contextlib.suppress(Exception):
-        _run_in_thread(delete())
+        run_in_thread(delete())

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
 
 from ghingest.adapters.nats.inbox import DELIVERY_MARGIN, JetStreamOptions, NatsInbox, provision
 from ghingest.core.errors import StoreUnavailable
@@ -40,7 +41,7 @@ class NatsResources:
     def upgrade(self) -> None:
         """Create or update the stream and consumer now, on a connection of its own (synchronous, like a schema
         migration: it runs on a thread, so it may be called with or without a running event loop)."""
-        _run_in_thread(_provision_once(self.inbox.options))
+        run_in_thread(_provision_once(self.inbox.options))
 
     async def start(self) -> None:
         await self.inbox.start()
@@ -95,16 +96,18 @@ async def _provision_once(options: JetStreamOptions) -> None:
         await client.close()
 
 
-def _run_in_thread(coro: object) -> None:
+def run_in_thread(coro: Coroutine[Any, Any, object]) -> None:
+    """Run a coroutine to completion on a fresh event loop in a thread of its own (the caller may be inside a
+    running loop, or have none); its exception is raised here."""
     failure: list[BaseException] = []
 
     def target() -> None:
         try:
-            asyncio.run(coro)  # type: ignore[arg-type]
+            asyncio.run(coro)
         except BaseException as exc:
             failure.append(exc)
 
-    thread = threading.Thread(target=target, name="nats-upgrade")
+    thread = threading.Thread(target=target, name="nats-sync-call")
     thread.start()
     thread.join()
     if failure:
