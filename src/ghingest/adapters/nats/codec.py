@@ -76,7 +76,8 @@ def incoming_headers(delivery: IncomingDelivery, *, received_at: float) -> dict[
 
 def requeue_headers(delivery: StoredDelivery, *, generation: str) -> dict[str, str]:
     return headers_for(
-        msg_id=f"{delivery.delivery_id}:requeue:{generation}",
+        # `/` is never in a delivery id (core.delivery): no delivery can take a requeued copy's msg id
+        msg_id=f"{delivery.delivery_id}/requeue/{generation}",
         delivery_id=delivery.delivery_id,
         event=delivery.event,
         hook_id=delivery.hook_id,
