@@ -32,7 +32,7 @@ import orjson
 
 from ghingest.app.samples import release_payload
 from ghingest.app.sender import hookshot_request
-from stats import percentile
+from stats import paced, percentile
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "bench-forward-secret-0123"
@@ -95,15 +95,7 @@ async def open_loop(base: str, run: str, rate: float, duration: float) -> dict[s
             if response.status_code != 202:
                 failures += 1
 
-        start = time.time() + 0.2
-        tasks = []
-        for n in range(count):
-            due = start + n / rate
-            delay = due - time.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(post(n, due)))
-        await asyncio.gather(*tasks)
+        await paced(count, rate, post, clock=time.time)  # due times compared with the destination's arrival times
     if failures:
         print(f"warning: {failures} POSTs were not answered 202", file=sys.stderr)
     return sent

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from stats import percentile
+from stats import paced, percentile
 
 
 def load_bodies(path: Path) -> list[tuple[str, bytes]]:
@@ -120,15 +120,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             samples.append((at, done - at))
             statuses[status] = statuses.get(status, 0) + 1
 
-    start = time.perf_counter() + 0.2
-    tasks = []
-    for i in range(total):
-        at = start + i / args.rate
-        delay = at - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(i, at)))
-    await asyncio.gather(*tasks)
+    start = await paced(total, args.rate, one)
     elapsed = time.perf_counter() - start
     if args.dump:
         args.dump.write_text("".join(f"{at - start:.4f} {lat * 1000:.2f}\n" for at, lat in sorted(samples)))

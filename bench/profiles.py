@@ -42,7 +42,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root: tests.nats_cluster
 
 from openloop import Connection, load_bodies, request_bytes
-from stats import percentile
+from stats import paced, percentile
 
 ROOT = Path(__file__).resolve().parent.parent
 GHINGEST = str(ROOT / ".venv" / "bin" / "ghingest")
@@ -269,15 +269,7 @@ async def open_loop(
             acks.append(done - at)
             due[delivery_id] = at
 
-    start = time.perf_counter() + 0.2
-    tasks = []
-    for i in range(total):
-        at = start + i / rate
-        delay = at - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(i, at)))
-    await asyncio.gather(*tasks)
+    await paced(total, rate, one)
     await watcher.wait_for(set(due), timeout=30)
     await watcher.stop()
     e2e = [watcher.seen[d] - at for d, at in due.items() if d in watcher.seen]

@@ -40,8 +40,12 @@ MAX_PAYLOAD = 32 * 1024 * 1024  # as deploy/nats/common.conf
 READY_TIMEOUT = 30.0
 
 
+# Read once, at import: every test runs with the GHINGEST_* variables scrubbed (tests/conftest.py).
+_EXPLICIT_BINARY = os.environ.get("GHINGEST_TEST_NATS_SERVER")
+
+
 def nats_server_binary() -> str | None:
-    explicit = os.environ.get("GHINGEST_TEST_NATS_SERVER")
+    explicit = _EXPLICIT_BINARY
     if explicit:
         return explicit
     return shutil.which("nats-server") or shutil.which("nats-server", path="/usr/sbin:/usr/local/sbin")

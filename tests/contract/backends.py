@@ -12,6 +12,7 @@ object with the same attributes for the ports it `provides` (and `resources`).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +61,18 @@ def register(
     return add
 
 
+@contextlib.asynccontextmanager
+async def started(backend: Any, *, upgrade: bool = True) -> AsyncIterator[Any]:
+    """`backend` migrated (unless it is already) and started; closed afterwards."""
+    if upgrade:
+        backend.resources.upgrade()
+    await backend.resources.start()
+    try:
+        yield backend
+    finally:
+        await backend.resources.close()
+
+
 # --- memory ---------------------------------------------------------------------------------------------------
 
 
@@ -67,13 +80,8 @@ def register(
 async def memory(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Backend]:
     from ghingest.adapters.memory import open_memory_backend
 
-    backend = open_memory_backend("memory://", clock=clock)
-    backend.resources.upgrade()
-    await backend.resources.start()
-    try:
+    async with started(open_memory_backend("memory://", clock=clock)) as backend:
         yield backend
-    finally:
-        await backend.resources.close()
 
 
 # --- sqlite ---------------------------------------------------------------------------------------------------
@@ -83,14 +91,8 @@ async def memory(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Backend]:
 async def sqlite(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Backend]:
     from ghingest.adapters.sqlite.database import SqliteDatabase
 
-    database = SqliteDatabase(f"sqlite:///{tmp_path / 'contract.db'}", clock=clock)
-    backend = database.backend()
-    backend.resources.upgrade()
-    await backend.resources.start()
-    try:
+    async with started(SqliteDatabase(f"sqlite:///{tmp_path / 'contract.db'}", clock=clock).backend()) as backend:
         yield backend
-    finally:
-        await backend.resources.close()
 
 
 # --- postgres -------------------------------------------------------------------------------------------------
@@ -102,12 +104,8 @@ async def postgres(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Backend]
     from tests.postgres_support import fresh_database
 
     with fresh_database() as url:  # skips without a server (fails under CI); migrated from a template
-        backend = open_postgres_backend(url, pool_size=4, clock=clock)
-        await backend.resources.start()
-        try:
+        async with started(open_postgres_backend(url, pool_size=4, clock=clock), upgrade=False) as backend:
             yield backend
-        finally:
-            await backend.resources.close()
 
 
 # --- nats -----------------------------------------------------------------------------------------------------
@@ -119,9 +117,7 @@ async def postgres(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Backend]
 
 @register("nats", provides=EVERYTHING - {"manual_clock", "exact_byte_budget"})
 async def nats(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Backend]:
-    import dataclasses
-
-    from ghingest.adapters.nats import CombinedResources, JetStreamOptions, NatsInbox, NatsResources
+    from ghingest.adapters.nats import JetStreamOptions, NatsInbox, NatsResources, with_nats_inbox
     from ghingest.adapters.postgres import open_postgres_backend
     from tests.nats_cluster import delete_stream, shared_cluster, unique_name
     from tests.postgres_support import fresh_database
@@ -130,15 +126,11 @@ async def nats(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Backend]:
     options = JetStreamOptions(
         servers=cluster.urls, stream=unique_name("CONTRACT"), replicas=3, ack_wait=60.0, max_bytes=64 * 1024 * 1024
     )
-    with fresh_database() as url:
-        database = open_postgres_backend(url, pool_size=4, clock=clock)
-        inbox = NatsInbox(options, clock=clock)
-        resources = CombinedResources(database.resources, NatsResources(inbox))
-        backend = dataclasses.replace(database, name="postgres+nats", inbox=inbox, resources=resources)
-        resources.upgrade()
-        await resources.start()
-        try:
-            yield backend
-        finally:
-            await resources.close()
-            delete_stream(cluster.urls, options.stream)
+    inbox = NatsInbox(options, clock=clock)
+    try:
+        with fresh_database() as url:
+            database = open_postgres_backend(url, pool_size=4, clock=clock)
+            async with started(with_nats_inbox(database, inbox, NatsResources(inbox))) as backend:
+                yield backend
+    finally:
+        delete_stream(cluster.urls, options.stream)

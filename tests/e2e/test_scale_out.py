@@ -219,6 +219,7 @@ def test_the_whole_cluster_down_answers_503_with_retry_after_and_recovers(stack:
             assert time.monotonic() - started < 9, "answered after GitHub's 10 s timeout"
             assert client.get("/readyz").status_code == 503
             assert httpx.get(f"{dashboard.url}/readyz").status_code == 200, "the dashboard needs no bus"
+            assert client.get("/metrics").status_code == 200, "an outage must not hide the counters that show it"
         finally:
             cluster.start_all()
         recovered = wait_until(

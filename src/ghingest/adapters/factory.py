@@ -9,7 +9,6 @@ inbox replaced by the NATS inbox and both resources combined (`postgres+nats`).
 
 from __future__ import annotations
 
-import dataclasses
 from typing import TYPE_CHECKING
 
 from ghingest.ports.backend import Backend
@@ -33,16 +32,10 @@ def open_backend(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> Backend:
             " (GHINGEST_DATABASE_URL=postgresql://…) to use NATS JetStream"
         )
     try:
-        from ghingest.adapters.nats import CombinedResources, open_nats_inbox
+        from ghingest.adapters.nats import open_nats_inbox, with_nats_inbox
     except ImportError:  # pragma: no cover - the [nats] extra is not installed
         raise UnsupportedBackend("GHINGEST_BUS_URL: install the [nats] extra (nats-py)") from None
-    inbox, resources = open_nats_inbox(settings, clock=clock)
-    return dataclasses.replace(
-        backend,
-        name=f"{backend.name}+nats",
-        inbox=inbox,
-        resources=CombinedResources(backend.resources, resources),
-    )
+    return with_nats_inbox(backend, *open_nats_inbox(settings, clock=clock))
 
 
 def _open_database(settings: Settings, *, clock: Clock) -> Backend:

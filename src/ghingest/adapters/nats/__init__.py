@@ -8,7 +8,13 @@
 docs/adr/0013-jetstream-inbox.md has the design and what survives what.
 """
 
-from ghingest.adapters.nats.backend import CombinedResources, NatsResources, open_nats_inbox, options_from_settings
+from ghingest.adapters.nats.backend import (
+    CombinedResources,
+    NatsResources,
+    open_nats_inbox,
+    options_from_settings,
+    with_nats_inbox,
+)
 from ghingest.adapters.nats.inbox import JetStreamOptions, NatsInbox
 
 __all__ = [
@@ -18,4 +24,5 @@ __all__ = [
     "NatsResources",
     "open_nats_inbox",
     "options_from_settings",
+    "with_nats_inbox",
 ]

@@ -7,13 +7,14 @@ database backend's own and combines both resources (`CombinedResources`: upgrade
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from ghingest.adapters.nats.inbox import DELIVERY_MARGIN, JetStreamOptions, NatsInbox, provision
 from ghingest.core.errors import StoreUnavailable
-from ghingest.ports.backend import Resources
+from ghingest.ports.backend import Backend, Resources
 from ghingest.ports.clock import SYSTEM_CLOCK, Clock
 
 if TYPE_CHECKING:
@@ -72,6 +73,13 @@ class CombinedResources:
 def open_nats_inbox(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> tuple[NatsInbox, NatsResources]:
     inbox = NatsInbox(options_from_settings(settings), clock=clock)
     return inbox, NatsResources(inbox)
+
+
+def with_nats_inbox(backend: Backend, inbox: NatsInbox, resources: NatsResources) -> Backend:
+    """`backend` with `inbox` in place of its own, both resources combined (`postgres` becomes `postgres+nats`)."""
+    return dataclasses.replace(
+        backend, name=f"{backend.name}+nats", inbox=inbox, resources=CombinedResources(backend.resources, resources)
+    )
 
 
 async def _provision_once(options: JetStreamOptions) -> None:
