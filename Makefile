@@ -4,13 +4,14 @@ VENV  := .venv
 BIN   := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help install run test lint fmt test-only bench openapi clean
+.PHONY: help install run test lint fmt test-only bench openapi synth clean
 
 help:
 	@echo "make run      set up and start ghingest on the embedded SQLite default"
 	@echo "make test     set up and run lint, type checks and the whole test suite"
 	@echo "make bench    run the benchmarks and print figures"
 	@echo "make openapi  regenerate docs/openapi.yaml from the application"
+	@echo "make synth    synthesize the AWS profile's CloudFormation template into deploy/aws/cdk.out/ (offline)"
 
 $(STAMP): pyproject.toml scripts/bootstrap.sh
 	bash scripts/bootstrap.sh $(VENV)
@@ -23,13 +24,13 @@ run: install
 	$(BIN)/ghingest serve
 
 lint: install
-	$(BIN)/ruff check src tests bench scripts
-	$(BIN)/ruff format --check src tests bench scripts
+	$(BIN)/ruff check src tests bench scripts deploy
+	$(BIN)/ruff format --check src tests bench scripts deploy
 	$(BIN)/mypy src
 
 fmt: install
-	$(BIN)/ruff format src tests bench scripts
-	$(BIN)/ruff check --fix src tests bench scripts
+	$(BIN)/ruff format src tests bench scripts deploy
+	$(BIN)/ruff check --fix src tests bench scripts deploy
 
 test: install lint
 	bash scripts/ensure-chromium.sh
@@ -43,6 +44,9 @@ bench: install
 
 openapi: install
 	$(BIN)/python -m ghingest.app.openapi_export > docs/openapi.yaml
+
+synth: install
+	$(BIN)/python deploy/aws/app.py $(SYNTH_ARGS)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

@@ -7,7 +7,7 @@
 # Placement (2-core machines): the server runs on BENCH_SERVER_CPUS, the load generators on BENCH_LOAD_CPUS
 # (taskset). Defaults: both on all CPUs ("0-1"), as load tool and server would share a small machine anyway;
 # set e.g. BENCH_SERVER_CPUS=1 BENCH_LOAD_CPUS=0 to pin them apart.
-# Knobs: BENCH_PROFILE=scale-out (profiles side by side instead, see below), BENCH_QUICK=1 (short runs, small seed), BENCH_SEED_EVENTS, BENCH_SEED_RELEASES, BENCH_SKIP_READ=1,
+# Knobs: BENCH_PROFILE=scale-out (profiles side by side instead, see below), BENCH_PROFILE=aws (Lambda handlers), BENCH_QUICK=1 (short runs, small seed), BENCH_SEED_EVENTS, BENCH_SEED_RELEASES, BENCH_SKIP_READ=1,
 # BENCH_NICE=-10 (run server and load generators at that nice level, against other work on a shared machine).
 set -euo pipefail
 
@@ -32,6 +32,12 @@ fi
 if ! command -v wrk >/dev/null 2>&1; then
   echo "== installing wrk"
   apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }
+fi
+
+# BENCH_PROFILE=aws: the AWS profile's Lambda handlers in process against a moto server (bench/aws_bench.py).
+if [[ ${BENCH_PROFILE:-embedded} == aws ]]; then
+  mkdir -p "$RESULTS"
+  exec "$PY" bench/aws_bench.py --count "$([[ $QUICK == 1 ]] && echo 300 || echo 2000)" --out "$RESULTS/aws.txt"
 fi
 
 # BENCH_PROFILE=scale-out: the scale-out profile (3-node NATS cluster, PostgreSQL, 2 receivers, 2 workers, a

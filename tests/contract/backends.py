@@ -134,3 +134,18 @@ async def nats(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Backend]:
                 yield backend
     finally:
         delete_stream(cluster.urls, options.stream)
+
+
+# --- aws ------------------------------------------------------------------------------------------------------
+# The serverless profile on a moto server in server mode (tests/aws_support.py: real HTTP, SNS → SQS fan-out, S3):
+# one DynamoDB table, topics, queues and a bucket of their own per test. Not `manual_clock`: the lease is the SQS
+# visibility timeout and a retry's delay a visibility change, SQS's timers (as JetStream's ack wait for nats).
+# Not `exact_byte_budget`: a claim receives up to 10 messages at a time and stops once the budget is passed.
+
+
+@register("aws", provides=EVERYTHING - {"manual_clock", "exact_byte_budget"})
+async def aws(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Backend]:
+    from tests.aws_support import aws_backend, fresh_aws
+
+    async with aws_backend(fresh_aws("contract"), clock) as backend:
+        yield backend

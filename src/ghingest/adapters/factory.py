@@ -1,7 +1,8 @@
 """One factory turns the configuration into the ports: the only place that names a backend's class.
 
 `GHINGEST_DATABASE_URL` chooses the store: `sqlite:///path` (the embedded profile, inbox included),
-`postgresql://…` or `postgres://…` (every port on PostgreSQL, inbox included), or `memory://` (everything in this
+`postgresql://…` or `postgres://…` (every port on PostgreSQL, inbox included), `dynamodb://TABLE` (the AWS
+serverless profile: DynamoDB, SNS, SQS and S3, addressed by the `aws_*` settings), or `memory://` (everything in this
 process's memory, nothing persists: demonstrations and tests). `GHINGEST_BUS_URL` (comma-separated `nats://`
 servers), when set, puts the inbox on NATS JetStream instead: the database backend is opened as without it, its
 inbox replaced by the NATS inbox and both resources combined (`postgres+nats`).
@@ -51,6 +52,16 @@ def _open_database(settings: Settings, *, clock: Clock) -> Backend:
         from ghingest.adapters.postgres import open_postgres_backend
 
         return open_postgres_backend(url, pool_size=settings.database_pool_size, clock=clock)
+    if url.startswith("dynamodb://"):
+        try:
+            from ghingest.adapters.aws import open_aws_backend
+            from ghingest.adapters.aws.options import options_from_settings
+        except ImportError:  # pragma: no cover - the [aws] extra is not installed
+            raise UnsupportedBackend(
+                "GHINGEST_DATABASE_URL: dynamodb:// needs boto3: install the [aws] extra"
+            ) from None
+
+        return open_aws_backend(options_from_settings(settings), clock=clock)
     if url.startswith("memory:"):
         from ghingest.adapters.memory import open_memory_backend
 

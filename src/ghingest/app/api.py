@@ -59,6 +59,10 @@ async def list_releases(
     cursor: Cursor = None,
     limit: Limit = DEFAULT_PAGE_SIZE,
 ) -> ReleasePage:
+    if q and not runtime.backend.reads.capabilities.search:
+        raise HTTPException(
+            400, detail=f"q: release search is not available on this deployment ({runtime.backend.name})"
+        )
     query = ReleaseQuery(
         repository=repo,
         state=state,

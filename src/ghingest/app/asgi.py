@@ -17,7 +17,7 @@ from ghingest.app.auth import TokenAuthenticator
 from ghingest.app.forward_api import forwarding
 from ghingest.app.openapi import build_openapi
 from ghingest.app.proxies import ProxyHeadersMiddleware, TrustedProxies
-from ghingest.app.receiver import PATH, WebhookReceiver
+from ghingest.app.receiver import PATH
 from ghingest.app.request_guard import RequestGuard, error_code
 from ghingest.app.runtime import Runtime
 from ghingest.core.pagination import InvalidCursor
@@ -110,16 +110,7 @@ class Application:
             with_read_api=read_side,
             receives_webhooks=True,
         )
-        self.receiver = WebhookReceiver(
-            runtime.backend.inbox,
-            runtime.backend.store,
-            secrets=[secret.encode("utf-8") for secret in runtime.webhook_secrets.values],
-            metrics=runtime.metrics,
-            allow_sha1=runtime.settings.allow_sha1_signatures,
-            max_body_bytes=runtime.settings.max_body_bytes,
-            offload=runtime.receiver_offload,
-            ack_timeout=runtime.settings.ack_timeout,
-        )
+        self.receiver = runtime.receiver()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["path"] == PATH:

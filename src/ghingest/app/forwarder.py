@@ -107,6 +107,39 @@ class Forwarder:
                 task.cancel()
             self._offload.close()
 
+    async def deliver(self, jobs: Sequence[ForwardJob]) -> None:
+        """Attempt jobs claimed elsewhere once each — a forwarder Lambda's batch, claimed from its event source —
+        each destination's `concurrency` at a time, over a transport of its own; every attempt is recorded. A job
+        whose destination the route table no longer has is left as claimed: it is due again when its lease ends
+        (releasing it would hand it straight back to the event source, in a loop)."""
+        table = self._routes()
+        by_destination: dict[str, list[ForwardJob]] = {}
+        for job in jobs:
+            by_destination.setdefault(job.destination, []).append(job)
+        for name, group in by_destination.items():
+            destination = table.destinations.get(name)
+            if destination is None:
+                self._log.warning("forward.unknown_destination", destination=name, jobs=len(group))
+            else:
+                await self._deliver_to(destination, group)
+
+    async def _deliver_to(self, destination: Destination, jobs: Sequence[ForwardJob]) -> None:
+        transport = self._transport(transport_options(destination), destination.name)
+        target = _target_of(destination.url)
+        slots = asyncio.Semaphore(destination.concurrency)
+
+        async def attempt(job: ForwardJob) -> None:
+            async with slots:
+                await self._attempt(transport, target, destination, job)
+
+        try:
+            await asyncio.gather(*(attempt(job) for job in jobs))
+        finally:
+            try:
+                await transport.close()
+            except Exception:
+                self._log.exception("forward.close_error", destination=destination.name)
+
     async def _pump(self, name: str, stop: asyncio.Event) -> None:
         """Keep `concurrency` attempts in flight for one destination. Jobs are claimed in batches (up to twice the
         concurrency is held), so that claims — each a commit — stay few however fast the destination answers."""

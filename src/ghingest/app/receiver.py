@@ -73,7 +73,7 @@ class WebhookReceiver:
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["method"] != "POST":
-            await _respond(send, 405, {"error": "method_not_allowed", "detail": "use POST"}, [(b"allow", b"POST")])
+            await respond_json(send, 405, {"error": "method_not_allowed", "detail": "use POST"}, [(b"allow", b"POST")])
             return
         started = time.perf_counter()
         headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
@@ -88,7 +88,7 @@ class WebhookReceiver:
             delivery = core_delivery.incoming(head, headers, body, secret_index)
         except WebhookRejected as exc:
             self._rejected(exc, headers, started)
-            await _respond(send, exc.status, {"error": exc.code, "detail": exc.detail})
+            await respond_json(send, exc.status, {"error": exc.code, "detail": exc.detail})
             return
         except ClientGone:
             return
@@ -106,7 +106,7 @@ class WebhookReceiver:
             return
         except PayloadTooLarge as exc:  # the inbox refused its size (its limit was not known before the request)
             self._rejected(exc, headers, started)
-            await _respond(send, exc.status, {"error": exc.code, "detail": exc.detail})
+            await respond_json(send, exc.status, {"error": exc.code, "detail": exc.detail})
             return
         except TimeoutError:  # not acknowledged: it may still commit, and a redelivery is then a duplicate
             await self._unavailable(send, delivery.event, delivery.delivery_id, "the commit took too long")
@@ -114,10 +114,10 @@ class WebhookReceiver:
         label = event_label(delivery.event)
         if stored:
             self._metrics.deliveries.labels(label, "accepted").inc()
-            await _respond(send, 202, {"delivery_id": delivery.delivery_id})
+            await respond_json(send, 202, {"delivery_id": delivery.delivery_id})
         else:
             self._metrics.deliveries.labels(label, "duplicate").inc()
-            await _respond(send, 200, {"delivery_id": delivery.delivery_id, "duplicate": True})
+            await respond_json(send, 200, {"delivery_id": delivery.delivery_id, "duplicate": True})
 
     def _body_limit(self) -> int:
         """The largest body accepted: the configured cap, or less when the inbox holds less (a NATS server's
@@ -128,7 +128,7 @@ class WebhookReceiver:
     async def _unavailable(self, send: Any, event: str, delivery_id: str, reason: str) -> None:
         self._metrics.deliveries.labels(event_label(event), "unavailable").inc()
         self._log.error("delivery.unavailable", delivery_id=delivery_id, github_event=event, reason=reason)
-        await _respond(
+        await respond_json(
             send,
             503,
             {"error": "store_unavailable", "detail": "the delivery could not be recorded; retry later"},
@@ -170,7 +170,9 @@ async def _read_body(receive: Any, limit: int) -> bytes:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-async def _respond(send: Any, status: int, document: dict[str, Any], extra: Sequence[tuple[bytes, bytes]] = ()) -> None:
+async def respond_json(
+    send: Any, status: int, document: dict[str, Any], extra: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
     body = orjson.dumps(document)
     headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode()), *extra]
     await send({"type": "http.response.start", "status": status, "headers": headers})

@@ -15,6 +15,7 @@ from ghingest.app.credentials import Credential, api_tokens, webhook_secrets
 from ghingest.app.forwarder import Forwarder
 from ghingest.app.metrics import Metrics
 from ghingest.app.offload import Offload
+from ghingest.app.receiver import WebhookReceiver
 from ghingest.app.routes_config import Routes, TransportDefaults
 from ghingest.app.settings import ConfigError, Settings
 from ghingest.app.worker import Worker
@@ -86,6 +87,20 @@ class Runtime:
             poll_interval=s.worker_poll_interval,
             lease_seconds=s.worker_lease_seconds,
             routes=self.route_table,
+        )
+
+    def receiver(self) -> WebhookReceiver:
+        """The webhook route (a bare ASGI callable), on this runtime's inbox, store and secrets."""
+        s = self.settings
+        return WebhookReceiver(
+            self.backend.inbox,
+            self.backend.store,
+            secrets=[secret.encode("utf-8") for secret in self.webhook_secrets.values],
+            metrics=self.metrics,
+            allow_sha1=s.allow_sha1_signatures,
+            max_body_bytes=s.max_body_bytes,
+            offload=self.receiver_offload,
+            ack_timeout=s.ack_timeout,
         )
 
     def route_table(self) -> RouteTable:

@@ -41,7 +41,8 @@ def _split(value: Any) -> Any:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid")
 
-    # The store: sqlite:///path (embedded), postgresql://user:password@host:port/db (scale-out), memory://.
+    # The store: sqlite:///path (embedded), postgresql://user:password@host:port/db (scale-out), memory://,
+    # dynamodb://TABLE (the AWS serverless profile: every port on DynamoDB, SNS, SQS and S3; the aws_* settings).
     database_url: str = "sqlite:///./data/ghingest.db"
     database_pool_size: int = Field(default=10, ge=1, le=200)  # connections per process (PostgreSQL)
     # The inbox on NATS JetStream: comma-separated nats:// servers of one cluster. Unset: the inbox is in the store.
@@ -50,6 +51,21 @@ class Settings(BaseSettings):
     bus_replicas: int = Field(default=3, ge=1, le=5)  # the stream's replicas (R3: an ack means a quorum has it)
     bus_publish_timeout: float = Field(default=4.0, gt=0, le=8)  # a receiver answers 503 after this
     bus_max_bytes: int = Field(default=8 * 1024**3, ge=1024**2)  # the stream's backlog; full: appends refused (503)
+    # The AWS serverless profile (set by the CDK stack on every Lambda function; docs/aws/dynamodb.md).
+    aws_region: str | None = None  # unset: the AWS SDK's own (AWS_REGION on Lambda)
+    aws_endpoint_url: str | None = None  # one endpoint for every AWS service (moto server, LocalStack); unset: AWS
+    aws_deliveries_topic_arn: str | None = None  # SNS: the receiver publishes a notice of each new delivery
+    aws_inbox_queue_url: str | None = None  # SQS: the processor's queue, subscribed to the deliveries topic
+    aws_forwards_topic_arn: str | None = None  # SNS: a notice per forward job; filter policies route by destination
+    aws_forward_queues: dict[str, str] = Field(default_factory=dict)  # destination -> its SQS queue URL (JSON)
+    aws_forward_dead_letter_queues: dict[str, str] = Field(default_factory=dict)  # destination -> DLQ URL (JSON)
+    aws_payload_bucket: str | None = None  # S3: bodies too large for a DynamoDB item (the claim check)
+    aws_secrets_arn: str | None = None  # Secrets Manager: JSON {"webhook_secrets": [...], "api_tokens": [...], ...}
+    aws_secrets_cache_seconds: float = Field(default=300.0, ge=0, le=3600)  # how long a function keeps them
+    # Local runs against moto or LocalStack only: a destination with no queue gets one on first use (in AWS the
+    # CDK stack creates each destination's queue from the routes file).
+    aws_create_missing_queues: bool = False
+    aws_sweep_after: float = Field(default=600.0, ge=30)  # s before the sweeper republishes an unpublished delivery
     data_dir: Path = Path("./data")
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
@@ -144,6 +160,10 @@ class Settings(BaseSettings):
     http_backlog: int = Field(default=2048, ge=1, le=65535)  # the listen queue (the kernel caps it at somaxconn)
     http_max_form_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)  # body cap off the webhook
 
+    # How open dashboard pages follow changes: a stream (Server-Sent Events held open), or, where the front end
+    # cannot stream (API Gateway on the AWS profile buffers whole responses), short requests every poll interval.
+    live_updates: Literal["stream", "poll"] = "stream"
+    live_poll_interval: float = Field(default=5.0, ge=1, le=300)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("webhook_secrets", "api_tokens", mode="before")
@@ -181,8 +201,10 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _supported_database(cls, value: str) -> str:
-        if not value.startswith(("sqlite:///", "memory://", "postgresql://", "postgres://")):
-            raise ValueError("a database URL is sqlite:///path, postgresql://… or memory:// (nothing persists)")
+        if not value.startswith(("sqlite:///", "memory://", "postgresql://", "postgres://", "dynamodb://")):
+            raise ValueError(
+                "a database URL is sqlite:///path, postgresql://…, dynamodb://TABLE or memory:// (nothing persists)"
+            )
         return value
 
     @field_validator("bus_url", mode="before")

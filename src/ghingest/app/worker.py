@@ -40,7 +40,7 @@ from ghingest.core.processing import (
 from ghingest.core.retry import RetryPolicy
 from ghingest.core.routing import EMPTY_TABLE, RouteMatcher, RouteTable
 from ghingest.ports.clock import SYSTEM_CLOCK, Clock
-from ghingest.ports.inbox import Inbox, Settle, Settlement
+from ghingest.ports.inbox import Claimed, Inbox, Settle, Settlement
 from ghingest.ports.store import Outcome, Store
 
 BATCH_BYTES = 16 * 1024 * 1024
@@ -110,6 +110,13 @@ class Worker:
         )
         if not claimed:
             return 0
+        await self.handle(claimed)
+        return len(claimed)
+
+    async def handle(self, claimed: Sequence[Claimed]) -> list[Settlement]:
+        """Process claimed deliveries, record their outcomes and settle what was recorded; return the settlements
+        (a claim missing from them was not recorded: it is claimed again when its lease runs out). A Lambda
+        function's batch comes here directly, its claims made from the event source's messages."""
         at = self._clock.now()
         exhausted = [
             Outcome(delivery=claim.delivery, error=EXHAUSTED, fallback_event=bare_event_record(claim.delivery))
@@ -124,9 +131,10 @@ class Worker:
         ]
         recorded = await self._record(outcomes, at)
         handles = {id(claim.delivery): claim.handle for claim in claimed}
-        await self._inbox.settle([_settlement(handles[id(o.delivery)], o) for o in recorded])
+        settlements = [_settlement(handles[id(o.delivery)], o) for o in recorded]
+        await self._inbox.settle(settlements)
         self._observe(recorded, at)
-        return len(claimed)
+        return settlements
 
     async def drain(self, *, max_batches: int = 1_000_000) -> int:
         """Process until nothing is due (CLI `reprocess`, tests)."""

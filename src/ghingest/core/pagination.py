@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -47,6 +47,14 @@ def decode_cursor(cursor: str, *, types: Sequence[type]) -> tuple[str | int | fl
         if isinstance(item, bool) or not isinstance(item, expected) or (expected is int and not is_int64(item)):
             raise InvalidCursor("cursor is not valid")
     return tuple(items)
+
+
+def page_of(items: Sequence[T], size: int, cursor_of: Callable[[T], str]) -> Page[T]:
+    """A page of `size` from up to `size + 1` items read: the extra one says there is a next page, whose cursor is
+    that of the page's last item."""
+    if len(items) > size:
+        return Page(items=items[:size], next_cursor=cursor_of(items[size - 1]))
+    return Page(items=items, next_cursor=None)
 
 
 def page_size(limit: int) -> int:

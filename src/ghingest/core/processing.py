@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ghingest.core.delivery import ContentKind, parse_payload
+from ghingest.core.delivery import ContentKind, IncomingDelivery, parse_payload
 from ghingest.core.errors import InvalidPayload, PayloadMismatch
 from ghingest.core.events import EventRecord, check_interpreted, event_record
 from ghingest.core.releases import ReleaseChange, release_change
@@ -37,6 +37,21 @@ class StoredDelivery:
     received_at: float
     secret_index: int
     attempts: int = 0
+
+
+def at_receipt(delivery: IncomingDelivery, *, seq: int, received_at: float) -> StoredDelivery:
+    """An incoming delivery as an inbox records it: its receipt number and time, not attempted yet."""
+    return StoredDelivery(
+        seq=seq,
+        delivery_id=delivery.delivery_id,
+        event=delivery.event,
+        hook_id=delivery.hook_id,
+        content_kind=delivery.content_kind,
+        headers=dict(delivery.headers),
+        body=bytes(delivery.body),
+        received_at=received_at,
+        secret_index=delivery.secret_index,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -81,14 +81,15 @@ class Route:
         if self.actions and action not in self.actions:
             return False
         if self.repositories and (
-            repository is None or not any(_glob(repository, pattern) for pattern in self.repositories)
+            repository is None or not any(glob_matches(repository, pattern) for pattern in self.repositories)
         ):
             return False
         return self.when is None or condition_holds(self.when, payload)
 
 
-def _glob(value: str, pattern: str) -> bool:
-    return fnmatch.fnmatchcase(value.lower(), pattern.lower())  # GitHub names are case-insensitive
+def glob_matches(value: str, pattern: str) -> bool:
+    """Whether a name (`owner/name`) matches an fnmatch glob, ignoring case: GitHub names are case-insensitive."""
+    return fnmatch.fnmatchcase(value.lower(), pattern.lower())
 
 
 def condition_holds(expression: jmespath.parser.ParsedResult, payload: Mapping[str, Any]) -> bool:

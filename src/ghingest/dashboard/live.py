@@ -8,6 +8,10 @@ server restart. Far behind (more than `CATCH_UP_LIMIT` changes), the client gets
 A stream lasts at most `STREAM_SECONDS`, then ends and the client reconnects at once (`retry`): a server shutting
 down never waits long for open streams, and a connection through a proxy never idles (a comment every
 `KEEPALIVE_SECONDS`).
+
+Where responses cannot stream (`GHINGEST_LIVE_UPDATES=poll`: API Gateway buffers a Lambda's whole response), each
+request answers what changed since the client's cursor and ends at once, with `retry` set to the poll interval:
+EventSource's own reconnection is then the poll, and the page says it polls.
 """
 
 from __future__ import annotations
@@ -39,14 +43,19 @@ def _message(cursor: str, kind: str, data: dict[str, object]) -> bytes:
     return f"id: {cursor}\nevent: {kind}\ndata: ".encode() + orjson.dumps(data) + b"\n\n"
 
 
-async def stream(feed: ChangeFeed, after: str | None, *, seconds: float = STREAM_SECONDS) -> AsyncIterator[bytes]:
-    yield f"retry: {RETRY_MS}\n\n".encode()
+async def stream(
+    feed: ChangeFeed, after: str | None, *, seconds: float = STREAM_SECONDS, retry_ms: int = RETRY_MS
+) -> AsyncIterator[bytes]:
+    """The changes after `after` for `seconds` (0: what there is now, once: a poll)."""
+    yield f"retry: {retry_ms}\n\n".encode()
     if after is None or not await _resumable(feed, after):
         after = await feed.latest()
     yield _message(after, "hello", {"cursor": after})
     deadline = time.monotonic() + seconds
     quiet_since = time.monotonic()
-    while time.monotonic() < deadline:
+    first = True
+    while first or time.monotonic() < deadline:
+        first = False
         changes = await feed.changes_since(after, limit=CATCH_UP_LIMIT)
         if len(changes) >= CATCH_UP_LIMIT:
             after = await feed.latest()
@@ -61,7 +70,8 @@ async def stream(feed: ChangeFeed, after: str | None, *, seconds: float = STREAM
         elif time.monotonic() - quiet_since >= KEEPALIVE_SECONDS:
             yield b": keepalive\n\n"
             quiet_since = time.monotonic()
-        await feed.wait_for_change(after, timeout=min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+        if time.monotonic() < deadline:
+            await feed.wait_for_change(after, timeout=min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
 
 
 async def _resumable(feed: ChangeFeed, cursor: str) -> bool:
@@ -90,8 +100,16 @@ async def live(
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
     runtime = runtime_of(request)
+    settings = runtime.settings
+    if settings.live_updates == "poll":
+        changes = stream(
+            runtime.backend.feed, _resume_point(last_event_id, after), seconds=0,
+            retry_ms=round(settings.live_poll_interval * 1000),
+        )  # fmt: skip
+    else:
+        changes = stream(runtime.backend.feed, _resume_point(last_event_id, after))
     return StreamingResponse(
-        stream(runtime.backend.feed, _resume_point(last_event_id, after)),
+        changes,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

@@ -69,6 +69,8 @@ def mount_dashboard(
 ) -> None:
     app.state.gate = build_gate(runtime)
     app.state.dashboard_renderer = Renderer([*NAV, *extra_nav])
+    if runtime.settings.live_updates == "poll":
+        app.state.dashboard_renderer.env.globals["live_poll_seconds"] = round(runtime.settings.live_poll_interval)
     app.state.dashboard_chart_cache = ChartCache()
     app.state.dashboard_notes = NotesRenderer()
     for router in (sign_in.router, live.router, pages.router, *extra_routers):

@@ -102,14 +102,17 @@ async def releases_page(
     cursor: str | None = None,
 ) -> Response:
     errors: list[str] = []
+    reads = runtime_of(request).backend.reads
     filters = {
         "repo": _text(repo),
         "state": state if state in {s.value for s in ReleaseState} else "",
         "pre": pre if pre in ("yes", "no") else "",
         "since": _text(since, 10),
         "until": _text(until, 10),
-        "q": _text(q),
+        "q": _text(q) if reads.capabilities.search else "",  # no search box where the store cannot search
     }
+    if q and not reads.capabilities.search:
+        errors.append("Search is not available on this deployment: its store has no full-text index.")
     since_day = _day(filters["since"], errors, "From")
     until_day = _day(filters["until"], errors, "Until")
     query = ReleaseQuery(
@@ -123,10 +126,11 @@ async def releases_page(
         limit=PAGE_SIZE,
     )
     try:
-        page = await runtime_of(request).backend.reads.list_releases(query)
+        page = await reads.list_releases(query)
     except InvalidCursor:
         return _bad_cursor(request)
     context = {
+        "can_search": reads.capabilities.search,
         "filters": filters,
         "filtered": any(filters.values()),
         "errors": errors,

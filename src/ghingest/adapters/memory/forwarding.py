@@ -9,12 +9,12 @@ crashed (or stopped) forwarder's: `single_forwarder`.
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Sequence
 
 from ghingest.adapters.memory.signal import wait
 from ghingest.adapters.memory.tables import JobRow, MemoryDatabase, StatsRow
 from ghingest.core.forward_states import ACTIVE, ForwardStatus, can_move
+from ghingest.core.routing import glob_matches
 from ghingest.core.states import DeliveryStatus
 from ghingest.ports import (
     AttemptResult,
@@ -253,7 +253,7 @@ def _replay_targets(db: MemoryDatabase, s: ReplaySelection) -> list[ReplayTarget
         return (
             (s.delivery_id is None or d.delivery_id == s.delivery_id)
             and (s.event is None or d.event == s.event)
-            and (s.repository is None or (repository is not None and _glob(repository, s.repository)))
+            and (s.repository is None or (repository is not None and glob_matches(repository, s.repository)))
             and (s.since is None or d.received_at >= s.since)
             and (s.until is None or d.received_at < s.until)
         )
@@ -283,10 +283,6 @@ def _replay_targets(db: MemoryDatabase, s: ReplaySelection) -> list[ReplayTarget
         route = max(previous, key=lambda j: j.generation).route if previous else None
         chosen.append((seq, s.to, route))
     return chosen
-
-
-def _glob(name: str, pattern: str) -> bool:
-    return fnmatch.fnmatchcase(name.lower(), pattern.lower())
 
 
 def _forward_view(db: MemoryDatabase, job: JobRow, attempts: tuple[AttemptView, ...]) -> ForwardView:

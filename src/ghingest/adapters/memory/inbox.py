@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from ghingest.adapters.memory.signal import wait
 from ghingest.adapters.memory.tables import DeliveryRow, MemoryDatabase
 from ghingest.core.delivery import IncomingDelivery
-from ghingest.core.processing import StoredDelivery
+from ghingest.core.processing import StoredDelivery, at_receipt
 from ghingest.core.states import DeliveryStatus
 from ghingest.ports import Claimed, InboxCapabilities, Settle, Settlement
 
@@ -36,17 +36,7 @@ class MemoryInbox:
             if delivery.delivery_id in db.seq_of:
                 return False
             db.last_seq += 1
-            stored = StoredDelivery(
-                seq=db.last_seq,
-                delivery_id=delivery.delivery_id,
-                event=delivery.event,
-                hook_id=delivery.hook_id,
-                content_kind=delivery.content_kind,
-                headers=dict(delivery.headers),
-                body=bytes(delivery.body),
-                received_at=received_at,
-                secret_index=delivery.secret_index,
-            )
+            stored = at_receipt(delivery, seq=db.last_seq, received_at=received_at)
             db.deliveries[stored.seq] = DeliveryRow(stored, due_at=received_at)
             db.seq_of[stored.delivery_id] = stored.seq
             db.pending.add(stored.seq)

@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import TypeVar
 
 from ghingest.adapters.memory.tables import DeliveryRow, EventRow, MemoryDatabase, ReleaseRow
-from ghingest.core.pagination import InvalidCursor, Page, decode_cursor, encode_cursor, page_size
+from ghingest.core.pagination import InvalidCursor, Page, decode_cursor, encode_cursor, page_of, page_size
 from ghingest.core.processing import StoredDelivery
 from ghingest.core.releases import ReleaseContent, sort_at
 from ghingest.core.states import DeliveryStatus
@@ -66,7 +66,7 @@ class MemoryReads:
             seqs = sorted((seq for seq in db.events if before is None or seq < before), reverse=True)
             rows = _first(matches, (db.events[seq] for seq in seqs), page_size(query.limit) + 1)
             views = [EventView(r.seq, r.record, r.status, r.received_at, r.processed_at, r.error) for r in rows]
-        return _page(views, page_size(query.limit), lambda view: encode_cursor([view.seq]))
+        return page_of(views, page_size(query.limit), lambda view: encode_cursor([view.seq]))
 
     async def get_release(self, release_id: int) -> ReleaseView | None:
         with self._db.transaction() as db:
@@ -99,7 +99,7 @@ class MemoryReads:
             found = _first(matches, rows, page_size(query.limit) + 1)
             # A page carries no history (as the SQL backends' pages): `get_release` has it.
             views = [ReleaseView(replace(r.record, history=()), r.first_seen_at, r.updated_at) for r in found]
-        return _page(views, page_size(query.limit), _release_cursor)
+        return page_of(views, page_size(query.limit), _release_cursor)
 
     async def list_repositories(self, text: str, *, limit: int = 20) -> Sequence[str]:
         limit = max(1, min(limit, _MAX_REPOSITORIES))
@@ -144,7 +144,7 @@ class MemoryReads:
             seqs = sorted(seq for seq in db.deliveries if last is None or seq > last)
             rows = _first(matches, (db.deliveries[seq] for seq in seqs), size + 1)
             items = [row.delivery for row in rows]
-        return _page(items, size, lambda d: encode_cursor([d.seq]))
+        return page_of(items, size, lambda d: encode_cursor([d.seq]))
 
     async def ping(self) -> None:
         with self._db.transaction():
@@ -180,12 +180,6 @@ def _first(matches: Callable[[T], bool], rows: Iterable[T], count: int) -> list[
             if len(found) >= count:
                 break
     return found
-
-
-def _page(items: list[T], size: int, cursor_of: Callable[[T], str]) -> Page[T]:
-    if len(items) > size:
-        return Page(items=items[:size], next_cursor=cursor_of(items[size - 1]))
-    return Page(items=items, next_cursor=None)
 
 
 def _decode_int(cursor: str) -> int:

@@ -84,13 +84,18 @@
     let wasOffline = false;
     let offlineTimer = null;
     let backoff = 1000;
+    // Where the server cannot stream, each request ends at once and EventSource asks again after `retry` (the
+    // poll interval): say so, and wait that long (and a little more) before calling it offline.
+    const pollSeconds = Number(body.dataset.livePoll || 0);
+    const liveLabel = pollSeconds ? "Live (checks every " + pollSeconds + " s: this deployment cannot stream)" : "Live";
+    const offlineAfterMs = pollSeconds ? pollSeconds * 1000 + 5000 : 1500;
 
     function connect() {
       source = new EventSource("/live?after=" + encodeURIComponent(seq));
       source.addEventListener("open", () => {
         clearTimeout(offlineTimer);
         offlineTimer = null;
-        setStatus("live", "Live");
+        setStatus("live", liveLabel);
         backoff = 1000;
       });
       source.addEventListener("hello", (event) => {
@@ -119,7 +124,7 @@
           offlineTimer = setTimeout(() => {
             wasOffline = true;
             setStatus("offline", "Offline – reconnecting…");
-          }, 1500);
+          }, offlineAfterMs);
         }
         if (source.readyState === EventSource.CLOSED) {
           // The browser gave up (e.g. an error status during a restart): start again, a little later each time.

@@ -1,0 +1,151 @@
+"""Every item's keys (docs/aws/dynamodb.md, "Items"): the only place that spells them."""
+
+from __future__ import annotations
+
+SHARDS = 4  # write shards of the "all deliveries" and "all events" index partitions
+
+
+def n20(number: int) -> str:
+    """A non-negative integer as a sort key that sorts as the number."""
+    if number < 0:
+        raise ValueError("keys hold non-negative numbers")
+    return f"{number:020d}"
+
+
+def t(seconds: float) -> str:
+    """An epoch time as a sort key that sorts as the time."""
+    return f"{seconds:017.6f}"
+
+
+def shard(seq: int) -> int:
+    return seq % SHARDS
+
+
+# table metadata and counters
+META = {"pk": "META", "sk": "TABLE"}
+PROBE = {"pk": "META", "sk": "PROBE"}  # what the store's readiness check writes
+
+
+def counter(name: str) -> dict[str, str]:
+    return {"pk": "COUNTER", "sk": name}
+
+
+# deliveries and what hangs off them
+def delivery_pk(delivery_id: str) -> str:
+    return f"DLV#{delivery_id}"
+
+
+DELIVERY_SK = "#"
+EVENT_SK = "EVENT"
+SIGHTING_PREFIX = "SIGHT#"
+JOB_GUARD_PREFIX = "JOB0#"
+
+
+def delivery(delivery_id: str) -> dict[str, str]:
+    return {"pk": delivery_pk(delivery_id), "sk": DELIVERY_SK}
+
+
+def event(delivery_id: str) -> dict[str, str]:
+    return {"pk": delivery_pk(delivery_id), "sk": EVENT_SK}
+
+
+def sighting(delivery_id: str, hook_id: str | None) -> dict[str, str]:
+    return {"pk": delivery_pk(delivery_id), "sk": SIGHTING_PREFIX + (hook_id or "")}
+
+
+def job_guard(delivery_id: str, destination: str) -> dict[str, str]:
+    return {"pk": delivery_pk(delivery_id), "sk": JOB_GUARD_PREFIX + destination}
+
+
+def deliveries_shard(seq: int) -> str:
+    return f"DLVS#{shard(seq)}"
+
+
+def events_shard(seq: int) -> str:
+    return f"EVTS#{shard(seq)}"
+
+
+def events_of_type(event_name: str) -> str:
+    return f"EVT#{event_name}"
+
+
+def events_of_repository(repository: str) -> str:
+    return f"REPO#{repository}"
+
+
+UNPUBLISHED = "UNPUBLISHED"
+UNDISPATCHED = "UNDISPATCHED"
+
+
+# releases
+def release_pk(release_id: int) -> str:
+    return f"REL#{n20(release_id)}"
+
+
+RELEASE_SK = "#"
+CHANGE_PREFIX = "CHG#"
+RELEASES = "RELS"
+
+
+def release(release_id: int) -> dict[str, str]:
+    return {"pk": release_pk(release_id), "sk": RELEASE_SK}
+
+
+def release_change(release_id: int, delivery_id: str) -> dict[str, str]:
+    return {"pk": release_pk(release_id), "sk": CHANGE_PREFIX + delivery_id}
+
+
+def releases_of(repository: str) -> str:
+    return f"RELS#{repository}"
+
+
+def release_sort(sort_at: str, release_id: int) -> str:
+    return f"{sort_at}#{n20(release_id)}"
+
+
+REPOSITORIES = "REPOS"
+
+# the change feed
+FEED = "FEED"
+FEED_HEAD = {"pk": FEED, "sk": "HEAD"}
+
+
+def feed_entry(position: int) -> dict[str, str]:
+    return {"pk": FEED, "sk": n20(position)}
+
+
+# forwarding
+def job_pk(job_id: int) -> str:
+    return f"JOB#{n20(job_id)}"
+
+
+JOB_SK = "#"
+ATTEMPT_PREFIX = "ATT#"
+DEAD = "DEAD"
+DESTINATIONS = "DESTS"
+
+
+def job(job_id: int) -> dict[str, str]:
+    return {"pk": job_pk(job_id), "sk": JOB_SK}
+
+
+def attempt(job_id: int, number: int) -> dict[str, str]:
+    return {"pk": job_pk(job_id), "sk": ATTEMPT_PREFIX + n20(number)}
+
+
+def jobs_of(delivery_id: str) -> str:
+    return f"JOBS#{delivery_id}"
+
+
+def destination_counts(destination: str) -> dict[str, str]:
+    return {"pk": DESTINATIONS, "sk": destination}
+
+
+# sessions
+def session(session_id: str) -> dict[str, str]:
+    return {"pk": f"SESSION#{session_id}", "sk": "#"}
+
+
+# the payload bucket (S3): a body too large for its delivery item (the claim check)
+def payload(delivery_id: str) -> str:
+    return f"payloads/{delivery_id}"
