@@ -1,8 +1,9 @@
 """The inbox on DynamoDB, SNS and SQS: the delivery item is the record (and the dedupe), the inbox queue carries
 notices of it (docs/aws/dynamodb.md; docs/adr/0012).
 
-- `append`: a receipt number from the `delivery` counter; a large body to S3 first (`payloads`); the delivery item
-  put on the condition that its id is new (the permanent dedupe), with the `UNPUBLISHED` marker; then its notice
+- `append`: a receipt number (`receipts`: the receipt time, no round trip); a large body to S3 first
+  (`payloads`); the delivery item put on the condition that its id is new (the permanent dedupe), with the
+  `UNPUBLISHED` marker; then its notice
   (`{"delivery_id", "seq"}`, with the attributes that subscription filter policies match) published to the
   deliveries topic, whose raw subscription puts it on the inbox queue. A publish that fails leaves the marker: the
   receiver answers 503, and the sweeper (`sweep`) or a later copy of the delivery publishes it again.
@@ -42,7 +43,8 @@ from ghingest.adapters.aws import keys
 from ghingest.adapters.aws.clients import is_error, visibility
 from ghingest.adapters.aws.items import delivery_item, notice, notice_attributes, stored_delivery, unpublished_sort
 from ghingest.adapters.aws.payloads import body_of, max_payload_bytes, put_body
-from ghingest.adapters.aws.table import TableContext, batch_get, from_item, get, key, query, reserve, values
+from ghingest.adapters.aws.receipts import RECEIPTS
+from ghingest.adapters.aws.table import TableContext, batch_get, from_item, get, key, query, values
 from ghingest.core.delivery import IncomingDelivery
 from ghingest.core.errors import StoreUnavailable
 from ghingest.core.processing import StoredDelivery, at_receipt, tolerant_event_record
@@ -170,8 +172,7 @@ class AwsInbox:
     # --- blocking parts (on a thread) -----------------------------------------------------------------------------
 
     def _append(self, delivery: IncomingDelivery, received_at: float) -> bool:
-        (seq,) = reserve(self._db, "delivery", 1)
-        stored = at_receipt(delivery, seq=seq, received_at=received_at)
+        stored = at_receipt(delivery, seq=RECEIPTS.next(received_at), received_at=received_at)
         record = tolerant_event_record(stored)  # the notice's attributes, by the processor's own parser
         body_key = put_body(self._db, delivery.delivery_id, stored.body)
         item = delivery_item(stored, body_key=body_key, action=record.action, repository=record.repository)
