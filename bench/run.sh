@@ -37,7 +37,7 @@ fi
 # BENCH_PROFILE=aws: the AWS profile's Lambda handlers in process against a moto server (bench/aws_bench.py).
 if [[ ${BENCH_PROFILE:-embedded} == aws ]]; then
   mkdir -p "$RESULTS"
-  exec "$PY" bench/aws_bench.py --count "$([[ $QUICK == 1 ]] && echo 300 || echo 2000)" --out "$RESULTS/aws.txt"
+  exec "$PY" bench/aws_bench.py --count "$([[ $QUICK == 1 ]] && echo 200 || echo 500)" --out "$RESULTS/aws.txt"
 fi
 
 # BENCH_PROFILE=scale-out: the scale-out profile (3-node NATS cluster, PostgreSQL, 2 receivers, 2 workers, a

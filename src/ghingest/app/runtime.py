@@ -7,22 +7,25 @@ import asyncio
 import contextlib
 import signal
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from starlette.requests import HTTPConnection
 
 from ghingest.adapters.factory import UnsupportedBackend, open_backend
 from ghingest.app.credentials import Credential, api_tokens, webhook_secrets
-from ghingest.app.forwarder import Forwarder
 from ghingest.app.metrics import Metrics
 from ghingest.app.offload import Offload
 from ghingest.app.receiver import WebhookReceiver
 from ghingest.app.routes_config import Routes, TransportDefaults
 from ghingest.app.settings import ConfigError, Settings
-from ghingest.app.worker import Worker
 from ghingest.core.retry import RetryPolicy
 from ghingest.core.routing import EMPTY_TABLE, RouteTable
 from ghingest.ports.backend import Backend
 from ghingest.ports.clock import SYSTEM_CLOCK, Clock
+
+if TYPE_CHECKING:  # imported where they are built: a process (a receiver Lambda) may run neither
+    from ghingest.app.forwarder import Forwarder
+    from ghingest.app.worker import Worker
 
 WORKER = "worker"
 FORWARDER = "forwarder"
@@ -74,6 +77,8 @@ class Runtime:
         )
 
     def worker(self) -> Worker:
+        from ghingest.app.worker import Worker
+
         s = self.settings
         return Worker(
             self.backend.inbox,
@@ -107,6 +112,8 @@ class Runtime:
         return EMPTY_TABLE if self.routes is None else self.routes.current()
 
     def forwarder(self) -> Forwarder:
+        from ghingest.app.forwarder import Forwarder
+
         return Forwarder(
             self.backend.forwards,
             self.route_table,

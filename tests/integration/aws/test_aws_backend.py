@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from ghingest.adapters.aws import AwsOptions, open_aws_backend
+from ghingest.adapters.aws import AwsOptions, keys, open_aws_backend
+from ghingest.adapters.aws.clients import clients_for
 from ghingest.adapters.aws.payloads import INLINE_LIMIT
 from ghingest.core.errors import PayloadTooLarge, StoreUnavailable
 from ghingest.core.states import DeliveryStatus
@@ -71,6 +72,18 @@ async def test_a_large_body_goes_through_s3(
     assert no_bucket.inbox.capabilities.max_payload_bytes == INLINE_LIMIT
     with pytest.raises(PayloadTooLarge):
         await no_bucket.inbox.append(dataclasses.replace(large, delivery_id="large-2"), received_at=clock.now())
+
+
+async def test_a_body_the_bucket_expired_reads_as_empty_and_the_record_stays(
+    backend: Any, options: AwsOptions, clock: ManualClock
+) -> None:
+    large = dataclasses.replace(incoming("expired"), body=incoming("expired").body + b" " * (INLINE_LIMIT * 2))
+    assert await backend.inbox.append(large, received_at=clock.now()) is True
+    clients = clients_for(options)
+    clients.s3.delete_object(Bucket=options.payload_bucket, Key=keys.payload("expired"))  # the lifecycle rule
+    view = await backend.reads.get_delivery("expired")
+    assert view is not None
+    assert (view.delivery_id, view.body) == ("expired", b"")
 
 
 async def test_a_redelivered_message_is_recorded_once_and_exhausted_at_the_receive_limit(

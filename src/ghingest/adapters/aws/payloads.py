@@ -13,10 +13,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import structlog
+
 from ghingest.adapters.aws import keys
 from ghingest.adapters.aws.clients import is_error
 from ghingest.adapters.aws.table import TableContext
 from ghingest.core.errors import PayloadTooLarge
+
+log = structlog.get_logger("ghingest.aws.payloads")
 
 INLINE_LIMIT = 256 * 1024  # bytes of body kept in the delivery item itself
 
@@ -44,9 +48,17 @@ def put_body(db: TableContext, delivery_id: str, body: bytes) -> str | None:
 
 
 def body_of(db: TableContext, attrs: Mapping[str, Any]) -> bytes:
-    """A delivery item's body (blocking): inline, or fetched from the bucket."""
+    """A delivery item's body (blocking): inline, or fetched from the bucket. A body the bucket no longer has (its
+    lifecycle rule expired it: `PayloadRetentionDays`) reads as empty, so that the delivery's record still shows;
+    processing it again then fails with "no payload", which the delivery page says."""
     object_key = attrs.get("body_key")
     if object_key is None:
         return bytes(attrs.get("body", b""))
-    response = db.clients.s3.get_object(Bucket=db.options.payload_bucket, Key=object_key)
+    try:
+        response = db.clients.s3.get_object(Bucket=db.options.payload_bucket, Key=object_key)
+    except Exception as exc:
+        if not is_error(exc, "NoSuchKey"):
+            raise
+        log.warning("payload.expired", delivery_id=attrs.get("delivery_id"))
+        return b""
     return bytes(response["Body"].read())
