@@ -1,9 +1,9 @@
 """`make bench BENCH_PROFILE=aws`: the AWS profile's Lambda handlers in process, against a moto server.
 
-moto runs in a process of its own (`bench/moto_server.py` on 127.0.0.1), so the CPU figures are the handlers'
-own (botocore's request building, signing and parsing included): what a Lambda function would be billed for, less
-the time it waits on AWS. moto answers from memory, in Python, over loopback, closing each connection: its wall
-times are not AWS's, and are reported apart.
+moto runs in a process of its own (`tests/moto_server.py` on 127.0.0.1, as in the tests), so the CPU figures
+are the handlers' own (botocore's request building, signing and parsing included): what a Lambda function would be
+billed for, less the time it waits on AWS. moto answers from memory, in Python, over loopback, closing each
+connection: its wall times are not AWS's, and are reported apart.
 
 Measured, each in a fresh interpreter (a cold start: imports, settings, the Secrets Manager read, clients):
 - receiver: import, first invocation, then warm invocations one at a time (wall and CPU µs per delivery);
@@ -39,7 +39,7 @@ def free_port() -> int:
 def start_moto() -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, str(ROOT / "bench" / "moto_server.py"), str(port)],
+        [sys.executable, str(ROOT / "tests" / "moto_server.py"), str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
