@@ -73,6 +73,7 @@ ENVIRONMENT = {
     "GHINGEST_AWS_FORWARD_QUEUES",
     "GHINGEST_AWS_FORWARD_DEAD_LETTER_QUEUES",
     "GHINGEST_AWS_PAYLOAD_BUCKET",
+    "GHINGEST_AWS_PAYLOAD_RETENTION_DAYS",
     "GHINGEST_AWS_SECRETS_ARN",
     "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_METRICS_NAMESPACE",
@@ -229,6 +230,8 @@ def test_five_functions_with_the_exact_handlers_runtime_and_environment(template
         assert variables["GHINGEST_ROUTES_FILE"] == "/var/task/routes.toml"
         assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "ghingest"
         assert variables["GHINGEST_LOG_LEVEL"] == ref("LogLevel")
+        # the body items' TTL, by the same parameter as the payload bucket's lifecycle rule
+        assert variables["GHINGEST_AWS_PAYLOAD_RETENTION_DAYS"] == ref("PayloadRetentionDays")
         assert variables["GHINGEST_AWS_SECRETS_ARN"] == {
             "Fn::If": ["CreatesSecret", ref(one(template, "AWS::SecretsManager::Secret")[0]), ref("ExistingSecretArn")]
         }

@@ -81,6 +81,8 @@ def environment(
             {f.destination.name: f.dead_letter_queue.queue_url for f in messaging.forward_queues}
         ),
         "GHINGEST_AWS_PAYLOAD_BUCKET": storage.bucket.bucket_name,
+        # the body items' TTL (the receiver sets it); the bucket's lifecycle rule expires large bodies alike
+        "GHINGEST_AWS_PAYLOAD_RETENTION_DAYS": parameters.payload_retention_days.value_as_string,
         "GHINGEST_AWS_SECRETS_ARN": storage.secret_arn,
         "POWERTOOLS_SERVICE_NAME": "ghingest",
         "POWERTOOLS_METRICS_NAMESPACE": "ghingest",

@@ -41,7 +41,10 @@ def define_parameters(scope: Construct) -> Parameters:
         default=0,
         min_value=0,
         max_value=36500,
-        description="Days after which raw payload bodies in the payload bucket expire; 0 keeps them.",
+        description=(
+            "Days after which raw payload bodies expire (their table items by TTL, large ones in the payload bucket"
+            " by a lifecycle rule); the deliveries' records stay. 0 keeps them."
+        ),
     )
     has_retention = CfnCondition(
         scope, "HasPayloadRetention", expression=Fn.condition_not(Fn.condition_equals(retention.value_as_string, "0"))

@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     aws_forward_queues: dict[str, str] = Field(default_factory=dict)  # destination -> its SQS queue URL (JSON)
     aws_forward_dead_letter_queues: dict[str, str] = Field(default_factory=dict)  # destination -> DLQ URL (JSON)
     aws_payload_bucket: str | None = None  # S3: bodies too large for a DynamoDB item (the claim check)
+    # Days after which a raw body expires from the table (its body item's TTL; the bucket's lifecycle rule expires
+    # large ones after the same days): the delivery's record stays, its body then reads as empty. 0: kept.
+    aws_payload_retention_days: int = Field(default=0, ge=0)
     aws_secrets_arn: str | None = None  # Secrets Manager: JSON {"webhook_secrets": [...], "api_tokens": [...], ...}
     aws_secrets_cache_seconds: float = Field(default=300.0, ge=0, le=3600)  # how long a function keeps them
     # Local runs against moto or LocalStack only: a destination with no queue gets one on first use (in AWS the

@@ -1,10 +1,12 @@
-"""What only the AWS backend does: the notice published after the put (and its repair), the S3 claim check, SQS's
-redeliveries and receive limit, the feed's commit order under concurrent processors, an endpoint that is down."""
+"""What only the AWS backend does: the notice published after the put (and its repair), the S3 claim check, the body
+in an item of its own (in no index, with a TTL), SQS's redeliveries and receive limit, the feed's commit order under
+concurrent processors, an endpoint that is down."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -13,9 +15,10 @@ import pytest
 from ghingest.adapters.aws import AwsOptions, keys, open_aws_backend
 from ghingest.adapters.aws.clients import clients_for
 from ghingest.adapters.aws.payloads import INLINE_LIMIT
+from ghingest.adapters.aws.table import key
 from ghingest.core.errors import PayloadTooLarge, StoreUnavailable
 from ghingest.core.states import DeliveryStatus
-from ghingest.ports import Backend, EventQuery, ManualClock, Settle, Settlement
+from ghingest.ports import Backend, EventQuery, ManualClock, ReprocessSelection, Settle, Settlement
 from tests.contract.support import incoming, outcome_of
 
 pytestmark = pytest.mark.anyio
@@ -84,6 +87,66 @@ async def test_a_body_the_bucket_expired_reads_as_empty_and_the_record_stays(
     view = await backend.reads.get_delivery("expired")
     assert view is not None
     assert (view.delivery_id, view.body) == ("expired", b"")
+
+
+def _raw(options: AwsOptions, item_key: dict[str, str]) -> dict[str, Any]:
+    """An item that exists, as the table holds it (attribute-value maps), read with the low-level client."""
+    response = clients_for(options).dynamodb.get_item(TableName=options.table, Key=key(item_key), ConsistentRead=True)
+    assert "Item" in response, item_key
+    item: dict[str, Any] = response["Item"]
+    return item
+
+
+async def test_the_delivery_item_carries_no_body_and_the_body_item_no_index_key(
+    backend: Any, options: AwsOptions, clock: ManualClock
+) -> None:
+    small = incoming("split")
+    large = dataclasses.replace(incoming("split-large"), body=incoming("split-large").body + b" " * INLINE_LIMIT)
+    for delivery in (small, large):
+        assert await backend.inbox.append(delivery, received_at=clock.now()) is True
+    for delivery in (small, large):
+        record = _raw(options, keys.delivery(delivery.delivery_id))
+        body = _raw(options, keys.body(delivery.delivery_id))
+        assert not {"body", "body_key"} & set(record)
+        assert {"gsi1pk", "gsi3pk"} <= set(record)  # the record is listed (and marked unpublished), the body not
+        assert not [name for name in body if name.startswith("gsi")]
+        assert "expires_at" not in body  # no retention configured: kept
+    assert _raw(options, keys.body("split"))["body"] == {"B": small.body}
+    large_body = _raw(options, keys.body("split-large"))
+    assert "body" not in large_body
+    assert large_body["body_key"] == {"S": keys.payload("split-large")}
+    claimed = await backend.inbox.claim(limit=10, lease_seconds=60)
+    assert {c.delivery.delivery_id: c.delivery.body for c in claimed} == {
+        "split": small.body,
+        "split-large": large.body,
+    }
+
+
+async def test_with_a_retention_the_body_item_expires_that_many_days_after_receipt(
+    options: AwsOptions, open_backend: Callable[[AwsOptions], Backend], clock: ManualClock
+) -> None:
+    backend = open_backend(dataclasses.replace(options, payload_retention_days=3))
+    received_at = clock.now()
+    assert await backend.inbox.append(incoming("kept-3-days"), received_at=received_at) is True
+    body = _raw(options, keys.body("kept-3-days"))
+    assert int(body["expires_at"]["N"]) == math.ceil(received_at + 3 * 86400)
+    assert "expires_at" not in _raw(options, keys.delivery("kept-3-days"))  # the record stays
+
+
+async def test_a_body_item_its_ttl_deleted_reads_as_empty_and_the_record_stays(
+    backend: Any, options: AwsOptions, clock: ManualClock
+) -> None:
+    delivery = incoming("gone", event="push", payload={"ref": "x"})
+    assert await backend.inbox.append(delivery, received_at=clock.now()) is True
+    clients_for(options).dynamodb.delete_item(TableName=options.table, Key=key(keys.body("gone")))  # as TTL would
+    view = await backend.reads.get_delivery("gone")
+    assert view is not None
+    assert (view.delivery_id, view.event, view.status, view.body) == ("gone", "push", DeliveryStatus.RECEIVED, b"")
+    assert view.headers == dict(delivery.headers)
+    (claimed,) = await backend.inbox.claim(limit=10, lease_seconds=60)
+    assert (claimed.delivery.delivery_id, claimed.delivery.body) == ("gone", b"")
+    page = await backend.reads.deliveries_to_reprocess(ReprocessSelection())
+    assert [(d.delivery_id, d.body) for d in page.items] == [("gone", b"")]
 
 
 async def test_a_redelivered_message_is_recorded_once_and_exhausted_at_the_receive_limit(

@@ -47,9 +47,9 @@ from ghingest.adapters.aws.job_items import (
     notice_job_id,
 )
 from ghingest.adapters.aws.jobs import AwsJobs
-from ghingest.adapters.aws.payloads import body_of
+from ghingest.adapters.aws.payloads import with_bodies
 from ghingest.adapters.aws.replays import create_replays
-from ghingest.adapters.aws.table import TableContext, batch_get, from_item, get, key, put_new, reserve, values
+from ghingest.adapters.aws.table import TableContext, from_item, get, key, put_new, reserve, values
 from ghingest.core.errors import StoreUnavailable
 from ghingest.core.forward_states import ForwardStatus, can_move
 from ghingest.ports import AttemptResult, ForwardJob, ForwardQueueCapabilities, ReplayTarget
@@ -213,14 +213,14 @@ class AwsForwardQueue:
 
     def _forward_jobs(self, jobs: list[dict[str, Any]]) -> list[ForwardJob]:
         """ForwardJobs of taken job items, by id, each with its delivery's headers and body."""
-        deliveries = {d["delivery_id"]: d for d in batch_get(self._db, [keys.delivery(j["delivery_id"]) for j in jobs])}
+        deliveries = with_bodies(self._db, [str(j["delivery_id"]) for j in jobs])
         out = []
         for job in sorted(jobs, key=lambda j: int(j["job_id"])):
-            attrs = deliveries.get(job["delivery_id"])
-            if attrs is None:  # cannot happen (a job is created with its delivery's outcome); left to its lease
+            found = deliveries.get(str(job["delivery_id"]))
+            if found is None:  # cannot happen (a job is created with its delivery's outcome); left to its lease
                 log.error("forward.delivery_missing", job_id=job["job_id"])
                 continue
-            out.append(forward_job(job, stored_delivery(attrs, body_of(self._db, attrs))))
+            out.append(forward_job(job, stored_delivery(*found)))
         return out
 
     # -- attempts --

@@ -2,21 +2,22 @@
 notices of it (docs/aws/dynamodb.md; docs/adr/0012).
 
 - `append`: a receipt number (`receipts`: the receipt time, no round trip); a large body to S3 first
-  (`payloads`); the delivery item put on the condition that its id is new (the permanent dedupe), with the
-  `UNPUBLISHED` marker; then its notice
+  (`payloads`); then one transaction of the delivery item, put on the condition that its id is new (the permanent
+  dedupe), with the `UNPUBLISHED` marker, and its body item (in no index; with a TTL when a retention is
+  configured), so that a record never lacks its body nor a body its record; then its notice
   (`{"delivery_id", "seq"}`, with the attributes that subscription filter policies match) published to the
   deliveries topic, whose raw subscription puts it on the inbox queue. A publish that fails leaves the marker: the
   receiver answers 503, and the sweeper (`sweep`) or a later copy of the delivery publishes it again.
-- A duplicate's append is False. When the recorded delivery is still unprocessed and was received more than
-  `sweep_after` ago, its notice is published again first: the repair of an append that crashed between its put
-  and its publish, without waiting for the sweeper. (The marker stays until an outcome is recorded, so a younger
-  item cannot tell "not published" from "published, not processed yet": its copies publish nothing, or every
-  copy of a busy delivery would add a notice.)
-- `claim` receives notices (the visibility timeout is the lease), reads their delivery items in one consistent
-  `BatchGetItem` (bodies from S3 where they are there) and hands them out oldest first; `attempts` is the
-  message's receive count - 1 (a lease that ran out counts, as with JetStream), `exhausted` at the queue's
-  `maxReceiveCount` (the next receive would move it to the DLQ). `adopt` does the same for the messages a Lambda
-  event source delivers. A notice whose delivery item does not exist is deleted.
+- A duplicate's append (the delivery item's condition failed) is False. When the recorded delivery is still
+  unprocessed and was received more than `sweep_after` ago, its notice is published again first: the repair of an
+  append that crashed between its transaction and its publish, without waiting for the sweeper. (The marker stays
+  until an outcome is recorded, so a younger item cannot tell "not published" from "published, not processed
+  yet": its copies publish nothing, or every copy of a busy delivery would add a notice.)
+- `claim` receives notices (the visibility timeout is the lease), reads their delivery and body items in one
+  consistent `BatchGetItem` (bodies from S3 where they are there; a body its TTL expired reads as empty) and hands
+  them out oldest first; `attempts` is the message's receive count - 1 (a lease that ran out counts, as with
+  JetStream), `exhausted` at the queue's `maxReceiveCount` (the next receive would move it to the DLQ). `adopt`
+  does the same for the messages a Lambda event source delivers. A notice whose delivery item does not exist is deleted.
 - `settle`: DONE and FAILED delete the message (but an event source's: Lambda deletes those the function does not
   report failed, so deleting them too would be one more call per batch for nothing), RETRY moves its visibility
   to the retry time; `extend` moves it by the lease. A receipt handle that is no longer valid changes nothing
@@ -41,10 +42,17 @@ import structlog
 
 from ghingest.adapters.aws import keys
 from ghingest.adapters.aws.clients import is_error, visibility
-from ghingest.adapters.aws.items import delivery_item, notice, notice_attributes, stored_delivery, unpublished_sort
-from ghingest.adapters.aws.payloads import body_of, max_payload_bytes, put_body
+from ghingest.adapters.aws.items import (
+    body_item,
+    delivery_item,
+    notice,
+    notice_attributes,
+    stored_delivery,
+    unpublished_sort,
+)
+from ghingest.adapters.aws.payloads import expires_at, max_payload_bytes, put_body, with_bodies
 from ghingest.adapters.aws.receipts import RECEIPTS
-from ghingest.adapters.aws.table import TableContext, batch_get, from_item, get, key, query, values
+from ghingest.adapters.aws.table import Item, TableContext, from_item, get, key, put_new, query, values
 from ghingest.core.delivery import IncomingDelivery
 from ghingest.core.errors import StoreUnavailable
 from ghingest.core.processing import StoredDelivery, at_receipt, tolerant_event_record
@@ -55,6 +63,7 @@ log = structlog.get_logger("ghingest.aws.inbox")
 
 POLL_INTERVAL = 0.2  # seconds between looks at the queue while waiting for work
 _RECEIVE_BATCH = 10  # messages per ReceiveMessage and per batch call (SQS's maximum)
+_APPEND_TRIES = 3  # an append's transaction, while a concurrent copy's transaction conflicts with it
 _DEPTH_ATTRIBUTES = (
     "ApproximateNumberOfMessages",
     "ApproximateNumberOfMessagesNotVisible",
@@ -175,22 +184,40 @@ class AwsInbox:
         stored = at_receipt(delivery, seq=RECEIPTS.next(received_at), received_at=received_at)
         record = tolerant_event_record(stored)  # the notice's attributes, by the processor's own parser
         body_key = put_body(self._db, delivery.delivery_id, stored.body)
-        item = delivery_item(stored, body_key=body_key, action=record.action, repository=record.repository)
-        try:
-            self._db.clients.dynamodb.put_item(
-                TableName=self._db.table,
-                Item=item,
-                ConditionExpression="attribute_not_exists(pk)",
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except Exception as exc:
-            if not is_error(exc, "ConditionalCheckFailedException"):
-                raise
-            old = getattr(exc, "response", {}).get("Item")
-            self._repair(from_item(old) if old else get(self._db, keys.delivery(delivery.delivery_id)))
+        item = delivery_item(stored, action=record.action, repository=record.repository)
+        body = body_item(stored, body_key=body_key, expires_at=expires_at(self._db, received_at))
+        if not self._put_new(delivery.delivery_id, item, body):
             return False
         self._publish(from_item(item))
         return True
+
+    def _put_new(self, delivery_id: str, item: Item, body: Item) -> bool:
+        """The delivery item (on the condition that its id is new) and its body item in one transaction; False for
+        a duplicate, after its repair. A conflict with a concurrent copy's transaction is tried again: once that
+        one committed, this one is a duplicate."""
+        delivery_put = {
+            "TableName": self._db.table,
+            "Item": item,
+            "ConditionExpression": "attribute_not_exists(pk)",
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+        entries = [{"Put": delivery_put}, put_new(self._db.table, body)]
+        attempt = 1
+        while True:
+            try:
+                self._db.clients.dynamodb.transact_write_items(TransactItems=entries)
+                return True
+            except Exception as exc:
+                if not is_error(exc, "TransactionCanceledException"):
+                    raise
+                reasons = getattr(exc, "response", {}).get("CancellationReasons") or [{}]
+                if reasons[0].get("Code") == "ConditionalCheckFailed":  # the delivery is recorded: a duplicate
+                    old = reasons[0].get("Item")
+                    self._repair(from_item(old) if old else get(self._db, keys.delivery(delivery_id)))
+                    return False
+                if attempt == _APPEND_TRIES or not any(r.get("Code") == "TransactionConflict" for r in reasons):
+                    raise
+                attempt += 1
 
     def _repair(self, attrs: Mapping[str, Any] | None) -> None:
         """Publish a recorded delivery's notice again if it may never have been published (see the module)."""
@@ -248,15 +275,15 @@ class AwsInbox:
                 extra.append(r.handle)
             else:
                 first[r.delivery_id] = r
-        found = {str(attrs["delivery_id"]): attrs for attrs in batch_get(self._db, [keys.delivery(i) for i in first])}
+        found = with_bodies(self._db, first)
         claimed = []
         for delivery_id, r in first.items():
-            attrs = found.get(delivery_id)
-            if attrs is None:
+            if delivery_id not in found:
                 log.warning("delivery.notice_without_item", delivery_id=delivery_id)
                 extra.append(r.handle)
                 continue
-            delivery = stored_delivery(attrs, body_of(self._db, attrs), attempts=max(0, r.receives - 1))
+            attrs, body = found[delivery_id]
+            delivery = stored_delivery(attrs, body, attempts=max(0, r.receives - 1))
             exhausted = r.receives >= self._db.options.inbox_max_receives
             claimed.append(Claimed(delivery=delivery, handle=r.handle, exhausted=exhausted))
         if extra:

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from ghingest.adapters.aws import keys
+from ghingest.adapters.aws import keys, schema
 from ghingest.adapters.aws.schema import DELIVERY_NOTICE_ATTRIBUTES
 from ghingest.adapters.aws.table import Item, to_item
 from ghingest.adapters.sql import outcomes as sql
@@ -40,10 +40,10 @@ def unpublished_sort(received_at: float, delivery_id: str) -> str:
     return f"{keys.t(received_at)}#{delivery_id}"
 
 
-def delivery_item(d: StoredDelivery, *, body_key: str | None, action: str | None, repository: str | None) -> Item:
-    """A delivery as received: status received, the UNPUBLISHED marker (gsi3) until an outcome is recorded, and
-    its body inline or the S3 key it was put under. `action` and `repository` are kept for the notice's attributes,
-    so that publishing it again never reads the body."""
+def delivery_item(d: StoredDelivery, *, action: str | None, repository: str | None) -> Item:
+    """A delivery as received, without its body (`body_item`): status received, the UNPUBLISHED marker (gsi3)
+    until an outcome is recorded, the body's digest and size. `action` and `repository` are kept for the notice's
+    attributes, so that publishing it again never reads the body."""
     return to_item(
         {
             **keys.delivery(d.delivery_id),
@@ -57,8 +57,6 @@ def delivery_item(d: StoredDelivery, *, body_key: str | None, action: str | None
             "hook_id": d.hook_id,
             "content_kind": d.content_kind.value,
             "headers": dict(d.headers),
-            "body": None if body_key is not None else d.body,
-            "body_key": body_key,
             "body_sha256": body_digest(d.body),
             "size": len(d.body),
             "secret_index": d.secret_index,
@@ -71,8 +69,22 @@ def delivery_item(d: StoredDelivery, *, body_key: str | None, action: str | None
     )
 
 
+def body_item(d: StoredDelivery, *, body_key: str | None, expires_at: int | None) -> Item:
+    """A delivery's body, in an item of its own and in no index (no index key attribute): the body inline, or the
+    S3 key it was put under; `expires_at` (the table's TTL attribute) when a retention is configured."""
+    return to_item(
+        {
+            **keys.body(d.delivery_id),
+            "delivery_id": d.delivery_id,
+            "body": None if body_key is not None else d.body,
+            "body_key": body_key,
+            schema.TTL_ATTRIBUTE: expires_at,
+        }
+    )
+
+
 def stored_delivery(attrs: Mapping[str, Any], body: bytes, *, attempts: int = 0) -> StoredDelivery:
-    """A delivery item (plain values) as the inbox hands it out, with its body (fetched from S3 when it is there)."""
+    """A delivery item (plain values) as the inbox hands it out, with its body (`payloads.body_of` its body item)."""
     return StoredDelivery(
         seq=int(attrs["seq"]),
         delivery_id=str(attrs["delivery_id"]),

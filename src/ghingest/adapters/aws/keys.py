@@ -36,6 +36,7 @@ def delivery_pk(delivery_id: str) -> str:
 
 
 DELIVERY_SK = "#"
+BODY_SK = "BODY"
 EVENT_SK = "EVENT"
 SIGHTING_PREFIX = "SIGHT#"
 JOB_GUARD_PREFIX = "JOB0#"
@@ -43,6 +44,11 @@ JOB_GUARD_PREFIX = "JOB0#"
 
 def delivery(delivery_id: str) -> dict[str, str]:
     return {"pk": delivery_pk(delivery_id), "sk": DELIVERY_SK}
+
+
+def body(delivery_id: str) -> dict[str, str]:
+    """A delivery's body item: in no index, so that only the table pays for its bytes (and its TTL may expire it)."""
+    return {"pk": delivery_pk(delivery_id), "sk": BODY_SK}
 
 
 def event(delivery_id: str) -> dict[str, str]:
@@ -146,6 +152,6 @@ def session(session_id: str) -> dict[str, str]:
     return {"pk": f"SESSION#{session_id}", "sk": "#"}
 
 
-# the payload bucket (S3): a body too large for its delivery item (the claim check)
+# the payload bucket (S3): a body too large for its body item (the claim check)
 def payload(delivery_id: str) -> str:
     return f"payloads/{delivery_id}"

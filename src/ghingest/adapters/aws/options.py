@@ -25,6 +25,7 @@ class AwsOptions:
     forward_queues: Mapping[str, str] = field(default_factory=dict)  # destination -> queue URL
     forward_dead_letter_queues: Mapping[str, str] = field(default_factory=dict)  # destination -> DLQ URL
     payload_bucket: str | None = None
+    payload_retention_days: int = 0  # days after which a body item expires (its TTL); 0: bodies are kept
     inbox_max_receives: int = INBOX_MAX_RECEIVES
     sweep_after: float = 600.0  # s: a delivery still unpublished this long after receipt is published again
     # Tests and local runs only: a destination with no queue gets one (with its DLQ and its subscription to the
@@ -50,6 +51,7 @@ def options_from_settings(settings: Settings) -> AwsOptions:
         forward_queues=dict(settings.aws_forward_queues),
         forward_dead_letter_queues=dict(settings.aws_forward_dead_letter_queues),
         payload_bucket=settings.aws_payload_bucket,
+        payload_retention_days=settings.aws_payload_retention_days,
         sweep_after=settings.aws_sweep_after,
         create_missing_queues=settings.aws_create_missing_queues,
     )

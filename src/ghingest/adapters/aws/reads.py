@@ -21,7 +21,7 @@ from typing import Any
 from ghingest.adapters.aws import keys
 from ghingest.adapters.aws.items import event_record, sighting, stored_delivery, stored_release
 from ghingest.adapters.aws.payloads import body_of
-from ghingest.adapters.aws.table import TableContext, float_or_none, from_item, get, key, query, to_item
+from ghingest.adapters.aws.table import TableContext, batch_get, float_or_none, from_item, get, key, query, to_item
 from ghingest.core.pagination import InvalidCursor, Page, decode_cursor, encode_cursor, page_of, page_size
 from ghingest.core.processing import StoredDelivery
 from ghingest.core.releases import sort_at
@@ -166,7 +166,8 @@ class AwsReads:
         if found is None:
             return None
         seen = [sighting(p) for p in parts if str(p["sk"]).startswith(keys.SIGHTING_PREFIX)]
-        d = stored_delivery(found, body_of(self._db, found))
+        body = next((p for p in parts if p["sk"] == keys.BODY_SK), None)  # None: its TTL expired it
+        d = stored_delivery(found, body_of(self._db, body))
         return DeliveryView(
             seq=d.seq,
             delivery_id=d.delivery_id,
@@ -282,8 +283,15 @@ class AwsReads:
             for n in range(keys.SHARDS)
         ]
         merged = heapq.merge(*streams, key=lambda attrs: int(attrs["seq"]))
-        items = [stored_delivery(a, body_of(self._db, a)) for a in itertools.islice(merged, size + 1)]
+        found = list(itertools.islice(merged, size + 1))
+        bodies = self._bodies([str(a["delivery_id"]) for a in found])
+        items = [stored_delivery(a, bodies.get(str(a["delivery_id"]), b"")) for a in found]
         return page_of(items, size, lambda d: encode_cursor([d.seq]))
+
+    def _bodies(self, delivery_ids: Sequence[str]) -> dict[str, bytes]:
+        """The bodies of deliveries (their body items, batched; a missing one is left out: it reads as empty)."""
+        found = batch_get(self._db, [keys.body(i) for i in delivery_ids])
+        return {str(a["delivery_id"]): body_of(self._db, a) for a in found}
 
     def _one_to_reprocess(
         self, selection: ReprocessSelection, delivery_id: str, last: int | None
@@ -296,7 +304,9 @@ class AwsReads:
             or (selection.failed_only and a["status"] != DeliveryStatus.FAILED.value)
         ):
             return Page(items=[], next_cursor=None)
-        return Page(items=[stored_delivery(a, body_of(self._db, a))], next_cursor=None)
+        return Page(
+            items=[stored_delivery(a, body_of(self._db, get(self._db, keys.body(delivery_id))))], next_cursor=None
+        )
 
     def _ping(self) -> None:
         self._db.clients.dynamodb.get_item(TableName=self._db.table, Key=key(keys.META))
