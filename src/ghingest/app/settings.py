@@ -166,6 +166,8 @@ class Settings(BaseSettings):
     # How open dashboard pages follow changes: a stream (Server-Sent Events held open), or, where the front end
     # cannot stream (API Gateway on the AWS profile buffers whole responses), short requests every poll interval.
     live_updates: Literal["stream", "poll"] = "stream"
+    # CPU seconds a release's notes may take to render as Markdown; past it they are shown as plain text.
+    notes_render_budget: float = Field(default=1.0, gt=0, le=10)
     live_poll_interval: float = Field(default=5.0, ge=1, le=300)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

@@ -72,7 +72,7 @@ def mount_dashboard(
     if runtime.settings.live_updates == "poll":
         app.state.dashboard_renderer.env.globals["live_poll_seconds"] = round(runtime.settings.live_poll_interval)
     app.state.dashboard_chart_cache = ChartCache()
-    app.state.dashboard_notes = NotesRenderer()
+    app.state.dashboard_notes = NotesRenderer(budget=runtime.settings.notes_render_budget)
     for router in (sign_in.router, live.router, pages.router, *extra_routers):
         app.include_router(router)
     app.mount("/static", StaticFiles(packages=[("ghingest.dashboard", "static")]), name="static")
