@@ -22,7 +22,7 @@ import pytest
 from ghingest.adapters.aws import open_aws_backend
 from ghingest.adapters.aws.clients import clients_for
 from ghingest.adapters.aws.options import AwsOptions
-from ghingest.app.aws_lambda import container, dashboard, forwarder, processor, receiver, sweeper
+from ghingest.app.aws_lambda import container, dashboard, forwarder, observe, processor, receiver, sweeper
 from ghingest.app.settings import load_settings
 from ghingest.core import signature
 from ghingest.core.errors import StoreUnavailable
@@ -165,8 +165,22 @@ def process_inbox(deployment: dict[str, Any], count: int) -> dict[str, Any]:
     return invoke(processor.handler, clients, options.inbox_queue_url, receive(clients, options.inbox_queue_url, count))
 
 
+@pytest.fixture
+def counted(monkeypatch: pytest.MonkeyPatch) -> dict[str, float]:
+    """What the functions added to their CloudWatch metrics (Powertools' `Metrics`, which still emits them)."""
+    sums: dict[str, float] = {}
+    add = observe.METRICS.add_metric
+
+    def adding(*, name: str, value: float, **rest: Any) -> None:
+        sums[name] = sums.get(name, 0) + value
+        add(name=name, value=value, **rest)
+
+    monkeypatch.setattr(observe.METRICS, "add_metric", adding)
+    return sums
+
+
 def test_a_signed_release_ends_as_a_release_with_history_and_a_duplicate_or_a_bad_signature_does_not(
-    deployment: dict[str, Any],
+    deployment: dict[str, Any], counted: dict[str, float]
 ) -> None:
     options = deployment["options"]
     published = signed(release(action="published", release_id=501, tag="v5.0.1"), delivery_id="aws-e2e-1")
@@ -182,6 +196,10 @@ def test_a_signed_release_ends_as_a_release_with_history_and_a_duplicate_or_a_ba
     assert (refused["statusCode"], response_json(refused)["error"]) == (401, "invalid_signature")
 
     assert process_inbox(deployment, 2) == {"batchItemFailures": []}  # two notices: not the duplicate's, not the 401's
+    assert {name: counted.get(name) for name in ("DeliveriesAccepted", "DeliveriesDuplicate", "WebhookRejected")} == {
+        "DeliveriesAccepted": 2, "DeliveriesDuplicate": 1, "WebhookRejected": 1
+    }  # fmt: skip
+    assert (counted.get("DeliveriesProcessed"), counted.get("DeliveriesRetried")) == (2, 0)
 
     async def check() -> None:
         backend = reads(options)

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from ghingest.app.aws_lambda import container as lambda_container
-from ghingest.app.aws_lambda import receiver
+from ghingest.app.aws_lambda import processor, receiver
 from ghingest.app.aws_lambda.container import Container, destination_secrets, secret_overrides
 from ghingest.app.settings import ConfigError
 from tests.e2e.aws_events import http_api_request
@@ -74,6 +74,16 @@ def test_a_rotated_secret_takes_effect_without_a_restart_and_an_unchanged_one_ke
         assert rotated.webhook_secrets.values == ("old-secret-123", "new-secret-456")
     finally:
         box.close()
+
+
+@pytest.mark.filterwarnings("ignore:No application metrics")  # nothing was counted: it failed first (observe.py)
+def test_an_sqs_function_on_another_backend_is_a_config_error_that_names_it(
+    memory_function: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = document(webhook_secrets=["a-webhook-secret"], session_secret="s" * 40)
+    monkeypatch.setattr(lambda_container, "_secrets_manager_value", lambda _settings: secret)
+    with pytest.raises(ConfigError, match=r"needs the AWS backend \(dynamodb://\), not memory"):
+        processor.handler({"Records": []}, None)
 
 
 def test_the_receiver_answers_503_json_while_the_secret_holds_no_webhook_secret(

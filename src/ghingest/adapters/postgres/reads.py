@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from ghingest.adapters.postgres.connection import PostgresResources, pyformat
 from ghingest.adapters.sql import migrate, queries
 from ghingest.core.errors import StoreUnavailable
-from ghingest.core.pagination import Page
+from ghingest.core.pagination import Page, page_of, page_size
 from ghingest.core.processing import StoredDelivery
 from ghingest.ports.reads import (
     DeliveryView,
@@ -79,7 +79,7 @@ class PostgresReads:
     async def list_events(self, query: EventQuery) -> Page[EventView]:
         rows = await self._db.fetch_statement(queries.select_events(query))
         views = [queries.event_view(row) for row in rows]
-        return queries.page_of(views, queries.page_size(query.limit), queries.event_cursor)
+        return page_of(views, page_size(query.limit), queries.event_cursor)
 
     async def get_release(self, release_id: int) -> ReleaseView | None:
         rows = await self._db.fetch_statement(queries.select_release(release_id))
@@ -91,7 +91,7 @@ class PostgresReads:
     async def list_releases(self, query: ReleaseQuery) -> Page[ReleaseView]:
         rows = await self._db.fetch_statement(queries.select_releases(query, search=search_condition))
         views = [queries.release_view(row) for row in rows]
-        return queries.page_of(views, queries.page_size(query.limit), queries.release_cursor)
+        return page_of(views, page_size(query.limit), queries.release_cursor)
 
     async def list_repositories(self, text: str, *, limit: int = 20) -> Sequence[str]:
         first = await self._db.fetch_statement(queries.select_repositories(text, limit=limit, contains=False))

@@ -19,7 +19,7 @@ from ghingest.adapters.sql.schema import (
 from ghingest.adapters.sql.where import Where
 from ghingest.core.delivery import ContentKind
 from ghingest.core.events import EventRecord
-from ghingest.core.pagination import MAX_PAGE_SIZE, Page, decode_cursor, encode_cursor
+from ghingest.core.pagination import Page, decode_cursor, encode_cursor, page_of, page_size
 from ghingest.core.processing import StoredDelivery
 from ghingest.core.releases import (
     ChangeOrder,
@@ -38,10 +38,6 @@ class MappingRow(Protocol):
 
     @property
     def _mapping(self) -> Mapping[Any, Any]: ...
-
-
-def page_size(limit: int) -> int:
-    return max(1, min(limit, MAX_PAGE_SIZE))
 
 
 def select_delivery(delivery_id: str) -> sa.Select[Any]:
@@ -360,13 +356,4 @@ def reprocess_query(selection: ReprocessSelection, *, after: str | None, limit: 
 
 
 def reprocess_page(deliveries: list[StoredDelivery], limit: int) -> Page[StoredDelivery]:
-    if len(deliveries) > limit:
-        return Page(items=deliveries[:limit], next_cursor=encode_cursor([deliveries[limit - 1].seq]))
-    return Page(items=deliveries, next_cursor=None)
-
-
-def page_of(views: list[Any], size: int, cursor_of: Callable[[Any], str]) -> Page[Any]:
-    """A page of `size` from `size + 1` rows: the extra one says there is a next page."""
-    if len(views) > size:
-        return Page(items=views[:size], next_cursor=cursor_of(views[size - 1]))
-    return Page(items=views, next_cursor=None)
+    return page_of(deliveries, limit, lambda d: encode_cursor([d.seq]))

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from ghingest.adapters.sql import migrate, queries
 from ghingest.adapters.sqlite.reader import SqliteReader
 from ghingest.core.errors import StoreUnavailable
-from ghingest.core.pagination import Page
+from ghingest.core.pagination import Page, page_of, page_size
 from ghingest.core.processing import StoredDelivery
 from ghingest.ports.reads import (
     DeliveryView,
@@ -59,7 +59,7 @@ class SqliteReads:
     async def list_events(self, query: EventQuery) -> Page[EventView]:
         rows = await self._reader.fetch_all(queries.select_events(query))
         views = [queries.event_view(row) for row in rows]
-        return queries.page_of(views, queries.page_size(query.limit), queries.event_cursor)
+        return page_of(views, page_size(query.limit), queries.event_cursor)
 
     async def get_release(self, release_id: int) -> ReleaseView | None:
         def load(conn: Any) -> ReleaseView | None:
@@ -81,7 +81,7 @@ class SqliteReads:
 
         rows = await self._reader.run(load)
         views = [queries.release_view(row) for row in rows]
-        return queries.page_of(views, queries.page_size(query.limit), queries.release_cursor)
+        return page_of(views, page_size(query.limit), queries.release_cursor)
 
     async def list_repositories(self, text: str, *, limit: int = 20) -> Sequence[str]:
         def load(conn: Any) -> list[str]:

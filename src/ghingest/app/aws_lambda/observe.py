@@ -9,11 +9,15 @@ queue ages are AWS's own metrics, which the stack's alarms watch.
 from __future__ import annotations
 
 import os
+import warnings
 
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 METRICS = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "ghingest"))
+# An invocation that failed before it counted anything (a configuration error, a store that is down) has nothing
+# to publish; Powertools would warn so on each one, beside the error the function already raised and logged.
+warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
 
 def count(name: str, value: int = 1) -> None:
