@@ -114,7 +114,7 @@ class HookDelivery:
         if not isinstance(item, Mapping):
             return None
         ident, guid, when = item.get("id"), item.get("guid"), item.get("delivered_at")
-        if not is_int64(ident) or not isinstance(guid, str) or not guid or len(guid) > 128:
+        if not isinstance(ident, int) or not is_int64(ident) or not isinstance(guid, str) or not 0 < len(guid) <= 128:
             return None
         delivered_at = parse_time(when)
         if delivered_at is None:
@@ -124,12 +124,12 @@ class HookDelivery:
         event = item.get("event")
         status = item.get("status")
         return cls(
-            id=int(ident),
+            id=ident,
             guid=guid,
             delivered_at=delivered_at,
             redelivery=item.get("redelivery") is True,
             status=status[:200] if isinstance(status, str) else "",
-            status_code=int(code) if is_int64(code) and 0 <= int(code) < 1000 else 0,
+            status_code=code if isinstance(code, int) and not isinstance(code, bool) and 0 <= code < 1000 else 0,
             event=event[:64] if isinstance(event, str) else "",
             action=action[:64] if isinstance(action, str) else None,
         )
