@@ -10,10 +10,11 @@ inbox replaced by the NATS inbox and both resources combined (`postgres+nats`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ghingest.ports.backend import Backend
 from ghingest.ports.clock import SYSTEM_CLOCK, Clock
+from ghingest.ports.github_api import GitHubApi
 
 if TYPE_CHECKING:
     from ghingest.app.settings import Settings
@@ -67,3 +68,36 @@ def _open_database(settings: Settings, *, clock: Clock) -> Backend:
 
         return open_memory_backend(url, clock=clock)
     raise UnsupportedBackend(f"GHINGEST_DATABASE_URL: no backend for {url.split(':', 1)[0]!r} URLs")
+
+
+def open_github_api(settings: Settings, *, clock: Clock = SYSTEM_CLOCK, on_request: Any = None) -> GitHubApi:
+    """The GitHub REST client of the configuration: a token (`GHINGEST_GITHUB_TOKEN`), a GitHub App
+    (`GHINGEST_GITHUB_APP_ID` and `GHINGEST_GITHUB_APP_PRIVATE_KEY_FILE`), or neither (public data only)."""
+    from ghingest.adapters.github import AppCredentials, GitHubClient
+
+    app = None
+    if settings.github_app_id is not None:
+        if settings.github_app_private_key_file is None:
+            raise UnsupportedBackend(
+                "GHINGEST_GITHUB_APP_ID needs GHINGEST_GITHUB_APP_PRIVATE_KEY_FILE (the App's PEM key)"
+            )
+        try:
+            key = settings.github_app_private_key_file.read_text(encoding="ascii")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UnsupportedBackend(
+                f"GHINGEST_GITHUB_APP_PRIVATE_KEY_FILE: cannot read {settings.github_app_private_key_file}:"
+                f" {exc.__class__.__name__}"
+            ) from None
+        app = AppCredentials(app_id=settings.github_app_id, private_key=key)
+    token = settings.github_token.get_secret_value() if settings.github_token is not None else None
+    if token is not None and app is not None:
+        raise UnsupportedBackend("set GHINGEST_GITHUB_TOKEN or GHINGEST_GITHUB_APP_ID, not both")
+    return GitHubClient(
+        api_url=settings.github_api_url,
+        token=token,
+        app=app,
+        clock=clock,
+        mutation_interval=settings.github_mutation_interval,
+        max_wait=settings.github_max_wait,
+        on_request=on_request,
+    )

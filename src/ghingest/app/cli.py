@@ -348,6 +348,11 @@ from ghingest.app.replay_cli import replay  # noqa: E402 - the command needs thi
 
 app.command()(replay)
 
+from ghingest.app.github_cli import reconcile, track  # noqa: E402 - as replay
+
+app.command()(reconcile)
+app.command()(track)
+
 
 def main() -> None:
     try:

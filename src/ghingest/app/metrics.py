@@ -93,5 +93,65 @@ class Metrics:
             registry=self.registry,
         )
 
+        # GitHub's REST API: reconciliation (deliveries API) and release tracking (README "Never miss an event").
+        self.reconcile_runs = Counter(
+            "ghingest_reconcile_runs_total",
+            "Reconciliation runs by hook and result (ok, error).",
+            ["hook", "result"],
+            registry=self.registry,
+        )
+        self.reconcile_gaps_found = Counter(
+            "ghingest_reconcile_gaps_found_total",
+            "Deliveries GitHub lists for a hook that ghingest had not recorded from it, by hook and kind (lost: no"
+            " hook's copy is here; hook: another hook's is).",
+            ["hook", "kind"],
+            registry=self.registry,
+        )
+        self.reconcile_redeliveries = Counter(
+            "ghingest_reconcile_redeliveries_total",
+            "Redelivery requests by hook and result (requested, refused, failed).",
+            ["hook", "result"],
+            registry=self.registry,
+        )
+        self.reconcile_arrived = Counter(
+            "ghingest_reconcile_arrived_total",
+            "Gaps whose delivery arrived after it was found, by hook.",
+            ["hook"],
+            registry=self.registry,
+        )
+        self.reconcile_gaps = Gauge(
+            "ghingest_reconcile_gaps",
+            "Gaps by state (missing, requested, arrived, gave_up, refused, expired), as last counted.",
+            ["state"],
+            registry=self.registry,
+        )
+        self.github_requests = Counter(
+            "ghingest_github_requests_total",
+            "Requests to GitHub's REST API by route template and status (304: not modified, no rate-limit cost).",
+            ["route", "status"],
+            registry=self.registry,
+        )
+        self.github_rate_limit_remaining = Gauge(
+            "ghingest_github_rate_limit_remaining",
+            "Requests left in GitHub's primary rate limit, by resource, as its last answer said.",
+            ["resource"],
+            registry=self.registry,
+        )
+        self.track_polls = Counter(
+            "ghingest_track_polls_total",
+            "Polls of tracked repositories' releases by result (changed, not_modified, unchanged, error).",
+            ["result"],
+            registry=self.registry,
+        )
+        self.track_releases = Counter(
+            "ghingest_track_releases_total",
+            "New or changed releases a poll put into the pipeline, by action (published, created, edited).",
+            ["action"],
+            registry=self.registry,
+        )
+        self.tracked_repositories = Gauge(
+            "ghingest_tracked_repositories", "Repositories whose releases are polled.", registry=self.registry
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -6,25 +6,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from starlette.requests import HTTPConnection
 
-from ghingest.adapters.factory import UnsupportedBackend, open_backend
+from ghingest.adapters.factory import UnsupportedBackend, open_backend, open_github_api
 from ghingest.app.credentials import Credential, api_tokens, webhook_secrets
 from ghingest.app.metrics import Metrics
 from ghingest.app.offload import Offload
 from ghingest.app.receiver import WebhookReceiver
 from ghingest.app.routes_config import Routes, TransportDefaults
 from ghingest.app.settings import ConfigError, Settings
+from ghingest.core.github_hooks import HookRef
+from ghingest.core.reconcile import ReconcilePolicy
 from ghingest.core.retry import RetryPolicy
 from ghingest.core.routing import EMPTY_TABLE, RouteTable
 from ghingest.ports.backend import Backend
 from ghingest.ports.clock import SYSTEM_CLOCK, Clock
+from ghingest.ports.github_api import GitHubApi, RequestRecord
 
 if TYPE_CHECKING:  # imported where they are built: a process (a receiver Lambda) may run neither
     from ghingest.app.forwarder import Forwarder
+    from ghingest.app.reconciler import Reconciler
+    from ghingest.app.tracker import ReleaseTracker
     from ghingest.app.worker import Worker
 
 WORKER = "worker"
@@ -46,6 +52,7 @@ class Runtime:
     receiver_offload: Offload = field(default_factory=Offload)  # verifies large bodies away from the event loop
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _github: GitHubApi | None = None
 
     @classmethod
     def build(
@@ -122,6 +129,65 @@ class Runtime:
             offload=Offload(inline_bytes=self.settings.offload_bytes),
         )
 
+    def github(self) -> GitHubApi:
+        """This process's GitHub REST client (built once, on first use)."""
+        if self._github is None:
+            try:
+                self._github = open_github_api(self.settings, clock=self.clock, on_request=self._count_github)
+            except UnsupportedBackend as exc:
+                raise ConfigError(str(exc)) from None
+        return self._github
+
+    def _count_github(self, record: RequestRecord) -> None:
+        self.metrics.github_requests.labels(record.route, str(record.status)).inc()
+        limit = self._github.rate_limit if self._github is not None else None
+        if limit is not None:
+            self.metrics.github_rate_limit_remaining.labels(limit.resource or "core").set(limit.remaining)
+
+    def reconciler(self, hooks: Sequence[HookRef] | None = None) -> Reconciler:
+        from ghingest.app.reconciler import Reconciler
+
+        s = self.settings
+        return Reconciler(
+            hooks=hooks if hooks is not None else [HookRef.parse(text) for text in s.reconcile_hooks],
+            api=self.github(),
+            state=self.backend.github,
+            reads=self.backend.reads,
+            policy=ReconcilePolicy(
+                horizon=s.reconcile_horizon,
+                min_age=s.reconcile_min_age,
+                retry_after=s.reconcile_retry_after,
+                max_requests=s.reconcile_max_requests,
+            ),
+            metrics=self.metrics,
+            clock=self.clock,
+        )
+
+    def tracker(self) -> ReleaseTracker:
+        from ghingest.app.tracker import ReleaseTracker
+
+        s = self.settings
+        return ReleaseTracker(
+            api=self.github(),
+            state=self.backend.github,
+            inbox=self.backend.inbox,
+            interval=s.track_interval,
+            page_size=s.track_page_size,
+            concurrency=s.track_concurrency,
+            metrics=self.metrics,
+            clock=self.clock,
+        )
+
+    async def _start_github_roles(self) -> None:
+        """Reconciliation and release tracking, in the processes that process deliveries."""
+        s = self.settings
+        if s.reconcile_hooks and s.reconcile_interval > 0:
+            run = self.reconciler().run(self._stop, interval=s.reconcile_interval)
+            self._tasks.append(asyncio.create_task(run, name="reconcile"))
+        tracker = self.tracker()
+        await tracker.sync_config(s.track_repositories)
+        self._tasks.append(asyncio.create_task(tracker.run(self._stop), name="track"))
+
     async def start(self) -> None:
         await self.backend.resources.start()
         self._stop = asyncio.Event()
@@ -130,6 +196,8 @@ class Runtime:
                 self._tasks.append(asyncio.create_task(self.worker().run(self._stop), name="worker"))
             if FORWARDER in self.roles:
                 self._tasks.append(asyncio.create_task(self.forwarder().run(self._stop), name="forwarder"))
+            if WORKER in self.roles:
+                await self._start_github_roles()
             if self.routes is not None and self.routes.path is not None:
                 interval = self.settings.routes_reload_interval
                 self._tasks.append(asyncio.create_task(self.routes.watch(self._stop, interval), name="routes"))
@@ -144,6 +212,9 @@ class Runtime:
                 await asyncio.wait_for(task, timeout=10)
         self._tasks.clear()
         self.receiver_offload.close()
+        if self._github is not None:
+            await self._github.aclose()
+            self._github = None
         await self.backend.resources.close()
 
 

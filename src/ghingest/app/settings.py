@@ -23,6 +23,8 @@ from pydantic_settings import (
 
 from ghingest.app.forward_transport import check_ca_bundle, check_proxy
 from ghingest.core.errors import GhingestError
+from ghingest.core.github_hooks import HookRef
+from ghingest.core.tracking import repository_key
 
 ENV_PREFIX = "GHINGEST_"
 CONFIG_FILE_ENV = "GHINGEST_CONFIG_FILE"
@@ -163,6 +165,26 @@ class Settings(BaseSettings):
     http_backlog: int = Field(default=2048, ge=1, le=65535)  # the listen queue (the kernel caps it at somaxconn)
     http_max_form_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)  # body cap off the webhook
 
+    # GitHub's REST API (README "Never miss an event"): reconciliation with the deliveries API, release tracking.
+    github_api_url: str = "https://api.github.com"  # GitHub Enterprise Server: https://HOST/api/v3
+    github_token: SecretStr | None = None  # a token that may read the hooks' deliveries (and redeliver) / releases
+    github_app_id: str | None = Field(default=None, pattern=r"^[0-9]{1,20}$")  # or authenticate as a GitHub App
+    github_app_private_key_file: Path | None = None  # the App's private key (PEM)
+    github_mutation_interval: float = Field(default=1.0, ge=0, le=60)  # s between redelivery requests (GitHub's advice)
+    github_max_wait: float = Field(default=900.0, ge=0, le=3600)  # longest rate-limit wait before a run gives up
+    # Hooks to reconcile: comma-separated repo:OWNER/REPO:HOOK_ID, org:ORG:HOOK_ID, app[:HOOK_ID].
+    reconcile_hooks: Annotated[tuple[str, ...], NoDecode] = ()
+    reconcile_interval: float = Field(default=300.0, ge=0)  # s between scheduled runs; 0: only `ghingest reconcile`
+    reconcile_horizon: float = Field(default=71 * 3600.0, ge=600, le=7 * 86400)  # look back (GitHub keeps 3 days)
+    reconcile_min_age: float = Field(default=120.0, ge=0, le=3600)  # younger deliveries wait for the next run
+    reconcile_retry_after: float = Field(default=900.0, ge=60)  # s before an unarrived redelivery is asked again
+    reconcile_max_requests: int = Field(default=3, ge=1, le=10)  # redelivery requests per gap, at most
+    # Repositories whose releases are polled (comma-separated OWNER/REPO; `ghingest track` adds more).
+    track_repositories: Annotated[tuple[str, ...], NoDecode] = ()
+    track_interval: float = Field(default=600.0, ge=60)  # s between two polls of one repository
+    track_page_size: int = Field(default=30, ge=1, le=100)  # releases read per poll (the newest)
+    track_concurrency: int = Field(default=4, ge=1, le=32)  # polls in flight at once
+
     # How open dashboard pages follow changes: a stream (Server-Sent Events held open), or, where the front end
     # cannot stream (API Gateway on the AWS profile buffers whole responses), short requests every poll interval.
     live_updates: Literal["stream", "poll"] = "stream"
@@ -183,6 +205,30 @@ class Settings(BaseSettings):
             if len(secret.get_secret_value()) < 8:
                 raise ValueError("each secret must be at least 8 characters long")
         return value
+
+    @field_validator("reconcile_hooks", "track_repositories", mode="before")
+    @classmethod
+    def _github_lists(cls, value: Any) -> Any:
+        return _split(value)
+
+    @field_validator("reconcile_hooks")
+    @classmethod
+    def _hooks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(HookRef.parse(item).key for item in value)  # InvalidHookRef (a ValueError) names the bad one
+
+    @field_validator("track_repositories")
+    @classmethod
+    def _repositories(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            repository_key(item)
+        return value
+
+    @field_validator("github_api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("the GitHub API URL is https://api.github.com or https://HOST/api/v3 (GHES)")
+        return value.rstrip("/")
 
     @field_validator("trusted_proxies", "sso_operators", mode="before")
     @classmethod

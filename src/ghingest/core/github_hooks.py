@@ -11,11 +11,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from ghingest.core.int64 import is_int64
+from ghingest.core.time import parse_iso
 
 
 class HookKind(StrEnum):
@@ -116,7 +116,7 @@ class HookDelivery:
         ident, guid, when = item.get("id"), item.get("guid"), item.get("delivered_at")
         if not isinstance(ident, int) or not is_int64(ident) or not isinstance(guid, str) or not 0 < len(guid) <= 128:
             return None
-        delivered_at = parse_time(when)
+        delivered_at = _epoch(when)
         if delivered_at is None:
             return None
         code = item.get("status_code")
@@ -135,14 +135,10 @@ class HookDelivery:
         )
 
 
-def parse_time(value: Any) -> float | None:
-    """An ISO-8601 time as GitHub writes it (`2019-06-03T00:57:16Z`), as epoch seconds; None when it is not one."""
+def _epoch(value: Any) -> float | None:
     if not isinstance(value, str) or len(value) > 40:
         return None
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_iso(value)
     except ValueError:
         return None
-    if moment.tzinfo is None:
-        return None
-    return moment.timestamp()
