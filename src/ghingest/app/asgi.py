@@ -15,6 +15,7 @@ import ghingest
 from ghingest.app.api import api, health
 from ghingest.app.auth import TokenAuthenticator
 from ghingest.app.forward_api import forwarding
+from ghingest.app.sync_api import sync
 from ghingest.app.openapi import build_openapi
 from ghingest.app.proxies import ProxyHeadersMiddleware, TrustedProxies
 from ghingest.app.receiver import PATH
@@ -68,11 +69,18 @@ def create_api(
     if with_read_api:
         app.include_router(api)
         app.include_router(forwarding)
+        app.include_router(sync)
     if with_read_api and with_dashboard:
         from ghingest.dashboard import forwarding as forwarding_pages
+        from ghingest.dashboard import github as github_pages
         from ghingest.dashboard.mount import mount_dashboard
 
-        mount_dashboard(app, runtime, extra_routers=[forwarding_pages.router], extra_nav=[forwarding_pages.NAV])
+        mount_dashboard(
+            app,
+            runtime,
+            extra_routers=[forwarding_pages.router, github_pages.router],
+            extra_nav=[forwarding_pages.NAV, github_pages.NAV],
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
