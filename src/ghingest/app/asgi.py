@@ -15,12 +15,12 @@ import ghingest
 from ghingest.app.api import api, health
 from ghingest.app.auth import TokenAuthenticator
 from ghingest.app.forward_api import forwarding
-from ghingest.app.sync_api import sync
 from ghingest.app.openapi import build_openapi
 from ghingest.app.proxies import ProxyHeadersMiddleware, TrustedProxies
 from ghingest.app.receiver import PATH
 from ghingest.app.request_guard import RequestGuard, error_code
 from ghingest.app.runtime import Runtime
+from ghingest.app.sync_api import sync
 from ghingest.core.pagination import InvalidCursor
 
 

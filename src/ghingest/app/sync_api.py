@@ -94,9 +94,7 @@ class TrackedRepositoryDocument(BaseModel):
         )  # fmt: skip
 
 
-@sync.get(
-    "/reconcile/gaps", response_model=GapPage, responses=BAD_REQUEST, summary="Deliveries GitHub has that ghingest lacks"
-)
+@sync.get("/reconcile/gaps", response_model=GapPage, responses=BAD_REQUEST, summary="Deliveries ghingest lacks")
 async def list_gaps(
     runtime: RuntimeDep,
     state: Annotated[list[GapState] | None, Query(description="Only gaps in these states (repeatable).")] = None,
