@@ -8,21 +8,24 @@ object with the same attributes for the ports it `provides` (and `resources`).
 `provides` names the ports the backend has and the features below; a test asks for what it needs with
 `@pytest.mark.needs(...)`, and a backend that lacks one is skipped for that test. What a port itself declares in its
 `capabilities` (search, requeue, `single_forwarder`, …) the tests read from the port.
+
+An entry called again in the same test (the `reopen` fixture) opens a backend on the first one's storage: the same
+file, database, stream or table (`storage`), as a restart would.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
 from ghingest.ports import Backend, ManualClock
 
-PORTS = frozenset({"inbox", "store", "reads", "feed", "forwards", "forward_log", "sessions"})
+PORTS = frozenset({"inbox", "store", "reads", "feed", "forwards", "forward_log", "sessions", "github"})
 FEATURES = frozenset(
     {
         # Leases, due times (retries, forward backoff) and revocation ends follow the injected clock: a test that
@@ -30,10 +33,13 @@ FEATURES = frozenset(
         "manual_clock",
         # `Inbox.claim(max_bytes=...)` stops right after the delivery that takes the batch past the budget.
         "exact_byte_budget",
+        # What the ports wrote is there when the entry opens the backend again in the same test (`reopen`).
+        "persistent",
     }
 )
 EVERYTHING = PORTS | FEATURES
 
+T = TypeVar("T")
 Opener = Callable[[Path, ManualClock], AsyncIterator[Any]]
 
 
@@ -73,10 +79,28 @@ async def started(backend: Any, *, upgrade: bool = True) -> AsyncIterator[Any]:
         await backend.resources.close()
 
 
+_STORAGE: dict[Path, Any] = {}  # a test's `tmp_path` -> what its backend's first opening stored its data in
+
+
+@contextlib.contextmanager
+def storage(tmp_path: Path, make: Callable[[], contextlib.AbstractContextManager[T]]) -> Iterator[T]:
+    """What `make` creates (a database, a table), once per test: the entry opened again in the same test gets the
+    first opening's, so that it opens the same storage (as a restart does); removed with the first opening."""
+    if tmp_path in _STORAGE:
+        yield _STORAGE[tmp_path]
+        return
+    with make() as made:
+        _STORAGE[tmp_path] = made
+        try:
+            yield made
+        finally:
+            del _STORAGE[tmp_path]
+
+
 # --- memory ---------------------------------------------------------------------------------------------------
 
 
-@register("memory")
+@register("memory", provides=EVERYTHING - {"persistent"})
 async def memory(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Backend]:
     from ghingest.adapters.memory import open_memory_backend
 
@@ -103,7 +127,7 @@ async def postgres(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Backend]
     from ghingest.adapters.postgres import open_postgres_backend
     from tests.postgres_support import fresh_database
 
-    with fresh_database() as url:  # skips without a server (fails under CI); migrated from a template
+    with storage(tmp_path, fresh_database) as url:  # skips without a server (fails under CI); migrated already
         async with started(open_postgres_backend(url, pool_size=4, clock=clock), upgrade=False) as backend:
             yield backend
 
@@ -123,17 +147,24 @@ async def nats(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Backend]:
     from tests.postgres_support import fresh_database
 
     cluster = shared_cluster()
-    options = JetStreamOptions(
-        servers=cluster.urls, stream=unique_name("CONTRACT"), replicas=3, ack_wait=60.0, max_bytes=64 * 1024 * 1024
-    )
-    inbox = NatsInbox(options, clock=clock)
-    try:
-        with fresh_database() as url:
-            database = open_postgres_backend(url, pool_size=4, clock=clock)
-            async with started(with_nats_inbox(database, inbox, NatsResources(inbox))) as backend:
-                yield backend
-    finally:
-        delete_stream(cluster.urls, options.stream)
+
+    @contextlib.contextmanager
+    def stream_and_database() -> Iterator[tuple[str, str]]:
+        stream = unique_name("CONTRACT")
+        try:
+            with fresh_database() as url:
+                yield stream, url
+        finally:
+            delete_stream(cluster.urls, stream)
+
+    with storage(tmp_path, stream_and_database) as (stream, url):
+        options = JetStreamOptions(
+            servers=cluster.urls, stream=stream, replicas=3, ack_wait=60.0, max_bytes=64 * 1024 * 1024
+        )
+        inbox = NatsInbox(options, clock=clock)
+        database = open_postgres_backend(url, pool_size=4, clock=clock)
+        async with started(with_nats_inbox(database, inbox, NatsResources(inbox))) as backend:
+            yield backend
 
 
 # --- aws ------------------------------------------------------------------------------------------------------
@@ -147,5 +178,6 @@ async def nats(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Backend]:
 async def aws(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Backend]:
     from tests.aws_support import aws_backend, fresh_aws
 
-    async with aws_backend(fresh_aws("contract"), clock) as backend:
-        yield backend
+    with storage(tmp_path, lambda: contextlib.nullcontext(fresh_aws("contract"))) as options:
+        async with aws_backend(options, clock) as backend:
+            yield backend

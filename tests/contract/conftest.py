@@ -1,11 +1,11 @@
 """Every contract test takes `backend`: one run per registry entry (`backends.py`), on a fresh backend whose time
-is the test's `clock`. Tests are coroutines (anyio's pytest plugin, asyncio): the backend is opened, used and
-closed on one event loop."""
+is the test's `clock`; `reopen` opens it again on the same storage. Tests are coroutines (anyio's pytest plugin,
+asyncio): the backend is opened, used and closed on one event loop."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,3 +47,13 @@ async def backend(
         pytest.skip(f"{request.param} does not provide {', '.join(sorted(missing))}")
     async with contextlib.asynccontextmanager(entry.open)(tmp_path, clock) as opened:
         yield opened
+
+
+@pytest.fixture
+def reopen(
+    request: pytest.FixtureRequest, backend: Any, tmp_path: Path, clock: ManualClock
+) -> Callable[[], contextlib.AbstractAsyncContextManager[Any]]:
+    """`reopen()`: the test's backend opened again, on the storage of `backend` (a restart, or a second process):
+    an async context manager. Only for a `persistent` backend (`@pytest.mark.needs("persistent")`)."""
+    entry = REGISTRY[request.node.callspec.params["backend"]]
+    return lambda: contextlib.asynccontextmanager(entry.open)(tmp_path, clock)

@@ -321,6 +321,42 @@ async def test_a_delivery_shows_its_sightings_and_its_release(backend: Any, cloc
     assert await backend.reads.get_release(12345) is None
 
 
+async def test_hooks_seen_names_the_recorded_deliverys_hook_and_every_sightings(
+    backend: Any, clock: ManualClock
+) -> None:
+    """Per delivery id, the hooks that delivered it (docs/adr/0010-dedupe-key.md): the recorded delivery's `hook_id`
+    and its sightings', `''` for a request that named no hook."""
+    for delivery in (release("by-42", release_id=1), incoming("no-hook", hook_id=None)):
+        assert await backend.inbox.append(delivery, received_at=clock.now()) is True
+    for copy in (incoming("by-42", hook_id="7"), incoming("by-42", hook_id=None), incoming("no-hook", hook_id="7")):
+        assert await backend.inbox.append(copy, received_at=clock.now()) is False
+        await backend.store.record_sighting(copy, received_at=clock.now())
+    everything = {"by-42": frozenset({"42", "7", ""}), "no-hook": frozenset({"", "7"})}
+    asked = ["no-hook", "never", "by-42", "by-42"]
+    if backend.inbox.capabilities.visible_on_receipt:
+        assert await backend.reads.hooks_seen(asked) == everything
+    else:  # a broker's inbox: the deliveries are recorded with their first outcomes, their sightings already are
+        assert await backend.reads.hooks_seen(asked) == {"by-42": frozenset({"7", ""}), "no-hook": frozenset({"7"})}
+    await ingest(backend, [], clock)
+    assert await backend.reads.hooks_seen(asked) == everything
+    assert await backend.reads.hooks_seen([]) == {}
+
+
+async def test_hooks_seen_answers_many_ids_at_once(backend: Any, clock: ManualClock) -> None:
+    recorded = [f"many-{n:03d}" for n in range(105)]
+    for delivery_id in recorded:
+        assert await backend.inbox.append(incoming(delivery_id), received_at=clock.now()) is True
+    for delivery_id in recorded[::20]:
+        copy = incoming(delivery_id, hook_id="9")
+        assert await backend.inbox.append(copy, received_at=clock.now()) is False
+        await backend.store.record_sighting(copy, received_at=clock.now())
+    if not backend.inbox.capabilities.visible_on_receipt:
+        await process_all(backend)
+    asked = [f"unknown-{n}" for n in range(600)] + recorded  # past any backend's chunk of ids
+    seen = await backend.reads.hooks_seen(asked)
+    assert seen == {i: frozenset({"42", "9"} if n % 20 == 0 else {"42"}) for n, i in enumerate(recorded)}
+
+
 async def test_deliveries_to_reprocess_come_oldest_first_in_pages(backend: Any, clock: ManualClock) -> None:
     good = [release(f"g{i}", release_id=i) for i in range(3)]
     bad = [incoming(f"b{i}", payload={"action": "published"}) for i in range(2)]

@@ -21,6 +21,7 @@ from ghingest.ports.forwarding import (
     ReplaySelection,
     ReplayTarget,
 )
+from ghingest.ports.github_sync import GitHubSyncState
 from ghingest.ports.inbox import Claimed, Inbox, InboxCapabilities, Settle, Settlement
 from ghingest.ports.reads import (
     DeliveryView,
@@ -54,6 +55,7 @@ __all__ = [
     "ForwardQueue",
     "ForwardQueueCapabilities",
     "ForwardView",
+    "GitHubSyncState",
     "Inbox",
     "InboxCapabilities",
     "ManualClock",

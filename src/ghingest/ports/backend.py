@@ -11,6 +11,7 @@ from typing import Protocol
 
 from ghingest.ports.feed import ChangeFeed
 from ghingest.ports.forwarding import ForwardLog, ForwardQueue
+from ghingest.ports.github_sync import GitHubSyncState
 from ghingest.ports.inbox import Inbox
 from ghingest.ports.reads import Reads
 from ghingest.ports.sessions import SessionRevocations
@@ -39,6 +40,7 @@ class Backend:
     forwards: ForwardQueue
     forward_log: ForwardLog
     sessions: SessionRevocations
+    github: GitHubSyncState  # what reconciliation and release polling keep of their talks with GitHub's API
     resources: Resources
 
     async def ready(self, *, intake: bool = True) -> None:

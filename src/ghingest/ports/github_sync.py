@@ -3,6 +3,7 @@ redeliveries it requested (per hook), each hook's last run, and the repositories
 
 Shared by every process on the store and kept across restarts, so that a redelivery is never requested twice in a
 loop however many reconcilers run, and a poll's ETag survives a restart (an unchanged poll costs no rate limit).
+`gap_order`, `gap_cursor` and `gap_after` are the gap list's order and keyset cursor, one for every backend.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from ghingest.core.pagination import Page
+from ghingest.core.pagination import InvalidCursor, Page, decode_cursor, encode_cursor
 from ghingest.core.reconcile import Gap, GapState, HookScan
 from ghingest.core.tracking import TrackedRepository
 
@@ -37,16 +38,22 @@ class GitHubSyncState(Protocol):
         cursor: str | None = None,
         limit: int = 50,
     ) -> Page[Gap]:
-        """Gaps, newest `delivered_at` first (ties by hook, delivery id); keyset pages (`core.pagination`)."""
+        """Gaps in `states` (all when None) of `hook` (every hook's when None), newest `delivered_at` first (ties by
+        hook, then delivery id, both descending); keyset pages (`core.pagination`: `page_size`, an unreadable
+        cursor raises `InvalidCursor`)."""
         ...
 
     async def gap_counts(self) -> Mapping[GapState, int]:
         """How many gaps are in each state (every state present, 0 when none)."""
         ...
 
-    async def save_scan(self, scan: HookScan) -> None: ...
+    async def save_scan(self, scan: HookScan) -> None:
+        """Insert or replace the hook's last run, keyed by `scan.hook`; durable when it returns."""
+        ...
 
-    async def get_scan(self, hook: str) -> HookScan | None: ...
+    async def get_scan(self, hook: str) -> HookScan | None:
+        """The hook's last run; None before its first."""
+        ...
 
     async def list_scans(self) -> Sequence[HookScan]:
         """Every hook's last run, by hook."""
@@ -54,14 +61,16 @@ class GitHubSyncState(Protocol):
 
     # --- release tracking -------------------------------------------------------------------------------------
     async def save_tracked(self, repository: TrackedRepository) -> None:
-        """Insert or replace, keyed by `repository.key`."""
+        """Insert or replace, keyed by `repository.key`; durable when it returns."""
         ...
 
     async def add_tracked(self, repository: TrackedRepository) -> bool:
         """Insert unless its key is tracked already (then leave it as it is); True when inserted."""
         ...
 
-    async def get_tracked(self, key: str) -> TrackedRepository | None: ...
+    async def get_tracked(self, key: str) -> TrackedRepository | None:
+        """The tracked repository of `key` (`core.tracking.repository_key`); None when it is not tracked."""
+        ...
 
     async def list_tracked(self) -> Sequence[TrackedRepository]:
         """Every tracked repository, by key."""
@@ -70,3 +79,21 @@ class GitHubSyncState(Protocol):
     async def remove_tracked(self, key: str) -> bool:
         """Stop tracking; True when it was tracked."""
         ...
+
+
+def gap_order(gap: Gap) -> tuple[float, str, str]:
+    """The key `list_gaps` sorts by, descending."""
+    return gap.delivered_at, gap.hook, gap.delivery_id
+
+
+def gap_cursor(gap: Gap) -> str:
+    """The keyset cursor of the page that follows `gap` in `list_gaps`."""
+    return encode_cursor(gap_order(gap))
+
+
+def gap_after(cursor: str) -> tuple[float, str, str]:
+    """The key a `list_gaps` cursor names; `InvalidCursor` for one that `gap_cursor` did not make."""
+    delivered_at, hook, delivery_id = decode_cursor(cursor, types=(float, str, str))
+    if not isinstance(delivered_at, float) or not isinstance(hook, str) or not isinstance(delivery_id, str):
+        raise InvalidCursor("cursor is not valid")
+    return delivered_at, hook, delivery_id

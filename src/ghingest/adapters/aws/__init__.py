@@ -2,9 +2,9 @@
 
 docs/aws/dynamodb.md is the design. `schema` and `keys` describe the table, `options` and `clients` the resources,
 `table` the calls every port makes to the table; `items`, `job_items` and `payloads` are the codecs. One module per
-port (`inbox`, `store`, `reads`, `feed`, `sessions`, `forward_queue`, `forward_log`), with `jobs` (forward jobs'
-creation and dispatch), `replays` and `forward_queues` (each destination's queue) beside the forwarding ones;
-`backend.open_aws_backend` opens them all; `provision` creates the resources outside AWS.
+port (`inbox`, `store`, `reads`, `feed`, `sessions`, `github_sync`, `forward_queue`, `forward_log`), with `jobs`
+(forward jobs' creation and dispatch), `replays` and `forward_queues` (each destination's queue) beside the
+forwarding ones; `backend.open_aws_backend` opens them all; `provision` creates the resources outside AWS.
 """
 
 from ghingest.adapters.aws.backend import AwsResources, open_aws_backend

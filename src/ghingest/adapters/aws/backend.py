@@ -14,6 +14,7 @@ from ghingest.adapters.aws.clients import AwsClients, clients_for, is_error, una
 from ghingest.adapters.aws.feed import AwsChangeFeed
 from ghingest.adapters.aws.forward_log import AwsForwardLog
 from ghingest.adapters.aws.forward_queue import AwsForwardQueue
+from ghingest.adapters.aws.github_sync import AwsGitHubSyncState
 from ghingest.adapters.aws.inbox import AwsInbox
 from ghingest.adapters.aws.jobs import AwsJobs
 from ghingest.adapters.aws.options import AwsOptions
@@ -67,5 +68,6 @@ def open_aws_backend(
         forwards=forwards if forwards is not None else AwsForwardQueue(db, jobs),
         forward_log=forward_log if forward_log is not None else AwsForwardLog(db),
         sessions=AwsSessionRevocations(db),
+        github=AwsGitHubSyncState(db),
         resources=AwsResources(db),
     )

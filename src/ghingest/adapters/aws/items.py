@@ -219,3 +219,17 @@ def sighting(attrs: Mapping[str, Any]) -> Sighting:
         same_body=None if same is None else bool(same),
         secret_index=int(attrs["secret_index"]),
     )
+
+
+# A sighting's hook id in the `HOOKS` item's string set, `#` first: a set holds no empty string (`''`: a request
+# that named no hook).
+_HOOK_MARK = "#"
+
+
+def sighted_hook(hook_id: str | None) -> str:
+    return _HOOK_MARK + (hook_id or "")
+
+
+def sighted_hooks(attrs: Mapping[str, Any]) -> set[str]:
+    """The hook ids of a `HOOKS` item (`keys.hooks_seen`)."""
+    return {str(marked).removeprefix(_HOOK_MARK) for marked in attrs.get("hooks", ())}

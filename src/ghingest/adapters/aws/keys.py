@@ -39,6 +39,7 @@ DELIVERY_SK = "#"
 BODY_SK = "BODY"
 EVENT_SK = "EVENT"
 SIGHTING_PREFIX = "SIGHT#"
+HOOKS_SK = "HOOKS"
 JOB_GUARD_PREFIX = "JOB0#"
 
 
@@ -57,6 +58,11 @@ def event(delivery_id: str) -> dict[str, str]:
 
 def sighting(delivery_id: str, hook_id: str | None) -> dict[str, str]:
     return {"pk": delivery_pk(delivery_id), "sk": SIGHTING_PREFIX + (hook_id or "")}
+
+
+def hooks_seen(delivery_id: str) -> dict[str, str]:
+    """The hook ids of a delivery id's sightings, in one item: what `Reads.hooks_seen` batch-reads."""
+    return {"pk": delivery_pk(delivery_id), "sk": HOOKS_SK}
 
 
 def job_guard(delivery_id: str, destination: str) -> dict[str, str]:
@@ -150,6 +156,44 @@ def destination_counts(destination: str) -> dict[str, str]:
 # sessions
 def session(session_id: str) -> dict[str, str]:
     return {"pk": f"SESSION#{session_id}", "sk": "#"}
+
+
+# GitHub's API: reconciliation's gaps (a partition per hook), each hook's last run, tracked repositories
+def gap(hook: str, delivery_id: str) -> dict[str, str]:
+    return {"pk": f"GAP#{hook}", "sk": delivery_id}
+
+
+GAPS = "GAPS"  # gsi1: every gap, by `gap_sort`
+
+
+def gaps_of(hook: str) -> str:
+    """gsi2: one hook's gaps, by `hook_gap_sort`."""
+    return f"GAPS#{hook}"
+
+
+def gaps_in(state: str) -> str:
+    """gsi3: the gaps in one state, by `gap_sort`."""
+    return f"GAPSTATE#{state}"
+
+
+def gap_sort(delivered_at: float, hook: str, delivery_id: str) -> str:
+    return f"{t(delivered_at)}#{hook}#{delivery_id}"
+
+
+def hook_gap_sort(delivered_at: float, delivery_id: str) -> str:
+    return f"{t(delivered_at)}#{delivery_id}"
+
+
+SCANS = "SCANS"
+TRACKED = "TRACKED"
+
+
+def scan(hook: str) -> dict[str, str]:
+    return {"pk": SCANS, "sk": hook}
+
+
+def tracked(repository_key: str) -> dict[str, str]:
+    return {"pk": TRACKED, "sk": repository_key}
 
 
 # the payload bucket (S3): a body too large for its body item (the claim check)

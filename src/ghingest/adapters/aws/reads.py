@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ghingest.adapters.aws import keys
-from ghingest.adapters.aws.items import event_record, sighting, stored_delivery, stored_release
+from ghingest.adapters.aws.items import event_record, sighted_hooks, sighting, stored_delivery, stored_release
 from ghingest.adapters.aws.payloads import body_of
 from ghingest.adapters.aws.table import TableContext, batch_get, float_or_none, from_item, get, key, query, to_item
 from ghingest.core.pagination import InvalidCursor, Page, decode_cursor, encode_cursor, page_of, page_size
@@ -115,6 +115,9 @@ class AwsReads:
     async def get_delivery(self, delivery_id: str) -> DeliveryView | None:
         return await self._db.run("reads.get_delivery", self._get_delivery, delivery_id)
 
+    async def hooks_seen(self, delivery_ids: Sequence[str]) -> Mapping[str, frozenset[str]]:
+        return await self._db.run("reads.hooks_seen", self._hooks_seen, delivery_ids)
+
     async def list_events(self, query: EventQuery) -> Page[EventView]:
         before = _int_cursor(query.cursor) if query.cursor else None
         return await self._db.run("reads.list_events", self._list_events, query, before)
@@ -185,6 +188,19 @@ class AwsReads:
             sightings=tuple(sorted(seen, key=lambda s: (s.first_at, s.hook_id or ""))),
             release_id=found.get("release_id"),
         )
+
+    def _hooks_seen(self, delivery_ids: Sequence[str]) -> dict[str, frozenset[str]]:
+        """Each id's delivery item (its `hook_id`) and `HOOKS` item (its sightings'), in batches of 100 keys."""
+        ids = list(dict.fromkeys(delivery_ids))
+        seen: dict[str, set[str]] = {}
+        for attrs in batch_get(self._db, [k for i in ids for k in (keys.delivery(i), keys.hooks_seen(i))]):
+            delivery_id = str(attrs["pk"]).removeprefix(keys.delivery_pk(""))
+            hooks = seen.setdefault(delivery_id, set())
+            if attrs["sk"] == keys.DELIVERY_SK:
+                hooks.add(str(attrs.get("hook_id") or ""))
+            else:
+                hooks |= sighted_hooks(attrs)
+        return {delivery_id: frozenset(hooks) for delivery_id, hooks in seen.items() if hooks}
 
     def _list_events(self, query: EventQuery, before: int | None) -> Page[EventView]:
         equal = {"event": query.event, "action": query.action, "repository": query.repository, "status": query.status}

@@ -40,6 +40,7 @@ from ghingest.adapters.aws.items import (
     event_item,
     release_change,
     release_item,
+    sighted_hook,
     stored_release,
 )
 from ghingest.adapters.aws.table import (
@@ -376,7 +377,9 @@ class AwsStore:
 
     def _sighting(self, delivery: IncomingDelivery, received_at: float) -> None:
         """Count a copy per (delivery id, hook id); `same_body` as SQL's three-valued AND of every copy's
-        comparison with the recorded body (False wins, then None: not known), as the memory store's `_and`."""
+        comparison with the recorded body (False wins, then None: not known), as the memory store's `_and`. Then
+        add its hook id to the delivery id's `HOOKS` item, which `Reads.hooks_seen` batch-reads (a sighting's own
+        key names its hook, which a reader asking by delivery id does not know)."""
         dynamodb, table = self._db.clients.dynamodb, self._db.table
         recorded = dynamodb.get_item(
             TableName=table,
@@ -408,6 +411,12 @@ class AwsStore:
                 if not is_error(exc, "ConditionalCheckFailedException"):
                     raise
                 count()
+        dynamodb.update_item(
+            TableName=table,
+            Key=key(keys.hooks_seen(delivery.delivery_id)),
+            UpdateExpression="ADD hooks :hook",
+            ExpressionAttributeValues=values(hook={sighted_hook(delivery.hook_id)}),
+        )
 
     def _ping(self) -> None:
         self._db.clients.dynamodb.update_item(

@@ -6,7 +6,8 @@ keyset cursors, forward-state transitions), never rewritten. Time comes from the
 times, timestamps), so a `ManualClock` drives it without sleeping. Nothing persists.
 
 - `tables.MemoryDatabase`: the one database every port reads and writes, under one lock.
-- `inbox`, `store` (write side), `reads`, `feed`, `forwarding` (queue and log), `sessions`: one port each.
+- `inbox`, `store` (write side), `reads`, `feed`, `forwarding` (queue and log), `sessions`, `github_sync`: one
+  port each.
 - `backend.open_memory_backend`: a `ghingest.ports.Backend` over a new database.
 """
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ghingest.adapters.memory.feed import MemoryChangeFeed
 from ghingest.adapters.memory.forwarding import MemoryForwardLog, MemoryForwardQueue
+from ghingest.adapters.memory.github_sync import MemoryGitHubSyncState
 from ghingest.adapters.memory.inbox import MemoryInbox
 from ghingest.adapters.memory.reads import MemoryReads
 from ghingest.adapters.memory.sessions import MemorySessionRevocations
@@ -46,5 +47,6 @@ def open_memory_backend(url: str = "memory://", *, clock: Clock = SYSTEM_CLOCK) 
         forwards=MemoryForwardQueue(database),
         forward_log=MemoryForwardLog(database),
         sessions=MemorySessionRevocations(database),
+        github=MemoryGitHubSyncState(database),
         resources=MemoryResources(database),
     )

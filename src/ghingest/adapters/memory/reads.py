@@ -52,6 +52,18 @@ class MemoryReads:
             )
             return _delivery_view(db.deliveries[seq], sightings, db.release_of.get(delivery_id))
 
+    async def hooks_seen(self, delivery_ids: Sequence[str]) -> Mapping[str, frozenset[str]]:
+        seen: dict[str, frozenset[str]] = {}
+        with self._db.transaction() as db:
+            for delivery_id in delivery_ids:
+                hooks = set(db.sightings.get(delivery_id, {}))
+                seq = db.seq_of.get(delivery_id)
+                if seq is not None:
+                    hooks.add(db.deliveries[seq].delivery.hook_id or "")
+                if hooks:
+                    seen[delivery_id] = frozenset(hooks)
+        return seen
+
     async def list_events(self, query: EventQuery) -> Page[EventView]:
         before = _decode_int(query.cursor) if query.cursor else None
         wanted = {"event": query.event, "action": query.action, "repository": query.repository}

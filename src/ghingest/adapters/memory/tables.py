@@ -22,8 +22,10 @@ from ghingest.core.errors import StoreUnavailable
 from ghingest.core.events import EventRecord
 from ghingest.core.forward_states import ForwardStatus
 from ghingest.core.processing import StoredDelivery
+from ghingest.core.reconcile import Gap, HookScan
 from ghingest.core.releases import ReleaseChange, ReleaseRecord
 from ghingest.core.states import DeliveryStatus
+from ghingest.core.tracking import TrackedRepository
 from ghingest.ports import AttemptView, Clock
 
 
@@ -137,6 +139,10 @@ class MemoryDatabase:
     stats: dict[str, StatsRow] = field(default_factory=dict)
     # sessions
     revocations: dict[str, float] = field(default_factory=dict)  # session id -> until
+    # GitHub's API: reconciliation's gaps and each hook's last run, the repositories whose releases are polled
+    gaps: dict[tuple[str, str], Gap] = field(default_factory=dict)  # (hook, delivery id) -> gap
+    scans: dict[str, HookScan] = field(default_factory=dict)  # hook -> its last run
+    tracked: dict[str, TrackedRepository] = field(default_factory=dict)  # key -> repository
     # wake-ups
     work: Signal = field(default_factory=Signal)  # deliveries may be due
     forward_work: Signal = field(default_factory=Signal)  # forward jobs may be due

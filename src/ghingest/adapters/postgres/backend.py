@@ -9,6 +9,7 @@ from __future__ import annotations
 from ghingest.adapters.postgres.connection import PostgresResources
 from ghingest.adapters.postgres.feed import PostgresChangeFeed
 from ghingest.adapters.postgres.forwarding import PostgresForwardLog, PostgresForwardQueue
+from ghingest.adapters.postgres.github_sync import PostgresGitHubSyncState
 from ghingest.adapters.postgres.inbox import PostgresInbox
 from ghingest.adapters.postgres.reads import PostgresReads
 from ghingest.adapters.postgres.sessions import PostgresSessionRevocations
@@ -43,5 +44,6 @@ def open_postgres_backend(
         forwards=PostgresForwardQueue(resources),
         forward_log=PostgresForwardLog(resources),
         sessions=PostgresSessionRevocations(resources),
+        github=PostgresGitHubSyncState(resources),
         resources=resources,
     )

@@ -76,6 +76,12 @@ class PostgresReads:
         sightings = [queries.sighting(r) for r in await self._db.fetch_statement(queries.select_sightings(delivery_id))]
         return queries.delivery_view(rows[0], sightings)
 
+    async def hooks_seen(self, delivery_ids: Sequence[str]) -> Mapping[str, frozenset[str]]:
+        rows: list[Any] = []
+        for ids in queries.chunks(delivery_ids):
+            rows += await self._db.fetch_statement(queries.select_hooks_seen(ids))
+        return queries.hooks_seen_of(rows)
+
     async def list_events(self, query: EventQuery) -> Page[EventView]:
         rows = await self._db.fetch_statement(queries.select_events(query))
         views = [queries.event_view(row) for row in rows]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 import orjson
@@ -71,6 +71,36 @@ def sighting(row: MappingRow) -> Sighting:
         same_body=None if m["same_body"] is None else bool(m["same_body"]),
         secret_index=m["secret_index"],
     )
+
+
+IN_CHUNK = 500  # ids per `IN (...)`: well inside SQLite's bound-parameter limit, one statement per page of ids
+
+
+def chunks(items: Sequence[str], size: int = IN_CHUNK) -> Iterator[Sequence[str]]:
+    """`items` (deduplicated, in their order) in slices of at most `size`."""
+    unique = list(dict.fromkeys(items))
+    for start in range(0, len(unique), size):
+        yield unique[start : start + size]
+
+
+def select_hooks_seen(delivery_ids: Sequence[str]) -> sa.CompoundSelect[Any]:
+    """(delivery id, hook id) of each recorded delivery among `delivery_ids` and of each of their sightings ('' for
+    none): both by their delivery id's index. Sightings count without their delivery, which behind a broker's inbox
+    is recorded only with its first outcome."""
+    recorded = sa.select(deliveries.c.delivery_id, sa.func.coalesce(deliveries.c.hook_id, "").label("hook_id"))
+    sighted = sa.select(delivery_sightings.c.delivery_id, delivery_sightings.c.hook_id)
+    return sa.union_all(
+        recorded.where(deliveries.c.delivery_id.in_(delivery_ids)),
+        sighted.where(delivery_sightings.c.delivery_id.in_(delivery_ids)),
+    )
+
+
+def hooks_seen_of(rows: Iterable[Any]) -> dict[str, frozenset[str]]:
+    """`select_hooks_seen`'s rows (of one or more chunks) as `Reads.hooks_seen` answers them."""
+    seen: dict[str, set[str]] = {}
+    for delivery_id, hook_id in rows:
+        seen.setdefault(delivery_id, set()).add(hook_id)
+    return {delivery_id: frozenset(hooks) for delivery_id, hooks in seen.items()}
 
 
 def delivery_view(row: MappingRow, sightings: Sequence[Sighting] = ()) -> DeliveryView:

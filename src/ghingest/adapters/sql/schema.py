@@ -216,3 +216,75 @@ session_revocations = sa.Table(
     sa.Column("until", sa.Float, nullable=False),  # when the cookie would have expired anyway; purged after it
 )
 sa.Index("ix_session_revocations_until", session_revocations.c.until)
+
+# --- GitHub's API (migration 0012): reconciliation's gaps and runs, repositories whose releases are polled -------
+
+OPEN_GAP = "state IN ('missing', 'requested')"  # core.reconcile.OPEN_STATES
+
+github_gaps = sa.Table(
+    "github_gaps",
+    metadata,
+    sa.Column("hook", sa.Text, primary_key=True),  # HookRef.key
+    sa.Column("delivery_id", sa.Text, primary_key=True),  # the guid
+    sa.Column("github_id", sa.BigInteger, nullable=False),  # GitHub's id of the attempt to redeliver
+    sa.Column("event", sa.Text, nullable=False),
+    sa.Column("action", sa.Text),
+    sa.Column("delivered_at", sa.Float, nullable=False),
+    sa.Column("status_code", sa.Integer, nullable=False),
+    sa.Column("github_status", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),  # GapKind
+    sa.Column("state", sa.Text, nullable=False),  # GapState
+    sa.Column("found_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("requests", sa.Integer, nullable=False),
+    sa.Column("last_requested_at", sa.Float),
+    sa.Column("arrived_at", sa.Float),
+    sa.Column("error", sa.Text),
+)
+sa.Index("ix_github_gaps_sort", github_gaps.c.delivered_at, github_gaps.c.hook, github_gaps.c.delivery_id)
+sa.Index(
+    "ix_github_gaps_state_sort",
+    github_gaps.c.state,
+    github_gaps.c.delivered_at,
+    github_gaps.c.hook,
+    github_gaps.c.delivery_id,
+)
+sa.Index(  # a hook's open gaps, oldest first: few rows, however many gaps have been closed
+    "ix_github_gaps_open",
+    github_gaps.c.hook,
+    github_gaps.c.delivered_at,
+    github_gaps.c.delivery_id,
+    sqlite_where=sa.text(OPEN_GAP),
+    postgresql_where=sa.text(OPEN_GAP),
+)
+
+github_hook_scans = sa.Table(
+    "github_hook_scans",
+    metadata,
+    sa.Column("hook", sa.Text, primary_key=True),
+    sa.Column("last_run_at", sa.Float, nullable=False),
+    sa.Column("last_ok_at", sa.Float),
+    sa.Column("error", sa.Text),
+    sa.Column("newest_seen_at", sa.Float),
+    sa.Column("deliveries_seen", sa.Integer, nullable=False),
+    sa.Column("requests_made", sa.Integer, nullable=False),
+)
+
+tracked_repositories = sa.Table(
+    "tracked_repositories",
+    metadata,
+    sa.Column("key", sa.Text, primary_key=True),  # owner/repo, lower case
+    sa.Column("full_name", sa.Text, nullable=False),
+    sa.Column("added_at", sa.Float, nullable=False),
+    sa.Column("added_by", sa.Text, nullable=False),
+    sa.Column("repository_id", sa.BigInteger),
+    sa.Column("etag", sa.Text),
+    sa.Column("known", sa.Text, nullable=False),  # JSON object: release id -> content digest
+    sa.Column("last_polled_at", sa.Float),
+    sa.Column("last_status", sa.Integer),
+    sa.Column("last_changed_at", sa.Float),
+    sa.Column("last_error", sa.Text),
+    sa.Column("next_poll_at", sa.Float, nullable=False),
+    sa.Column("polls", sa.Integer, nullable=False),
+    sa.Column("not_modified", sa.Integer, nullable=False),
+)

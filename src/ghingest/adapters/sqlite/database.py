@@ -1,5 +1,5 @@
 """The embedded SQLite backend: one database file holding the inbox, the store, the change feed, the forward
-queue and the dashboard's session revocations."""
+queue, the dashboard's session revocations and what ghingest keeps of its conversations with GitHub's API."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from ghingest.adapters.sql import migrate
 from ghingest.adapters.sqlite.connection import Synchronous, path_from_url
 from ghingest.adapters.sqlite.feed import SqliteChangeFeed
 from ghingest.adapters.sqlite.forward_queue import SqliteForwardLog, SqliteForwardQueue
+from ghingest.adapters.sqlite.github_sync import SqliteGitHubSyncState
 from ghingest.adapters.sqlite.inbox import SqliteInbox
 from ghingest.adapters.sqlite.notifier import Notifier
 from ghingest.adapters.sqlite.reader import SqliteReader
@@ -46,6 +47,7 @@ class SqliteDatabase:
         self.forward_log = SqliteForwardLog(self.reader)
         self.feed = SqliteChangeFeed(self.reader, self.changed)
         self.sessions = SqliteSessionRevocations(self.writer, self.reader, clock=clock)
+        self.github = SqliteGitHubSyncState(self.writer, self.reader)
 
     def upgrade(self) -> None:
         migrate.upgrade(self.url)
@@ -67,5 +69,6 @@ class SqliteDatabase:
             forwards=self.forwards,
             forward_log=self.forward_log,
             sessions=self.sessions,
+            github=self.github,
             resources=self,
         )

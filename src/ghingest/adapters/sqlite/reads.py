@@ -56,6 +56,13 @@ class SqliteReads:
 
         return await self._reader.run(load)
 
+    async def hooks_seen(self, delivery_ids: Sequence[str]) -> Mapping[str, frozenset[str]]:
+        def load(conn: Any) -> dict[str, frozenset[str]]:
+            rows = [row for ids in queries.chunks(delivery_ids) for row in conn.execute(queries.select_hooks_seen(ids))]
+            return queries.hooks_seen_of(rows)
+
+        return await self._reader.run(load)
+
     async def list_events(self, query: EventQuery) -> Page[EventView]:
         rows = await self._reader.fetch_all(queries.select_events(query))
         views = [queries.event_view(row) for row in rows]
