@@ -1,5 +1,6 @@
 """Proxy trust in every listening command, as real processes: the SSO header counts only when the TCP peer itself
-is a configured proxy, and `X-Forwarded-For` names the client only when it comes from one."""
+is a configured proxy, and `X-Forwarded-For` names the client only when it comes from one; the webhook source
+allow-list judges that client, from GitHub's `/meta` (a stand-in) or, restarted without it, from its disk cache."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import httpx
 import orjson
 import pytest
 
-from tests.conftest import wait_until
+from ghingest.app.hook_allowlist import CACHE_FILE
+from tests.conftest import release, signed, wait_until
 from tests.e2e.conftest import ServeProcess
+from tests.meta_stub import MetaStub
 
 pytestmark = pytest.mark.slow
 COMMANDS = ["serve", "dashboard"]
@@ -88,3 +91,44 @@ def test_request_client_is_the_forwarded_address_only_through_a_trusted_proxy(
     )
     assert response.status_code == 401
     assert wait_until(lambda: _failed_sign_in_clients(process)) == [client]
+
+
+def _records(process: ServeProcess, event: str) -> list[dict[str, object]]:
+    lines = [line for line in process.output().splitlines() if line.startswith("{")]
+    return [record for record in map(orjson.loads, lines) if record.get("event") == event]
+
+
+@pytest.mark.parametrize("command", ["serve", "receiver"])
+def test_the_source_allow_list_judges_the_client_behind_the_proxy_and_outlives_meta(
+    start: Start, tmp_path: Path, command: str
+) -> None:
+    meta = MetaStub().start()
+    try:
+        env = {
+            "GHINGEST_GITHUB_HOOKS_ALLOWLIST": "true",
+            "GHINGEST_GITHUB_API_URL": meta.url,
+            "GHINGEST_TRUSTED_PROXIES": "127.0.0.1",
+        }
+        process = start(command, **env)  # ready once GitHub's list is loaded
+
+        def deliver(forwarded_for: str, delivery_id: str) -> httpx.Response:
+            request = signed(release(), delivery_id=delivery_id)
+            headers = {**request.headers, "X-Forwarded-For": forwarded_for}
+            return httpx.post(f"{process.url}/webhooks/github", content=request.body, headers=headers, timeout=10)
+
+        assert deliver("192.30.252.9", "from-github-1").status_code == 202
+        refused = deliver("203.0.113.5", "from-elsewhere-1")
+        assert (refused.status_code, refused.json()["error"]) == (403, "forbidden_source")
+        (record,) = wait_until(lambda: _records(process, "delivery.refused_source"))
+        assert record["client"] == "203.0.113.5"
+        assert set(record) == {"event", "client", "outcome", "status", "level", "timestamp"}  # nothing it sent
+        assert "from-elsewhere-1" not in process.output()
+        assert (tmp_path / "data" / CACHE_FILE).is_file()
+    finally:
+        meta.stop()
+    process.stop()
+    process.start()  # /meta is gone: ready at once from the list kept on disk
+    assert _records(process, "github_meta.hooks_loaded")[-1]["source"] == "cache"
+    assert deliver("192.30.252.9", "from-github-2").status_code == 202
+    assert deliver("203.0.113.5", "from-elsewhere-2").status_code == 403
+    assert not _records(process, "github_meta.refresh_failed")  # confirmed within the interval: not fetched again

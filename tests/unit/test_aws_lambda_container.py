@@ -95,3 +95,20 @@ def test_the_receiver_answers_503_json_while_the_secret_holds_no_webhook_secret(
     assert response["statusCode"] == 503
     assert response["headers"]["retry-after"] == "5"
     assert orjson.loads(response["body"])["error"] == "not_configured"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("GHINGEST_GITHUB_HOOKS_ALLOWLIST", "true"), ("GHINGEST_WEBHOOK_ALLOWED_NETWORKS", "192.30.252.0/22")],
+)
+def test_the_receiver_refuses_a_source_allow_list_it_cannot_enforce(
+    memory_function: None, monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    """Not silently ignored: every delivery is answered 503 until the setting is removed (ADR 0020)."""
+    monkeypatch.setenv(name, value)
+    secret = document(webhook_secrets=["a-webhook-secret"], session_secret="s" * 40)
+    monkeypatch.setattr(lambda_container, "_secrets_manager_value", lambda _settings: secret)
+    event = http_api_request("POST", "/webhooks/github", headers={"content-type": "application/json"}, body=b"{}")
+    response = receiver.handler(event, None)
+    assert response["statusCode"] == 503
+    assert orjson.loads(response["body"])["error"] == "not_configured"

@@ -152,3 +152,40 @@ def test_scale_out_settings() -> None:
         load_settings(bus_url="http://a:4222")
     with pytest.raises(ConfigError, match="GHINGEST_DATABASE_URL"):
         load_settings(database_url="mysql://db/x")
+
+
+def test_the_webhook_source_allow_list_is_off_by_default() -> None:
+    s = load_settings()
+    assert (s.github_hooks_allowlist, s.webhook_allowed_networks) == (False, ())
+    assert (s.github_api_url, s.github_meta_refresh_interval) == ("https://api.github.com", 3600.0)
+
+
+def test_allowed_networks_are_comma_separated_cidrs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GHINGEST_GITHUB_HOOKS_ALLOWLIST", "true")
+    monkeypatch.setenv("GHINGEST_WEBHOOK_ALLOWED_NETWORKS", " 10.20.0.0/16, 2001:db8::/32 ,192.0.2.7")
+    monkeypatch.setenv("GHINGEST_GITHUB_API_URL", "https://ghe.example.com/api/v3/")
+    s = load_settings()
+    assert s.github_hooks_allowlist is True
+    assert s.webhook_allowed_networks == ("10.20.0.0/16", "192.0.2.7/32", "2001:db8::/32")
+    assert s.github_api_url == "https://ghe.example.com/api/v3"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "problem"),
+    [
+        ("GHINGEST_WEBHOOK_ALLOWED_NETWORKS", "10.0.0.0/8, 10.0.0.1/16", "entry 2 '10.0.0.1/16': host bits set"),
+        ("GHINGEST_WEBHOOK_ALLOWED_NETWORKS", "10.0.0.0/8,github.com", "entry 2 'github.com': not an IPv4"),
+        ("GHINGEST_GITHUB_API_URL", "ftp://api.github.com", "the REST API's base URL"),
+        ("GHINGEST_GITHUB_API_URL", "https://user:token@ghe.example.com/api/v3", "no credentials"),
+        ("GHINGEST_GITHUB_META_REFRESH_INTERVAL", "1", "greater than or equal to 10"),
+        ("GHINGEST_GITHUB_HOOKS_ALLOWLIST", "maybe", "boolean"),
+    ],
+)
+def test_an_invalid_allow_list_setting_names_itself_and_the_entry(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, problem: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=name) as raised:
+        load_settings()
+    assert problem in str(raised.value)
+    assert "user:token" not in str(raised.value)  # a URL is never echoed: it may hold a credential

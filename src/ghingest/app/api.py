@@ -122,9 +122,18 @@ READY_TIMEOUT = 3.0
 @health.get(
     "/readyz",
     summary="Readiness: the process can do its job (the store commits; the inbox takes appends, the read side answers)",
-    responses={503: {"model": ErrorDocument, "description": "The store, the inbox or the read side does not answer."}},
+    responses={
+        503: {
+            "model": ErrorDocument,
+            "description": "The store, the inbox or the read side does not answer, or the webhook source allow-list"
+            " is on and GitHub's list was never loaded.",
+        }
+    },
 )
 async def readyz(request: Request, runtime: RuntimeDep) -> Response:
+    allowlist = runtime.hook_allowlist
+    if allowlist is not None and (reason := allowlist.not_ready()) is not None:
+        return JSONResponse({"error": "not_ready", "detail": reason}, status_code=503)
     try:
         async with asyncio.timeout(READY_TIMEOUT):
             await runtime.backend.ready(**request.app.state.readiness)

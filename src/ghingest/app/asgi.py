@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp
 
 import ghingest
 from ghingest.app.api import api, health
@@ -118,7 +119,14 @@ class Application:
             with_read_api=read_side,
             receives_webhooks=True,
         )
-        self.receiver = runtime.receiver()
+        receiver = runtime.receiver(allowlist=True)
+        # The allow-list judges the client behind a trusted proxy, resolved as for every other route (the receiver
+        # is dispatched before the API's middleware); without one, the route sees the TCP peer and nothing more.
+        self.receiver: ASGIApp = (
+            receiver
+            if runtime.hook_allowlist is None
+            else ProxyHeadersMiddleware(receiver, proxies=TrustedProxies(runtime.settings.trusted_proxies))
+        )
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["path"] == PATH:

@@ -78,6 +78,24 @@ class Metrics:
             ["result"],
             registry=self.registry,
         )
+        self.github_meta_refreshes = Counter(
+            "ghingest_github_meta_refreshes_total",
+            "Fetches of GitHub's /meta for the webhook source allow-list, by result (ok, not_modified, error; an"
+            " error keeps the list in force).",
+            ["result"],
+            registry=self.registry,
+        )
+        self.github_meta_checked = Gauge(
+            "ghingest_github_meta_checked_timestamp_seconds",
+            "When GitHub's /meta last confirmed the hook networks in force (200 or 304; at start, from the disk"
+            " cache), UNIX time; 0: no list loaded.",
+            registry=self.registry,
+        )
+        self.webhook_allowed_networks = Gauge(
+            "ghingest_webhook_allowed_networks",
+            "Networks the webhook route accepts deliveries from (GitHub's hooks and the configured ones).",
+            registry=self.registry,
+        )
 
         self.sign_ins = Counter(
             "ghingest_sign_ins_total",

@@ -74,11 +74,18 @@ WEBHOOK_PATH_ITEM: dict[str, Any] = {
             },
             "400": _error("A required header is missing or malformed, or the payload is not a JSON object."),
             "401": _error("The signature is missing or matches no configured secret."),
+            "403": _error(
+                "`forbidden_source`: the source allow-list is on and the client (behind trusted proxies) is not in"
+                " it; the body was not read."
+            ),
             "405": _error("Only POST is allowed."),
             "413": _error("The body exceeds 25 MiB."),
             "415": _error("The content type is neither application/json nor application/x-www-form-urlencoded."),
             "503": {
-                **_error("The store could not commit; nothing was recorded. Retry later."),
+                **_error(
+                    "The store could not commit (`store_unavailable`), or the source allow-list is on and GitHub's"
+                    " list of webhook addresses was never loaded (`source_unknown`); nothing was recorded. Retry later."
+                ),
                 "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}},
             },
         },

@@ -7,6 +7,9 @@ refuse), and append the delivery durably. A large body is verified in a worker p
 202 only after the append is committed; 200 for a delivery id already recorded; 503 with `Retry-After` when the
 store cannot commit, or not within `ack_timeout` (always well inside GitHub's 10 s); 413 for a body over the cap or
 over what the inbox holds (`InboxCapabilities.max_payload_bytes`). Every error is JSON.
+With a source allow-list (`sources`, `app.hook_allowlist`), a request from elsewhere is refused first, before its
+headers are parsed or a byte of its body is read: 403 `forbidden_source`, or 503 with `Retry-After` while no list
+is loaded yet (`source_unknown`); both close the connection.
 A bare ASGI callable costs ~20 µs less per request than a framework route (../shared/PERFORMANCE.md).
 """
 
@@ -15,8 +18,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import MutableMapping, Sequence
+from enum import Enum
+from typing import Any, Protocol
 
 import orjson
 
@@ -34,12 +38,27 @@ PATH = "/webhooks/github"
 RETRY_AFTER_SECONDS = 5
 ACK_TIMEOUT = 6.0  # seconds: a 503 rather than no answer within the 10 s GitHub waits
 
-Scope = dict[str, Any]
+Scope = MutableMapping[str, Any]
 _JSON_HEADERS = [(b"content-type", b"application/json")]
+_CLOSE = (b"connection", b"close")  # the body of a refused request is never read, so never drained either
 
 
 class ClientGone(Exception):
     """The client disconnected before sending its whole body."""
+
+
+class Verdict(Enum):
+    ALLOWED = "allowed"
+    REFUSED = "refused"  # 403
+    UNKNOWN = "unknown"  # no list to judge by yet: 503
+
+
+class SourceCheck(Protocol):
+    """Which clients deliveries are accepted from (`app.hook_allowlist.HookAllowlist`): an in-memory lookup."""
+
+    def verdict(self, host: str | None) -> Verdict: ...
+
+    def retry_after(self) -> int: ...
 
 
 class WebhookReceiver:
@@ -54,6 +73,7 @@ class WebhookReceiver:
         max_body_bytes: int = core_delivery.MAX_BODY_BYTES,
         offload: Offload | None = None,
         ack_timeout: float = ACK_TIMEOUT,
+        sources: SourceCheck | None = None,
     ) -> None:
         if not secrets:
             raise ValueError("the receiver needs at least one webhook secret")
@@ -65,6 +85,7 @@ class WebhookReceiver:
         self._max_body = max_body_bytes
         self._offload = offload or Offload()
         self._ack_timeout = ack_timeout
+        self._sources = sources
         # A plain function of plain values, so that it can run in the worker process too.
         self._verify = functools.partial(
             core_delivery.verify, secrets=self._secrets, allow_sha1=allow_sha1, max_body_bytes=max_body_bytes
@@ -72,6 +93,13 @@ class WebhookReceiver:
         self._log = get_logger("ghingest.receiver")
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if self._sources is not None:
+            client = scope.get("client")
+            host = client[0] if client else None
+            verdict = self._sources.verdict(host)
+            if verdict is not Verdict.ALLOWED:
+                await self._refuse_source(send, host, verdict, self._sources)
+                return
         if scope["method"] != "POST":
             await respond_json(send, 405, {"error": "method_not_allowed", "detail": "use POST"}, [(b"allow", b"POST")])
             return
@@ -133,6 +161,24 @@ class WebhookReceiver:
             503,
             {"error": "store_unavailable", "detail": "the delivery could not be recorded; retry later"},
             [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())],
+        )
+
+    async def _refuse_source(self, send: Any, host: str | None, verdict: Verdict, sources: SourceCheck) -> None:
+        """A request from outside the allow-list, or one that cannot be judged yet. Only its address is logged:
+        nothing the sender wrote (not even a delivery id) is worth a line from a source that is not GitHub."""
+        self._metrics.deliveries.labels("unverified", "rejected" if verdict is Verdict.REFUSED else "unavailable").inc()
+        if verdict is Verdict.REFUSED:
+            self._metrics.rejections.labels("forbidden_source").inc()
+            self._log.warning("delivery.refused_source", client=host, outcome="forbidden_source", status=403)
+            detail = "deliveries are accepted only from GitHub's webhook addresses"
+            await respond_json(send, 403, {"error": "forbidden_source", "detail": detail}, [_CLOSE])
+            return
+        self._metrics.rejections.labels("source_unknown").inc()
+        self._log.warning("delivery.source_unknown", client=host, outcome="source_unknown", status=503)
+        retry_after = str(sources.retry_after())
+        detail = "GitHub's webhook addresses are not known yet; retry later"
+        await respond_json(
+            send, 503, {"error": "source_unknown", "detail": detail}, [(b"retry-after", retry_after.encode()), _CLOSE]
         )
 
     def _rejected(self, exc: WebhookRejected, headers: dict[str, str], started: float) -> None:

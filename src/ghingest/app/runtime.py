@@ -29,6 +29,7 @@ from ghingest.ports.github_api import GitHubApi, RequestRecord
 
 if TYPE_CHECKING:  # imported where they are built: a process (a receiver Lambda) may run neither
     from ghingest.app.forwarder import Forwarder
+    from ghingest.app.hook_allowlist import HookAllowlist
     from ghingest.app.reconciler import Reconciler
     from ghingest.app.tracker import ReleaseTracker
     from ghingest.app.worker import Worker
@@ -50,6 +51,9 @@ class Runtime:
     clock: Clock = SYSTEM_CLOCK
     routes: Routes | None = None  # the forwarding route table in force (None: built from settings at start)
     receiver_offload: Offload = field(default_factory=Offload)  # verifies large bodies away from the event loop
+    # The webhook route's source allow-list, built by `receiver(allowlist=True)` (None: none configured), refreshed
+    # by `start` while this process serves.
+    hook_allowlist: HookAllowlist | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _github: GitHubApi | None = None
@@ -101,9 +105,15 @@ class Runtime:
             routes=self.route_table,
         )
 
-    def receiver(self) -> WebhookReceiver:
-        """The webhook route (a bare ASGI callable), on this runtime's inbox, store and secrets."""
+    def receiver(self, *, allowlist: bool = False) -> WebhookReceiver:
+        """The webhook route (a bare ASGI callable), on this runtime's inbox, store and secrets. With `allowlist`
+        (the listening commands, `serve` and `receiver`), behind the source allow-list the settings configure, if
+        any: built once (its disk cache read) and kept as `hook_allowlist`, unless one was set already."""
         s = self.settings
+        if allowlist and self.hook_allowlist is None:
+            from ghingest.app.hook_allowlist import HookAllowlist
+
+            self.hook_allowlist = HookAllowlist.from_settings(s, metrics=self.metrics, clock=self.clock)
         return WebhookReceiver(
             self.backend.inbox,
             self.backend.store,
@@ -113,6 +123,7 @@ class Runtime:
             max_body_bytes=s.max_body_bytes,
             offload=self.receiver_offload,
             ack_timeout=s.ack_timeout,
+            sources=self.hook_allowlist if allowlist else None,
         )
 
     def route_table(self) -> RouteTable:
@@ -191,6 +202,8 @@ class Runtime:
     async def start(self) -> None:
         await self.backend.resources.start()
         self._stop = asyncio.Event()
+        if self.hook_allowlist is not None:  # in every process that receives webhooks, whatever its roles
+            self._tasks.append(asyncio.create_task(self.hook_allowlist.run(self._stop), name="hook-allowlist"))
         if self.run_worker:
             if WORKER in self.roles:
                 self._tasks.append(asyncio.create_task(self.worker().run(self._stop), name="worker"))

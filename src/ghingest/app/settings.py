@@ -24,6 +24,7 @@ from pydantic_settings import (
 from ghingest.app.forward_transport import check_ca_bundle, check_proxy
 from ghingest.core.errors import GhingestError
 from ghingest.core.github_hooks import HookRef
+from ghingest.core.networks import parse_networks
 from ghingest.core.tracking import repository_key
 
 ENV_PREFIX = "GHINGEST_"
@@ -91,6 +92,15 @@ class Settings(BaseSettings):
     # IP addresses or CIDR networks of reverse proxies: the SSO header and X-Forwarded-For/-Proto count only on
     # connections whose TCP peer is one of them (ghingest.app.proxies).
     trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ()
+
+    # Webhook sources (README "Webhook sources"; ADR 0020): the webhook route accepts deliveries only from the
+    # networks GitHub's `/meta` lists as `hooks` (fetched from github_api_url, kept in data_dir, refreshed every
+    # interval) and from webhook_allowed_networks; the client is the one behind trusted_proxies. Either one alone
+    # turns the check on; neither (the default): every source is accepted, as before.
+    github_hooks_allowlist: bool = False
+    github_api_url: str = "https://api.github.com"  # GitHub Enterprise Server: https://HOST/api/v3
+    github_meta_refresh_interval: float = Field(default=3600.0, ge=10, le=7 * 86400)  # seconds, with jitter
+    webhook_allowed_networks: Annotated[tuple[str, ...], NoDecode] = ()  # CIDRs accepted besides GitHub's
 
     # Sign-in hardening (README "Dashboard")
     # Roles: `viewer` reads; `operator` may also reprocess, replay, retry and forward again. API tokens (bearer or
@@ -165,8 +175,8 @@ class Settings(BaseSettings):
     http_backlog: int = Field(default=2048, ge=1, le=65535)  # the listen queue (the kernel caps it at somaxconn)
     http_max_form_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)  # body cap off the webhook
 
-    # GitHub's REST API (README "Never miss an event"): reconciliation with the deliveries API, release tracking.
-    github_api_url: str = "https://api.github.com"  # GitHub Enterprise Server: https://HOST/api/v3
+    # GitHub's REST API (README "Never miss an event"): reconciliation with the deliveries API, release tracking;
+    # at github_api_url (above).
     github_token: SecretStr | None = None  # a token that may read the hooks' deliveries (and redeliver) / releases
     github_app_id: str | None = Field(default=None, pattern=r"^[0-9]{1,20}$")  # or authenticate as a GitHub App
     github_app_private_key_file: Path | None = None  # the App's private key (PEM)
@@ -223,13 +233,6 @@ class Settings(BaseSettings):
             repository_key(item)
         return value
 
-    @field_validator("github_api_url")
-    @classmethod
-    def _api_url(cls, value: str) -> str:
-        if not value.startswith(("https://", "http://")):
-            raise ValueError("the GitHub API URL is https://api.github.com or https://HOST/api/v3 (GHES)")
-        return value.rstrip("/")
-
     @field_validator("trusted_proxies", "sso_operators", mode="before")
     @classmethod
     def _proxy_list(cls, value: Any) -> Any:
@@ -241,6 +244,34 @@ class Settings(BaseSettings):
         for item in value:
             ipaddress.ip_network(item, strict=False)  # ValueError names the bad address
         return value
+
+    @field_validator("webhook_allowed_networks", mode="before")
+    @classmethod
+    def _network_list(cls, value: Any) -> Any:
+        return _split(value)
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _cidrs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(parse_networks(value).texts())  # InvalidNetworks (a ValueError) names the bad entry
+
+    @field_validator("github_api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        _ = parts.port  # ValueError for a port that is not one
+        if (
+            parts.scheme not in ("https", "http")
+            or not parts.hostname
+            or parts.username is not None
+            or parts.query
+            or parts.fragment
+        ):
+            raise ValueError(
+                "the REST API's base URL: https://api.github.com, or https://HOST/api/v3 for GitHub Enterprise"
+                " Server (no credentials, query or fragment)"
+            )
+        return value.rstrip("/")
 
     @field_validator("session_secret")
     @classmethod

@@ -31,6 +31,13 @@ def not_configured() -> dict[str, Any]:
 def _receiver(runtime: Runtime) -> Any:
     from mangum import Mangum
 
+    if runtime.settings.github_hooks_allowlist or runtime.settings.webhook_allowed_networks:
+        # A function has no background task to refresh GitHub's list, and API Gateway, not the function, is where a
+        # request should be stopped: refused, so that no one believes deliveries are filtered here (ADR 0020).
+        raise ConfigError(
+            "GHINGEST_GITHUB_HOOKS_ALLOWLIST and GHINGEST_WEBHOOK_ALLOWED_NETWORKS do not apply on the AWS profile:"
+            " filter the sources in front of the function (ADR 0020)"
+        )
     receiver = runtime.receiver()
 
     async def only_the_webhook(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
