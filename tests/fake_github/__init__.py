@@ -17,11 +17,25 @@ Helpers (all thread-safe; the server runs in a thread of its own):
   `wait_redeliveries` (redeliveries are sent asynchronously after the 202, as on GitHub);
 - answering: `set_rate_limit`, `window`, `fail_next` (secondary limits, 5xx, delays), `redelivery_window`,
   `token_ttl`, `delivery_timeout`, `clock` (a `ManualClock` shared with the client drives expiry and resets);
+- time: share one `ManualClock` between the fake (`FakeGitHub(clock=…)`) and the client, and give the client
+  `sleep=Sleeper(clock)`: its waits are recorded (`sleeper.waits`) and move the clock instead of sleeping;
 - seeing: `counters` (requests, per route, costly, not_modified, redeliveries_requested/sent …), `route_count`,
   `seen` (every request's method, route, path, query and headers).
 """
 
+from tests.fake_github.clock import Sleeper
 from tests.fake_github.server import FakeGitHub
 from tests.fake_github.state import App, Counters, Delivery, Hook, Installation, Repository, Seen, Window
 
-__all__ = ["App", "Counters", "Delivery", "FakeGitHub", "Hook", "Installation", "Repository", "Seen", "Window"]
+__all__ = [
+    "App",
+    "Counters",
+    "Delivery",
+    "FakeGitHub",
+    "Hook",
+    "Installation",
+    "Repository",
+    "Seen",
+    "Sleeper",
+    "Window",
+]

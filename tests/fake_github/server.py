@@ -333,12 +333,16 @@ class FakeGitHub:
         guid: str | None,
     ) -> Delivery:
         target = self._hook(hook)
-        data: Any = json.loads(payload) if isinstance(payload, bytes) else dict(payload)
-        if action is not None and isinstance(data, dict) and "action" not in data:
+        try:
+            data: Any = json.loads(payload) if isinstance(payload, bytes) else dict(payload)
+        except ValueError:
+            data = None  # bytes that are not JSON: sent as they are
+        added = action is not None and isinstance(data, dict) and "action" not in data
+        if added:
             data["action"] = action
-        raw = payload if isinstance(payload, bytes) and action is None else fixtures.compact(data)
+        raw = fixtures.compact(data) if added or not isinstance(payload, bytes) else payload
         delivery = await self._send(
-            target, guid=guid or str(uuid.uuid4()), event=event, body=raw, redelivery=False,
+            target, guid=str(uuid.uuid4()) if guid is None else guid, event=event, body=raw, redelivery=False,
             action=action if action is not None else _field(data, "action"),
             installation_id=_nested_id(data, "installation"),
             repository_id=_nested_id(data, "repository") or (target.repository.id if target.repository else None),
@@ -367,7 +371,7 @@ class FakeGitHub:
         target = self._hook(hook)
         with self.state.lock:
             delivery = Delivery(
-                id=self.state.next_id("delivery"), guid=guid or str(uuid.uuid4()),
+                id=self.state.next_id("delivery"), guid=str(uuid.uuid4()) if guid is None else guid,
                 delivered_at=self.clock.now() if delivered_at is None else delivered_at, redelivery=redelivery,
                 duration=duration, status=status or _status_text(status_code), status_code=status_code,
                 event=event, action=action, installation_id=installation_id,

@@ -3,7 +3,6 @@ the client makes goes through `sleeper`, which records it and moves the clock in
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -11,20 +10,7 @@ import pytest
 
 from ghingest.adapters.github import GitHubClient, RequestRecord
 from ghingest.ports.clock import ManualClock
-from tests.fake_github import FakeGitHub
-
-
-class Sleeper:
-    """An injected `sleep`: records each wait and advances the clock by it."""
-
-    def __init__(self, clock: ManualClock) -> None:
-        self.clock = clock
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(round(seconds, 6))
-        self.clock.advance(seconds)
-        await asyncio.sleep(0)
+from tests.fake_github import FakeGitHub, Sleeper
 
 
 @pytest.fixture

@@ -26,8 +26,7 @@ from ghingest.core.github_hooks import HookDelivery, HookKind, HookRef
 from ghingest.ports.clock import ManualClock
 from tests.conftest import free_port, release
 from tests.destinations import Answer, Destination
-from tests.fake_github import FakeGitHub
-from tests.integration.github.conftest import Sleeper
+from tests.fake_github import FakeGitHub, Sleeper
 
 pytestmark = pytest.mark.anyio
 
@@ -359,13 +358,14 @@ async def test_a_limit_that_outlasts_the_retries_raises_rate_limited(
 
 
 async def test_server_errors_are_retried_with_backoff_then_unavailable(
-    fake: FakeGitHub, make_client: MakeClient, sleeper: Sleeper
+    fake: FakeGitHub, make_client: MakeClient, sleeper: Sleeper, records: list[RequestRecord]
 ) -> None:
     fake.add_repository(REPO)
     client = make_client(token=fake.add_token(), max_retries=3)
     fake.fail_next(2, status=502)
     assert (await client.repository(REPO))["name"] == "Hello-World"
     assert sleeper.waits == [1.0, 2.0]
+    assert [r.status for r in records] == [502, 502, 200]
 
     sleeper.waits.clear()
     fake.fail_next(4, status=503)
@@ -527,6 +527,18 @@ async def test_organization_hooks_through_the_apps_installation_and_repositories
     assert revoked.value.status == 401
     with pytest.raises(GitHubAuthError, match="not installed"):
         await all_pages(client, hook.ref)
+
+
+async def test_an_installation_on_selected_repositories(fake: FakeGitHub, make_client: MakeClient) -> None:
+    app = fake.app()
+    fake.add_repository("octo-org/other", private=True)
+    fake.install(app, "octo-org", repositories=[REPO])
+    outside, inside = fake.repo_hook("octo-org/other"), fake.repo_hook(REPO)
+    fake.record_delivery(inside, "push")
+    client = make_client(app=app.credentials)
+    with pytest.raises(GitHubAuthError, match="not installed on octo-org/other"):
+        await all_pages(client, outside.ref)
+    assert len((await all_pages(client, inside.ref))[0]) == 1  # the owner's other repository is asked about
 
 
 async def test_a_token_and_app_credentials_together_are_refused() -> None:

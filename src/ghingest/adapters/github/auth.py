@@ -26,7 +26,7 @@ TOKEN_MARGIN = 300.0  # s before an installation token's `expires_at` when a new
 JWT_BACKDATE = 60  # s: `iat` this far in the past, for clocks that run behind GitHub's (GitHub's advice)
 JWT_LIFETIME = 600  # s from `iat` to `exp`: `exp` is 9 minutes ahead, within GitHub's 10
 JWT_REFRESH = 420  # s after it is made, a JWT is replaced (well before it expires)
-NO_INSTALLATION_TTL = 600.0  # s an owner without the App's installation is not asked about again
+NO_INSTALLATION_TTL = 600.0  # s a repository or organization without the App's installation is not asked again
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +45,8 @@ class Credentials:
         self._app = app
         self._key: RSAPrivateKey | None = None
         self._jwt: tuple[Auth, float] | None = None  # (auth, replace at)
-        self._installations: dict[str, tuple[int | None, float]] = {}  # owner (lower case) -> (id, until)
+        self._installations: dict[str, int] = {}  # owner (lower case) -> installation id
+        self._not_installed: dict[str, float] = {}  # "owner" or "owner/repo" (lower case) -> asked again after
         self._tokens: dict[int, tuple[Auth, float]] = {}  # installation id -> (auth, replace at)
         self._lock = asyncio.Lock()
 
@@ -86,7 +87,7 @@ class Credentials:
         elif auth.bucket.startswith("installation:"):
             installation = int(auth.bucket.removeprefix("installation:"))
             self._tokens.pop(installation, None)
-            for owner, (known, _until) in list(self._installations.items()):
+            for owner, known in list(self._installations.items()):
                 if known == installation:
                     del self._installations[owner]
 
@@ -96,7 +97,7 @@ class Credentials:
             if installation is None:
                 if anonymous:
                     return ANONYMOUS
-                raise GitHubAuthError(f"the App is not installed on {owner}", status=404)
+                raise GitHubAuthError(f"the App is not installed on {'/'.join(url_vars.values())}", status=404)
             now = self._clock.now()
             known = self._tokens.get(installation)
             if known is not None and now < known[1]:
@@ -125,11 +126,15 @@ class Credentials:
             return auth
 
     async def _installation(self, owner: str, route: str, url_vars: dict[str, str]) -> int | None:
-        key = owner.lower()
+        """The App's installation on the owner of a resource; known per owner once found. A resource it does not
+        reach (not installed there, or not on that repository) is asked about again after `NO_INSTALLATION_TTL`."""
+        known = self._installations.get(owner.lower())
+        if known is not None:
+            return known
+        resource = "/".join(url_vars.values()).lower()
         now = self._clock.now()
-        known = self._installations.get(key)
-        if known is not None and (known[0] is not None or now < known[1]):
-            return known[0]
+        if now < self._not_installed.get(resource, now):
+            return None
         try:
             answer = await self._transport.request("GET", route, url_vars, route=route, auth=self.app_jwt())
         except GitHubAuthError:
@@ -138,12 +143,13 @@ class Credentials:
         except GitHubRefused as exc:
             if exc.status != 404:
                 raise
-            self._installations[key] = (None, now + NO_INSTALLATION_TTL)
+            self._not_installed[resource] = now + NO_INSTALLATION_TTL
             return None
         ident = answer.data.get("id") if isinstance(answer.data, dict) else None
         if not isinstance(ident, int) or isinstance(ident, bool) or ident <= 0:
             raise GitHubUnavailable(f"the installation on {owner} has no id", status=answer.status)
-        self._installations[key] = (ident, float("inf"))
+        self._installations[owner.lower()] = ident
+        self._not_installed.pop(resource, None)
         return ident
 
     def _private_key(self) -> RSAPrivateKey:
