@@ -52,6 +52,12 @@ class Conditional(Generic[T]):
 
 
 class GitHubClient:
+    """`token`: `Authorization: Bearer` on every request. `app`: the App's JWT for its own hook, an installation
+    token for a repository's or an organization's resources (a public repository the App is not installed on is
+    read without one). Neither: unauthenticated (public repositories' releases). `api_url` is GitHub Enterprise
+    Server's `https://HOST/api/v3` there. Waits longer than `max_wait` are not made: `GitHubRateLimited` says when.
+    """
+
     def __init__(
         self,
         *,
