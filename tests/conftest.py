@@ -22,6 +22,8 @@ from ghingest.app.http_limits import uvicorn_config
 from ghingest.app.runtime import Runtime
 from ghingest.app.settings import Settings, load_settings
 
+pytest_plugins = ["tests.fake_github.plugin"]  # the `fake_github` fixture, for every test folder
+
 SECRET = "It's a Secret to Everybody"
 TOKEN = "test-api-token-0123456789"
 
