@@ -116,7 +116,7 @@ class HookDelivery:
         ident, guid, when = item.get("id"), item.get("guid"), item.get("delivered_at")
         if not isinstance(ident, int) or not is_int64(ident) or not isinstance(guid, str) or not 0 < len(guid) <= 128:
             return None
-        delivered_at = _epoch(when)
+        delivered_at = epoch_of(when)
         if delivered_at is None:
             return None
         code = item.get("status_code")
@@ -135,7 +135,8 @@ class HookDelivery:
         )
 
 
-def _epoch(value: Any) -> float | None:
+def epoch_of(value: Any) -> float | None:
+    """A time as GitHub's API writes it (`2019-06-03T00:57:16Z`), as epoch seconds; None when it is not one."""
     if not isinstance(value, str) or len(value) > 40:
         return None
     try:

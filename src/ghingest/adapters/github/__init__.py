@@ -1,14 +1,15 @@
 """GitHub's REST API, as ghingest calls it: `GitHubClient` (gidgethub over httpx), its errors and its records."""
 
-from ghingest.adapters.github._transport import RequestRecord
 from ghingest.adapters.github.auth import AppCredentials
-from ghingest.adapters.github.client import Conditional, GitHubClient
-from ghingest.adapters.github.errors import (
+from ghingest.adapters.github.client import GitHubClient
+from ghingest.ports.github_api import (
+    Conditional,
     GitHubAuthError,
     GitHubError,
     GitHubRateLimited,
     GitHubRefused,
     GitHubUnavailable,
+    RequestRecord,
 )
 
 __all__ = [

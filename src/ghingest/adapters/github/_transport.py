@@ -30,33 +30,22 @@ from gidgethub import HTTPException, RedirectionException
 from gidgethub.abc import GitHubAPI
 from uritemplate import variable
 
-from ghingest.adapters.github.errors import (
+from ghingest.core.github_limits import RESERVE, Backoff, RateLimitSnapshot, backoff, pause_until
+from ghingest.ports.clock import Clock
+from ghingest.ports.github_api import (
     GitHubAuthError,
     GitHubError,
     GitHubRateLimited,
     GitHubRefused,
     GitHubUnavailable,
+    RequestRecord,
 )
-from ghingest.core.github_limits import RESERVE, Backoff, RateLimitSnapshot, backoff, pause_until
-from ghingest.ports.clock import Clock
 
 ACCEPT = "application/vnd.github+json"
 API_VERSION = "2022-11-28"
 _SAFE = frozenset({"GET", "HEAD"})
 
 log = structlog.get_logger("ghingest.github")
-
-
-@dataclass(frozen=True, slots=True)
-class RequestRecord:
-    """One HTTP exchange, for metrics: `route` is the templated path (`/repos/{owner}/{repo}/releases`), never the
-    real names; `status` 0 when no answer came."""
-
-    method: str
-    route: str
-    status: int
-    not_modified: bool
-    duration: float  # s
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,9 +18,9 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from ghingest.adapters.github._transport import ANONYMOUS, Auth, Transport
-from ghingest.adapters.github.errors import GitHubAuthError, GitHubRefused, GitHubUnavailable
-from ghingest.core.github_hooks import parse_time
+from ghingest.core.github_hooks import epoch_of
 from ghingest.ports.clock import Clock
+from ghingest.ports.github_api import GitHubAuthError, GitHubRefused, GitHubUnavailable
 
 TOKEN_MARGIN = 300.0  # s before an installation token's `expires_at` when a new one is made
 JWT_BACKDATE = 60  # s: `iat` this far in the past, for clocks that run behind GitHub's (GitHub's advice)
@@ -119,7 +119,7 @@ class Credentials:
             token = data.get("token") if isinstance(data, dict) else None
             if not isinstance(token, str) or not token:
                 raise GitHubUnavailable("the installation token's answer holds no token", status=answer.status)
-            expires = parse_time(data.get("expires_at"))
+            expires = epoch_of(data.get("expires_at"))
             auth = Auth(f"installation:{installation}", f"Bearer {token}")
             # Without a readable `expires_at`, the token serves this request only.
             self._tokens[installation] = (auth, now if expires is None else expires - TOKEN_MARGIN)

@@ -11,21 +11,20 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
 from uritemplate import variable
 
-from ghingest.adapters.github._transport import Answer, Auth, RequestRecord, Transport
+from ghingest.adapters.github._transport import Answer, Auth, Transport
 from ghingest.adapters.github.auth import AppCredentials, Credentials
-from ghingest.adapters.github.errors import GitHubAuthError, GitHubUnavailable
 from ghingest.core.github_hooks import HookDelivery, HookKind, HookRef
 from ghingest.core.github_limits import RESERVE, RateLimitSnapshot
 from ghingest.core.int64 import is_int64
 from ghingest.ports.clock import SYSTEM_CLOCK, Clock
+from ghingest.ports.github_api import Conditional, GitHubAuthError, GitHubUnavailable, RequestRecord
 
 T = TypeVar("T")
 
@@ -36,19 +35,6 @@ _DELIVERIES_ROUTE = {
     HookKind.APP: "/app/hook/deliveries",
 }
 _FULL_NAME = re.compile(r"(?P<owner>[A-Za-z0-9](?:[A-Za-z0-9-]{0,38}))/(?P<repo>[A-Za-z0-9._-]{1,100})")
-
-
-@dataclass(frozen=True, slots=True)
-class Conditional(Generic[T]):
-    """The answer to a conditional GET: the value (200), or none because it did not change (304)."""
-
-    status: int  # 200 or 304
-    value: T | None  # None when not_modified
-    etag: str | None  # to send as If-None-Match next time
-
-    @property
-    def not_modified(self) -> bool:
-        return self.status == 304
 
 
 class GitHubClient:
