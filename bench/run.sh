@@ -7,7 +7,7 @@
 # Placement (2-core machines): the server runs on BENCH_SERVER_CPUS, the load generators on BENCH_LOAD_CPUS
 # (taskset). Defaults: both on all CPUs ("0-1"), as load tool and server would share a small machine anyway;
 # set e.g. BENCH_SERVER_CPUS=1 BENCH_LOAD_CPUS=0 to pin them apart.
-# Knobs: BENCH_PROFILE=scale-out (profiles side by side instead, see below), BENCH_PROFILE=aws (Lambda handlers), BENCH_QUICK=1 (short runs, small seed), BENCH_SEED_EVENTS, BENCH_SEED_RELEASES, BENCH_SKIP_READ=1,
+# Knobs: BENCH_PROFILE=scale-out (profiles side by side instead, see below), BENCH_PROFILE=aws (Lambda handlers), BENCH_PROFILE=github (issue 11 only), BENCH_QUICK=1 (short runs, small seed), BENCH_SEED_EVENTS, BENCH_SEED_RELEASES, BENCH_SKIP_READ=1,
 # BENCH_NICE=-10 (run server and load generators at that nice level, against other work on a shared machine).
 set -euo pipefail
 
@@ -38,6 +38,13 @@ fi
 if [[ ${BENCH_PROFILE:-embedded} == aws ]]; then
   mkdir -p "$RESULTS"
   exec "$PY" bench/aws_bench.py --count "$([[ $QUICK == 1 ]] && echo 200 || echo 500)" --out "$RESULTS/aws.txt"
+fi
+
+# BENCH_PROFILE=github: only issue 11's figures (reconciliation, release tracking) against the fake GitHub.
+if [[ ${BENCH_PROFILE:-embedded} == github ]]; then
+  mkdir -p "$RESULTS"
+  exec "$PY" bench/github_bench.py $([[ $QUICK == 1 ]] && echo "--deliveries 2000 --repositories 200") \
+    --out "$RESULTS/github.txt"
 fi
 
 # BENCH_PROFILE=scale-out: the scale-out profile (3-node NATS cluster, PostgreSQL, 2 receivers, 2 workers, a
@@ -173,6 +180,11 @@ if [[ ${BENCH_SKIP_READ:-0} != 1 ]]; then
     --db "$SEED_DB" --repeat "$READ_REPEAT" --pages "$READ_PAGES" --out "$WORK/read.json"
   stop_server
 fi
+
+# --- Issue 11: reconciliation with GitHub's deliveries API, release tracking (the fake GitHub, loopback) ------------
+echo "== GitHub sync: bench/github_bench.py"
+timeout 600 "$PY" bench/github_bench.py $([[ $QUICK == 1 ]] && echo "--deliveries 2000 --repositories 200") \
+  --out "$WORK/github.txt" 2>/dev/null | grep -E '^(reconcile|track|  \()' || echo "github_bench failed"
 
 echo "loadavg_after=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$WORK/meta.txt"
 "$PY" bench/summary.py "$WORK" | tee "$RESULTS/latest.txt"

@@ -161,6 +161,11 @@ def main() -> None:
         out.append("")
         out.append("FORWARDING (issue 4), bench/forward_bench.py output:")
         out.extend("  " + line for line in forward.read_text().splitlines()[-30:])
+    github = work / "github.txt"
+    if github.exists():
+        out.append("")
+        out.append("GITHUB SYNC (issue 11), bench/github_bench.py (target: 0 rate-limit cost when nothing changed):")
+        out.extend("  " + line for line in github.read_text().splitlines())
     print("\n".join(out))
 
 
