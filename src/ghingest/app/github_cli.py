@@ -8,6 +8,7 @@ repository: see the table), 2 the configuration or the arguments are wrong.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated
 
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from ghingest.app.reconciler import HookReport
     from ghingest.app.runtime import Runtime
 
-stdout = Console()
+stdout = Console(width=None if sys.stdout.isatty() else 200)  # piped: no wrapping at 80 columns
 
 
 def _fail(message: str) -> typer.Exit:
