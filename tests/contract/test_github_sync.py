@@ -1,9 +1,13 @@
 """The GitHubSyncState contract: reconciliation's gaps (keyed by hook and delivery id, read by id, open ones oldest
-first, listed newest first in keyset pages, counted per state), each hook's last run, and the tracked repositories,
-all kept across a reopening of the backend."""
+first, listed newest first in keyset pages, counted per state, closed old ones purged), each hook's last run, the
+tracked repositories, and leases (one holder at a time, until they run out on the injected clock or are given up),
+all kept across a reopening of the backend.
+
+Leases follow the test's `clock` on every backend (no broker's timer decides them), so these tests move it."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
@@ -12,9 +16,10 @@ from typing import Any
 import pytest
 
 from ghingest.core.pagination import InvalidCursor, encode_cursor
-from ghingest.core.reconcile import Gap, GapKind, GapState, HookScan
+from ghingest.core.reconcile import OPEN_STATES, Gap, GapKind, GapState, HookScan
 from ghingest.core.tracking import TrackedRepository
 from ghingest.ports import ManualClock
+from ghingest.ports.github_sync import PURGE_LIMIT
 
 pytestmark = pytest.mark.needs("github")
 
@@ -185,6 +190,41 @@ async def test_gap_counts_name_every_state(backend: Any) -> None:
     assert set(counts) == set(GapState)
 
 
+async def test_closed_gaps_delivered_before_a_time_are_purged_and_open_ones_never(backend: Any) -> None:
+    closed = sorted(set(GapState) - OPEN_STATES)
+    old_closed = [gap(HOOKS[n % 3], f"old-{s.value}-{n}", T0 + n, s) for n, s in enumerate(closed * 2)]
+    old_open = [
+        gap(HOOKS[0], "old-missing", T0 + 1),
+        gap(HOOKS[1], "old-requested", T0 + 2, GapState.REQUESTED, requests=1, last_requested_at=T0 + 9),
+    ]
+    at_the_time = gap(HOOKS[2], "at-the-time", T0 + 100, GapState.ARRIVED, arrived_at=T0 + 101)  # not before it
+    newer = gap(HOOKS[2], "newer", T0 + 200.5, GapState.REFUSED, error="HTTP 422")
+    await backend.github.save_gaps([*old_closed, *old_open, at_the_time, newer])
+
+    assert await backend.github.purge_gaps(before=T0 + 100) == len(old_closed)
+    kept = [*old_open, at_the_time, newer]
+    assert await all_gaps(backend, 50) == sorted(kept, key=order, reverse=True)
+    for g in old_closed:
+        assert await backend.github.gaps_for(g.hook, [g.delivery_id]) == {}
+    assert await backend.github.gap_counts() == {s: sum(g.state is s for g in kept) for s in GapState}
+    assert await backend.github.purge_gaps(before=T0 + 100) == 0  # nothing left to purge
+    assert [g.delivery_id for g in await backend.github.open_gaps(HOOKS[1])] == ["old-requested"]
+
+    await backend.github.save_gaps([replace(old_open[0], state=GapState.EXPIRED, updated_at=T0 + 500)])  # closed now
+    assert await backend.github.purge_gaps(before=T0 + 1000) == 3  # it, `at_the_time` and `newer`
+    assert await all_gaps(backend, 50) == [old_open[1]]
+
+
+async def test_a_purge_deletes_at_most_its_limit_and_the_next_one_goes_on(backend: Any) -> None:
+    extra = 7
+    gaps = [gap(HOOKS[n % 3], f"p-{n:04d}", T0 + n, GapState.ARRIVED) for n in range(PURGE_LIMIT + extra)]
+    await backend.github.save_gaps([*gaps, gap(HOOKS[0], "open", T0, GapState.MISSING)])
+    assert await backend.github.purge_gaps(before=T0 + len(gaps)) == PURGE_LIMIT
+    assert await backend.github.purge_gaps(before=T0 + len(gaps)) == extra
+    assert await backend.github.purge_gaps(before=T0 + len(gaps)) == 0
+    assert [g.delivery_id for g in await all_gaps(backend, 50)] == ["open"]
+
+
 # --- scans ------------------------------------------------------------------------------------------------------
 
 
@@ -246,6 +286,75 @@ async def test_a_tracked_repositorys_known_releases_are_its_own_copy(backend: An
     assert dict(found.known) == {1: "a"}
 
 
+# --- leases -------------------------------------------------------------------------------------------------------
+
+LEASE = "reconcile"
+
+
+async def test_a_lease_is_taken_renewed_and_refused_to_another_until_it_runs_out(
+    backend: Any, clock: ManualClock
+) -> None:
+    start = clock.now()
+    assert await backend.github.hold_lease(LEASE, "proc-a", until=start + 60) is True  # free: taken
+    assert await backend.github.hold_lease(LEASE, "proc-b", until=start + 60) is False
+    assert await backend.github.hold_lease("track", "proc-b", until=start + 60) is True  # another name: its own
+    assert await backend.github.hold_lease(LEASE, "proc-a", until=start + 120) is True  # renewed, further
+    clock.advance(119)
+    assert await backend.github.hold_lease(LEASE, "proc-b", until=clock.now() + 60) is False  # the renewal holds
+    clock.advance(1)  # `until` is reached: run out
+    assert await backend.github.hold_lease(LEASE, "proc-b", until=clock.now() + 60) is True
+    assert await backend.github.hold_lease(LEASE, "proc-a", until=clock.now() + 60) is False  # lost it
+    assert await backend.github.hold_lease(LEASE, "proc-b", until=clock.now() + 30) is True  # renewed, shorter
+    clock.advance(30)
+    assert await backend.github.hold_lease(LEASE, "proc-a", until=clock.now() + 60) is True
+    assert await backend.github.hold_lease("track", "proc-a", until=clock.now() + 60) is True  # ran out long ago
+
+
+async def test_a_released_lease_is_taken_by_another_at_once(backend: Any, clock: ManualClock) -> None:
+    now = clock.now()
+    await backend.github.release_lease(LEASE, "proc-a")  # nobody holds it: nothing happens
+    assert await backend.github.hold_lease(LEASE, "proc-a", until=now + 3600) is True
+    await backend.github.release_lease(LEASE, "proc-b")  # not proc-b's: it stays proc-a's
+    await backend.github.release_lease("track", "proc-a")  # another name
+    assert await backend.github.hold_lease(LEASE, "proc-b", until=now + 3600) is False
+    await backend.github.release_lease(LEASE, "proc-a")
+    assert await backend.github.hold_lease(LEASE, "proc-b", until=now + 3600) is True  # no waiting for the end
+    await backend.github.release_lease(LEASE, "proc-a")  # proc-a's second release: proc-b keeps it
+    assert await backend.github.hold_lease(LEASE, "proc-a", until=now + 3600) is False
+
+
+async def race(backends: list[Any], clock: ManualClock, rounds: int = 3, holders: int = 8) -> list[str]:
+    """`holders` holders ask for the lease at once, spread over `backends`, `rounds` times (the first for a lease
+    nobody held, then for one that ran out); each round, exactly one of them gets it. The winners."""
+    winners = []
+    for _ in range(rounds):
+        names = [f"proc-{n}" for n in range(holders)]
+        until = clock.now() + 60
+        asks = [backends[n % len(backends)].github.hold_lease(LEASE, name, until=until) for n, name in enumerate(names)]
+        answers = await asyncio.gather(*asks)
+        assert sum(answers) == 1, answers
+        winners.append(names[answers.index(True)])
+        clock.advance(60)
+    return winners
+
+
+async def test_of_holders_asking_at_once_exactly_one_gets_the_lease(backend: Any, clock: ManualClock) -> None:
+    await race([backend], clock)
+
+
+@pytest.mark.needs("persistent")
+async def test_of_processes_asking_at_once_exactly_one_gets_the_lease(
+    backend: Any, reopen: Callable[[], AbstractAsyncContextManager[Any]], clock: ManualClock
+) -> None:
+    async with reopen() as other:  # a second process on the same storage (its own connections)
+        winners = await race([backend, other], clock, rounds=4, holders=10)
+        winner = winners[-1]  # holds it once more, for the other process to see
+        assert await backend.github.hold_lease(LEASE, winner, until=clock.now() + 60) is True
+        assert await other.github.hold_lease(LEASE, "proc-x", until=clock.now() + 60) is False
+        await other.github.release_lease(LEASE, winner)  # given up by either process: it is one lease
+        assert await backend.github.hold_lease(LEASE, "proc-x", until=clock.now() + 60) is True
+
+
 # --- durability ---------------------------------------------------------------------------------------------------
 
 
@@ -260,8 +369,10 @@ async def test_everything_is_kept_across_a_reopening(
     await backend.github.save_gaps(gaps)
     await backend.github.save_scan(scan)
     assert await backend.github.add_tracked(repository) is True
+    assert await backend.github.hold_lease(LEASE, "proc-a", until=clock.now() + 60) is True
     await backend.resources.close()
     async with reopen() as again:
+        assert await again.github.hold_lease(LEASE, "proc-b", until=clock.now() + 60) is False
         assert await all_gaps(again, 10) == sorted(gaps, key=order, reverse=True)
         assert await again.github.gaps_for(gaps[0].hook, [gaps[0].delivery_id]) == {gaps[0].delivery_id: gaps[0]}
         assert await again.github.list_scans() == [scan]

@@ -3,6 +3,9 @@ redeliveries it requested (per hook), each hook's last run, and the repositories
 
 Shared by every process on the store and kept across restarts, so that a redelivery is never requested twice in a
 loop however many reconcilers run, and a poll's ETag survives a restart (an unchanged poll costs no rate limit).
+Leases (`hold_lease`) let one process at a time of a deployment run a scheduled role (the reconciliation, the
+release tracker); they end on the store's injected clock, so every process must share a clock (NTP) to within
+much less than a lease's length.
 `gap_order`, `gap_cursor` and `gap_after` are the gap list's order and keyset cursor, one for every backend.
 """
 
@@ -47,6 +50,13 @@ class GitHubSyncState(Protocol):
         """How many gaps are in each state (every state present, 0 when none)."""
         ...
 
+    async def purge_gaps(self, *, before: float) -> int:
+        """Delete gaps delivered before `before` (`delivered_at < before`) that are no longer open (not in
+        `OPEN_STATES`), at most `PURGE_LIMIT` of them a call, in no promised order; how many were deleted. An open
+        gap is never deleted, however old. The reconciler calls it every run (with `now - 30 days`), so that closed
+        gaps do not pile up; a backlog larger than `PURGE_LIMIT` goes over the following runs."""
+        ...
+
     async def save_scan(self, scan: HookScan) -> None:
         """Insert or replace the hook's last run, keyed by `scan.hook`; durable when it returns."""
         ...
@@ -79,6 +89,22 @@ class GitHubSyncState(Protocol):
     async def remove_tracked(self, key: str) -> bool:
         """Stop tracking; True when it was tracked."""
         ...
+
+    # --- leases -----------------------------------------------------------------------------------------------
+    async def hold_lease(self, name: str, holder: str, *, until: float) -> bool:
+        """Take the lease `name` for `holder` until `until` (epoch seconds), or renew it: True when `holder` holds
+        it now (it was free, had run out by the store's clock (`now` from the injected clock), or was `holder`'s
+        own). Atomic: of two holders asking at once, at most one gets True. A holder renews well before `until`
+        (say, at a third of the lease's length) and stops the leased work when a renewal is refused."""
+        ...
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        """Give the lease up if `holder` holds it (shutdown), so another process takes over at once; nothing when
+        another holds it (or nobody does)."""
+        ...
+
+
+PURGE_LIMIT = 1000  # gaps `purge_gaps` deletes at most, per call
 
 
 def gap_order(gap: Gap) -> tuple[float, str, str]:

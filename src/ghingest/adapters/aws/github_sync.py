@@ -1,13 +1,20 @@
-"""What ghingest keeps of its conversations with GitHub's API, on DynamoDB (docs/aws/dynamodb.md, patterns 17 to 20).
+"""What ghingest keeps of its conversations with GitHub's API, on DynamoDB (docs/aws/dynamodb.md, patterns 17 to 21).
 
 - A gap is the item `GAP#<hook>` / `<delivery id>`: `gaps_for` batch-reads a page of them by key. It is in every
   index: gsi1 `GAPS` (all gaps, by `<t delivered_at>#<hook>#<delivery id>`), gsi2 `GAPS#<hook>` (one hook's, by
   `<t>#<delivery id>`), gsi3 `GAPSTATE#<state>` (by state, the same key as gsi1). A list reads the partition that
   narrows it most, newest first, from its cursor's key on; a hook's open gaps merge its two open states' gsi3
   partitions, oldest first; the counts per state are `Select=COUNT` queries of gsi3. Gaps are few (each a
-  delivery that went missing), so one partition holds them all.
+  delivery that went missing, and closed ones are purged after a while), so one partition holds them all.
+  `purge_gaps` walks each closed state's gsi3 partition oldest first up to `before` and deletes what it finds, each
+  gap on the condition that it is still in that state and older than `before` (the index may lag behind a write),
+  `PURGE_LIMIT` at most: one `DeleteItem` a gap.
 - A hook's last run is `SCANS` / `<hook>`, a tracked repository `TRACKED` / `<key>`: one partition each, read in
   key order (a handful of items).
+- A lease is `LEASES` / `<name>` (`holder`, `until`): taken or renewed by one conditional `PutItem`
+  (`attribute_not_exists(pk) OR holder = :holder OR until <= :now`, `now` from the injected clock; DynamoDB
+  applies conditional writes to one item one at a time, so at most one holder wins), given up by a `DeleteItem`
+  on `holder = :holder`.
 
 The index reads are eventually consistent, as DynamoDB's indexes are; a gap read by key is strongly consistent.
 """
@@ -35,7 +42,7 @@ from ghingest.adapters.sql.github_sync import unique_gaps
 from ghingest.core.pagination import Page, page_of, page_size
 from ghingest.core.reconcile import OPEN_STATES, Gap, GapKind, GapState, HookScan
 from ghingest.core.tracking import TrackedRepository
-from ghingest.ports.github_sync import gap_after, gap_cursor
+from ghingest.ports.github_sync import PURGE_LIMIT, gap_after, gap_cursor
 
 _TRANSACTION = 100  # items per TransactWriteItems
 _QUERY_PAGE = 100
@@ -71,6 +78,9 @@ class AwsGitHubSyncState:
     async def gap_counts(self) -> Mapping[GapState, int]:
         return await self._db.run("github.gap_counts", self._gap_counts)
 
+    async def purge_gaps(self, *, before: float) -> int:
+        return await self._db.run("github.purge_gaps", self._purge_gaps, before)
+
     async def save_scan(self, scan: HookScan) -> None:
         await self._db.run("github.save_scan", self._put, _scan_item(scan))
 
@@ -98,6 +108,14 @@ class AwsGitHubSyncState:
 
     async def remove_tracked(self, key: str) -> bool:
         return await self._db.run("github.remove_tracked", self._delete, keys.tracked(key))
+
+    # --- leases -----------------------------------------------------------------------------------------------------
+
+    async def hold_lease(self, name: str, holder: str, *, until: float) -> bool:
+        return await self._db.run("github.hold_lease", self._hold_lease, name, holder, until)
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        await self._db.run("github.release_lease", self._release_lease, name, holder)
 
     # --- blocking parts (on a thread) -----------------------------------------------------------------------------
 
@@ -155,6 +173,57 @@ class AwsGitHubSyncState:
                     break
                 arguments["ExclusiveStartKey"] = response["LastEvaluatedKey"]
         return counts
+
+    def _purge_gaps(self, before: float) -> int:
+        deleted = 0
+        for state in sorted(set(GapState) - OPEN_STATES):
+            old = self._index("gsi3", keys.gaps_in(state.value), newest_first=False, before=keys.t(before))
+            for found in old:
+                if deleted >= PURGE_LIMIT:
+                    return deleted
+                deleted += self._delete_if(
+                    {"pk": found["pk"], "sk": found["sk"]},
+                    "#state = :state AND delivered_at < :before",
+                    {"#state": "state"},
+                    {":state": state.value, ":before": before},
+                )
+        return deleted
+
+    def _hold_lease(self, name: str, holder: str, until: float) -> bool:
+        try:
+            self._db.clients.dynamodb.put_item(
+                TableName=self._db.table,
+                Item=to_item({**keys.lease(name), "holder": holder, "until": until}),
+                ConditionExpression="attribute_not_exists(pk) OR #holder = :holder OR #until <= :now",
+                ExpressionAttributeNames={"#holder": "holder", "#until": "until"},
+                ExpressionAttributeValues=to_item({":holder": holder, ":now": self._db.clock.now()}),
+            )
+        except Exception as exc:
+            if is_error(exc, "ConditionalCheckFailedException"):
+                return False
+            raise
+        return True
+
+    def _release_lease(self, name: str, holder: str) -> None:
+        self._delete_if(keys.lease(name), "#holder = :holder", {"#holder": "holder"}, {":holder": holder})
+
+    def _delete_if(
+        self, item_key: Mapping[str, str], condition: str, names: Mapping[str, str], bound: Mapping[str, Any]
+    ) -> bool:
+        """Delete the item if `condition` holds; whether it did."""
+        try:
+            self._db.clients.dynamodb.delete_item(
+                TableName=self._db.table,
+                Key=key(item_key),
+                ConditionExpression=condition,
+                ExpressionAttributeNames=dict(names),
+                ExpressionAttributeValues=to_item(bound),
+            )
+        except Exception as exc:
+            if is_error(exc, "ConditionalCheckFailedException"):
+                return False
+            raise
+        return True
 
     def _index(
         self,

@@ -196,6 +196,14 @@ def tracked(repository_key: str) -> dict[str, str]:
     return {"pk": TRACKED, "sk": repository_key}
 
 
+# leases: which process runs a scheduled role (reconciliation, release tracking) until when
+LEASES = "LEASES"
+
+
+def lease(name: str) -> dict[str, str]:
+    return {"pk": LEASES, "sk": name}
+
+
 # the payload bucket (S3): a body too large for its body item (the claim check)
 def payload(delivery_id: str) -> str:
     return f"payloads/{delivery_id}"

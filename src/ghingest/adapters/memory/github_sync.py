@@ -1,6 +1,8 @@
 """What ghingest keeps of its conversations with GitHub's API, in memory: gaps by (hook, delivery id), each hook's
-last run, tracked repositories by key. Gaps are scanned and sorted per call (the SQL backends walk an index in the
-same order); a tracked repository's `known` is copied in and out, so that no caller shares the stored mapping."""
+last run, tracked repositories by key, leases by name (holder and end, on the injected clock). Gaps are scanned and
+sorted per call (the SQL backends walk an index in the same order); a tracked repository's `known` is copied in and
+out, so that no caller shares the stored mapping. (Nothing is shared beyond the process: its leases only decide
+between the roles of one process.)"""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from ghingest.adapters.memory.tables import MemoryDatabase
 from ghingest.core.pagination import Page, page_of, page_size
 from ghingest.core.reconcile import OPEN_STATES, Gap, GapState, HookScan
 from ghingest.core.tracking import TrackedRepository
-from ghingest.ports.github_sync import gap_after, gap_cursor, gap_order
+from ghingest.ports.github_sync import PURGE_LIMIT, gap_after, gap_cursor, gap_order
 
 
 class MemoryGitHubSyncState:
@@ -63,6 +65,13 @@ class MemoryGitHubSyncState:
                 counts[gap.state] += 1
         return counts
 
+    async def purge_gaps(self, *, before: float) -> int:
+        with self._db.transaction() as db:
+            old = [k for k, gap in db.gaps.items() if gap.delivered_at < before and gap.state not in OPEN_STATES]
+            for k in old[:PURGE_LIMIT]:
+                del db.gaps[k]
+        return min(len(old), PURGE_LIMIT)
+
     async def save_scan(self, scan: HookScan) -> None:
         with self._db.transaction() as db:
             db.scans[scan.hook] = scan
@@ -100,6 +109,22 @@ class MemoryGitHubSyncState:
     async def remove_tracked(self, key: str) -> bool:
         with self._db.transaction() as db:
             return db.tracked.pop(key, None) is not None
+
+    # --- leases -----------------------------------------------------------------------------------------------------
+
+    async def hold_lease(self, name: str, holder: str, *, until: float) -> bool:
+        with self._db.transaction() as db:
+            held = db.leases.get(name)
+            if held is not None and held[0] != holder and held[1] > db.now():
+                return False
+            db.leases[name] = (holder, until)
+            return True
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        with self._db.transaction() as db:
+            held = db.leases.get(name)
+            if held is not None and held[0] == holder:
+                del db.leases[name]
 
 
 def _copy(repository: TrackedRepository) -> TrackedRepository:

@@ -143,6 +143,7 @@ class MemoryDatabase:
     gaps: dict[tuple[str, str], Gap] = field(default_factory=dict)  # (hook, delivery id) -> gap
     scans: dict[str, HookScan] = field(default_factory=dict)  # hook -> its last run
     tracked: dict[str, TrackedRepository] = field(default_factory=dict)  # key -> repository
+    leases: dict[str, tuple[str, float]] = field(default_factory=dict)  # name -> (holder, until)
     # wake-ups
     work: Signal = field(default_factory=Signal)  # deliveries may be due
     forward_work: Signal = field(default_factory=Signal)  # forward jobs may be due

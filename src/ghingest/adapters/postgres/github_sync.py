@@ -1,6 +1,7 @@
 """What ghingest keeps of its conversations with GitHub's API, in PostgreSQL: shared by every process on the
-database (every write is an upsert or insert-if-new on the row's key, so concurrent reconcilers leave one row). The
-statements are the shared ones (`ghingest.adapters.sql.github_sync`)."""
+database (every write is an upsert or insert-if-new on the row's key, so concurrent reconcilers leave one row; a
+lease is one conditional upsert, so of concurrent holders at most one gets it). The statements are the shared ones
+(`ghingest.adapters.sql.github_sync`); every time is the injected clock's."""
 
 from __future__ import annotations
 
@@ -20,6 +21,9 @@ _UPSERT_SCAN = pyformat(sql.UPSERT_SCAN)
 _UPSERT_TRACKED = pyformat(sql.UPSERT_TRACKED)
 _INSERT_TRACKED = pyformat(sql.INSERT_TRACKED)
 _DELETE_TRACKED = pyformat(sql.DELETE_TRACKED)
+_PURGE_GAPS = pyformat(sql.PURGE_GAPS)
+_HOLD_LEASE = pyformat(sql.HOLD_LEASE)
+_RELEASE_LEASE = pyformat(sql.RELEASE_LEASE)
 
 
 class PostgresGitHubSyncState:
@@ -60,6 +64,9 @@ class PostgresGitHubSyncState:
     async def gap_counts(self) -> Mapping[GapState, int]:
         return sql.gap_counts_of(await self._db.fetch_statement(sql.select_gap_counts()))
 
+    async def purge_gaps(self, *, before: float) -> int:
+        return await self._execute(_PURGE_GAPS, (before, before))
+
     async def save_scan(self, scan: HookScan) -> None:
         await self._execute(_UPSERT_SCAN, sql.scan_params(scan))
 
@@ -87,6 +94,14 @@ class PostgresGitHubSyncState:
 
     async def remove_tracked(self, key: str) -> bool:
         return await self._execute(_DELETE_TRACKED, (key,)) == 1
+
+    # --- leases -----------------------------------------------------------------------------------------------------
+
+    async def hold_lease(self, name: str, holder: str, *, until: float) -> bool:
+        return await self._execute(_HOLD_LEASE, (name, holder, until, self._db.clock.now())) == 1
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        await self._execute(_RELEASE_LEASE, (name, holder))
 
     async def _execute(self, statement: str, params: Sequence[Any]) -> int:
         """Run one statement (autocommit: durable when it returns); the rows it changed."""

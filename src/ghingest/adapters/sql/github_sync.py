@@ -3,7 +3,13 @@ them as they are, PostgreSQL through `pyformat`), reads as SQLAlchemy Core, and 
 
 Every write is an upsert or an insert-if-new keyed by the table's primary key, so that two reconcilers (or
 trackers) saving the same row leave one. The list of gaps walks `ix_github_gaps_sort` (or, by state,
-`ix_github_gaps_state_sort`) newest first; a hook's open gaps, the partial index `ix_github_gaps_open`.
+`ix_github_gaps_state_sort`) newest first; a hook's open gaps, the partial index `ix_github_gaps_open`; the purge,
+`ix_github_gaps_state_sort` over the closed states (stopping at `PURGE_LIMIT` rows).
+
+A lease is one upsert that changes the row only when the lease is the holder's own or has run out
+(`HOLD_LEASE`: its row count is 1 when the holder holds it afterwards, 0 when another does). PostgreSQL's
+`ON CONFLICT DO UPDATE` locks the conflicting row and checks the `WHERE` against its newest version, and SQLite
+runs one writer at a time, so of concurrent holders at most one changes the row.
 """
 
 from __future__ import annotations
@@ -15,9 +21,10 @@ import orjson
 import sqlalchemy as sa
 
 from ghingest.adapters.sql.queries import MappingRow
-from ghingest.adapters.sql.schema import OPEN_GAP, github_gaps, github_hook_scans, tracked_repositories
-from ghingest.core.reconcile import Gap, GapKind, GapState, HookScan
+from ghingest.adapters.sql.schema import OPEN_GAP, github_gaps, github_hook_scans, leases, tracked_repositories
+from ghingest.core.reconcile import OPEN_STATES, Gap, GapKind, GapState, HookScan
 from ghingest.core.tracking import TrackedRepository
+from ghingest.ports.github_sync import PURGE_LIMIT
 
 GAP_COLUMNS = tuple(c.name for c in github_gaps.c)
 SCAN_COLUMNS = tuple(c.name for c in github_hook_scans.c)
@@ -39,6 +46,24 @@ UPSERT_SCAN = _upsert(github_hook_scans, SCAN_COLUMNS)
 UPSERT_TRACKED = _upsert(tracked_repositories, TRACKED_COLUMNS)
 INSERT_TRACKED = _insert(tracked_repositories, TRACKED_COLUMNS) + " ON CONFLICT (key) DO NOTHING"  # rowcount: 0 or 1
 DELETE_TRACKED = "DELETE FROM tracked_repositories WHERE key = ?"  # rowcount: 0 or 1
+
+# The closed states, spelled out: `ix_github_gaps_state_sort` is walked from each of them up to `before`. The outer
+# condition repeats the inner one, so that a gap reopened meanwhile (PostgreSQL re-checks it on the row's newest
+# version) stays. Parameters: (before, before).
+_CLOSED = ", ".join(f"'{state.value}'" for state in sorted(set(GapState) - OPEN_STATES))
+_PURGEABLE = f"state IN ({_CLOSED}) AND delivered_at < ?"
+PURGE_GAPS = (
+    f"DELETE FROM github_gaps WHERE {_PURGEABLE} AND (hook, delivery_id) IN"  # noqa: S608
+    f" (SELECT hook, delivery_id FROM github_gaps WHERE {_PURGEABLE} LIMIT {PURGE_LIMIT})"
+)  # rowcount: how many
+
+# Parameters: (name, holder, until, now). Row count 1: `holder` holds it now; 0: another does.
+HOLD_LEASE = (
+    f"{_insert(leases, ('name', 'holder', 'until'))} ON CONFLICT (name) DO UPDATE"
+    " SET holder = excluded.holder, until = excluded.until"
+    " WHERE leases.holder = excluded.holder OR leases.until <= ?"
+)
+RELEASE_LEASE = "DELETE FROM leases WHERE name = ? AND holder = ?"
 
 
 # --- gaps -------------------------------------------------------------------------------------------------------

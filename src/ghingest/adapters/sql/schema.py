@@ -288,3 +288,13 @@ tracked_repositories = sa.Table(
     sa.Column("polls", sa.Integer, nullable=False),
     sa.Column("not_modified", sa.Integer, nullable=False),
 )
+
+# --- leases (migration 0013): one process at a time runs a scheduled role (reconciliation, release tracking) ------
+
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),  # the role's, e.g. "reconcile"
+    sa.Column("holder", sa.Text, nullable=False),  # the holding process's id
+    sa.Column("until", sa.Float, nullable=False),  # when it runs out (epoch seconds, on the holders' clock)
+)

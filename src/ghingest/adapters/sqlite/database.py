@@ -47,7 +47,7 @@ class SqliteDatabase:
         self.forward_log = SqliteForwardLog(self.reader)
         self.feed = SqliteChangeFeed(self.reader, self.changed)
         self.sessions = SqliteSessionRevocations(self.writer, self.reader, clock=clock)
-        self.github = SqliteGitHubSyncState(self.writer, self.reader)
+        self.github = SqliteGitHubSyncState(self.writer, self.reader, clock=clock)
 
     def upgrade(self) -> None:
         migrate.upgrade(self.url)

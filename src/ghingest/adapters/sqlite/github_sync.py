@@ -1,5 +1,6 @@
 """What ghingest keeps of its conversations with GitHub's API, in SQLite: written by the writer (group commit),
-read on the read pool. The statements are the shared ones (`ghingest.adapters.sql.github_sync`)."""
+read on the read pool (leases on the writer alone, whose one-at-a-time transactions make them atomic, also between
+processes on the file). The statements are the shared ones (`ghingest.adapters.sql.github_sync`)."""
 
 from __future__ import annotations
 
@@ -14,13 +15,15 @@ from ghingest.adapters.sqlite.writer import SqliteWriter
 from ghingest.core.pagination import Page, page_of, page_size
 from ghingest.core.reconcile import Gap, GapState, HookScan
 from ghingest.core.tracking import TrackedRepository
+from ghingest.ports.clock import SYSTEM_CLOCK, Clock
 from ghingest.ports.github_sync import gap_after, gap_cursor
 
 
 class SqliteGitHubSyncState:
-    def __init__(self, writer: SqliteWriter, reader: SqliteReader) -> None:
+    def __init__(self, writer: SqliteWriter, reader: SqliteReader, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self._writer = writer
         self._reader = reader
+        self._clock = clock
 
     # --- reconciliation -------------------------------------------------------------------------------------------
 
@@ -58,6 +61,9 @@ class SqliteGitHubSyncState:
     async def gap_counts(self) -> Mapping[GapState, int]:
         return sql.gap_counts_of(await self._reader.fetch_all(sql.select_gap_counts()))
 
+    async def purge_gaps(self, *, before: float) -> int:
+        return await self._writer.run(lambda conn: conn.execute(sql.PURGE_GAPS, (before, before)).rowcount)
+
     async def save_scan(self, scan: HookScan) -> None:
         params = sql.scan_params(scan)
         await self._writer.run(lambda conn: conn.execute(sql.UPSERT_SCAN, params))
@@ -88,6 +94,15 @@ class SqliteGitHubSyncState:
 
     async def remove_tracked(self, key: str) -> bool:
         return await self._writer.run(lambda conn: _changed(conn, sql.DELETE_TRACKED, (key,)))
+
+    # --- leases -----------------------------------------------------------------------------------------------------
+
+    async def hold_lease(self, name: str, holder: str, *, until: float) -> bool:
+        params = (name, holder, until, self._clock.now())
+        return await self._writer.run(lambda conn: _changed(conn, sql.HOLD_LEASE, params))
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        await self._writer.run(lambda conn: conn.execute(sql.RELEASE_LEASE, (name, holder)))
 
 
 def _changed(conn: sqlite3.Connection, statement: str, params: Sequence[Any]) -> bool:
