@@ -26,6 +26,7 @@ from ghingest.ports.reads import Reads
 
 log = get_logger("ghingest.reconcile")
 LOOKUP_CHUNK = 100  # delivery ids per store look-up
+CLOSED_GAPS_KEPT = 30 * 86400.0  # s: arrived, refused, given-up and expired gaps stay listed this long
 
 
 @dataclass
@@ -71,6 +72,8 @@ class Reconciler:
         reports = []
         for hook in self.hooks:
             reports.append(await self.reconcile(hook, dry_run=dry_run, progress=progress))
+        if not dry_run:  # closed gaps are kept a while for the dashboard, then dropped
+            await self._state.purge_gaps(before=self._clock.now() - CLOSED_GAPS_KEPT)
         if self._metrics is not None:
             counts = await self._state.gap_counts()
             for state, count in counts.items():

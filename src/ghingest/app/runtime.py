@@ -14,6 +14,7 @@ from starlette.requests import HTTPConnection
 
 from ghingest.adapters.factory import UnsupportedBackend, open_backend, open_github_api
 from ghingest.app.credentials import Credential, api_tokens, webhook_secrets
+from ghingest.app.leases import Lease, holder_id
 from ghingest.app.metrics import Metrics
 from ghingest.app.offload import Offload
 from ghingest.app.receiver import WebhookReceiver
@@ -190,14 +191,22 @@ class Runtime:
         )
 
     async def _start_github_roles(self) -> None:
-        """Reconciliation and release tracking, in the processes that process deliveries."""
+        """Reconciliation and release tracking, in the processes that process deliveries; of several processes on
+        one store, one at a time runs each (a lease in the store)."""
         s = self.settings
+        holder = holder_id()
         if s.reconcile_hooks and s.reconcile_interval > 0:
-            run = self.reconciler().run(self._stop, interval=s.reconcile_interval)
+            lease = Lease(self.backend.github, "reconcile", holder=holder, clock=self.clock)
+            await lease.renew()
+            self._tasks.append(asyncio.create_task(lease.keep(self._stop), name="reconcile-lease"))
+            run = self.reconciler().run(self._stop, interval=s.reconcile_interval, may_run=lease)
             self._tasks.append(asyncio.create_task(run, name="reconcile"))
         tracker = self.tracker()
-        await tracker.sync_config(s.track_repositories)
-        self._tasks.append(asyncio.create_task(tracker.run(self._stop), name="track"))
+        lease = Lease(self.backend.github, "track", holder=holder, clock=self.clock)
+        if await lease.renew():
+            await tracker.sync_config(s.track_repositories)
+        self._tasks.append(asyncio.create_task(lease.keep(self._stop), name="track-lease"))
+        self._tasks.append(asyncio.create_task(tracker.run(self._stop, may_run=lease), name="track"))
 
     async def start(self) -> None:
         await self.backend.resources.start()

@@ -186,3 +186,31 @@ def test_the_server_reconciles_on_its_own_schedule(
         metrics = api.get("/metrics").text
         assert 'ghingest_reconcile_redeliveries_total{hook="' + hook.ref.key + '",result="requested"} 1.0' in metrics
         assert "ghingest_github_requests_total" in metrics
+
+
+@pytest.mark.anyio
+async def test_one_process_at_a_time_holds_the_schedule_and_another_takes_over_when_it_stops(
+    make_settings: Callable[..., Settings],
+) -> None:
+    from ghingest.app.leases import Lease
+
+    settings = make_settings()
+    first, second = (Runtime.build(settings, run_worker=False, generate_credentials=False) for _ in range(2))
+    first.backend.resources.upgrade()
+    await first.start()
+    await second.start()
+    try:
+        a = Lease(first.backend.github, "reconcile", holder="a")
+        b = Lease(second.backend.github, "reconcile", holder="b")
+        assert await a.renew()
+        assert not await b.renew()
+        assert a()
+        assert not b()
+        stop = asyncio.Event()
+        stop.set()
+        await a.keep(stop)  # stopping gives the lease up at once
+        assert not a()
+        assert await b.renew()
+    finally:
+        await first.stop()
+        await second.stop()
