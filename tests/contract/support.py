@@ -14,6 +14,7 @@ from ghingest.app.samples import release_payload
 from ghingest.core.delivery import ContentKind, IncomingDelivery
 from ghingest.core.processing import Processed, StoredDelivery, attempt
 from ghingest.core.routing import ForwardTarget
+from ghingest.core.tracking import POLL_DELIVERY_PREFIX, POLL_SOURCE, SOURCE_HEADER
 from ghingest.ports import Claimed, Outcome, Settle, Settlement
 
 
@@ -38,6 +39,21 @@ def incoming(
         body=body,
         secret_index=secret_index,
     )
+
+
+def polled(digest: str, **fields: Any) -> IncomingDelivery:
+    """A release as the poller enters it (`core.tracking`): a `poll:<release id>:<digest>` delivery, marked as
+    polled, whose payload is shaped as a webhook's: the API's release object and the repository's summary."""
+    payload = release_payload(**fields)
+    repository = payload["repository"]
+    document = {
+        "action": payload["action"],
+        "release": payload["release"],
+        "repository": {name: repository[name] for name in ("id", "full_name", "name", "html_url", "private")}
+        | {"owner": {"login": repository["owner"]["login"]}},
+    }
+    delivery = incoming(f"{POLL_DELIVERY_PREFIX}{payload['release']['id']}:{digest}", payload=document, hook_id=None)
+    return dataclasses.replace(delivery, headers={**delivery.headers, SOURCE_HEADER: POLL_SOURCE})
 
 
 def outcome_of(delivery: StoredDelivery, forwards: Sequence[ForwardTarget] = ()) -> Outcome:

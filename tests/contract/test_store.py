@@ -14,7 +14,7 @@ from ghingest.core.pagination import InvalidCursor
 from ghingest.core.releases import ReleaseState
 from ghingest.core.states import DeliveryStatus
 from ghingest.ports import EventQuery, ManualClock, Outcome, ReleaseQuery, ReprocessSelection
-from tests.contract.support import incoming, ingest, outcome_of, process_all
+from tests.contract.support import incoming, ingest, outcome_of, polled, process_all, settlement_of
 
 pytestmark = pytest.mark.needs("inbox", "store", "reads")
 
@@ -107,6 +107,121 @@ async def test_recording_outcomes_again_changes_nothing(backend: Any, clock: Man
     # An id delivered again is a duplicate, not a second delivery.
     assert await backend.inbox.append(incoming("d2"), received_at=clock.now()) is False
     assert len((await backend.reads.list_events(EventQuery())).items) == 3
+
+
+# --- sources: polled releases (docs/adr/0019-release-sources.md) -----------------------------------------------
+
+PUBLISHED = dict(action="published", created_at="2024-05-01T10:00:00Z", published_at="2024-05-02T10:00:00Z",
+                 tag="v3", body="notes")  # fmt: skip
+
+
+async def _history(backend: Any, release_id: int) -> list[tuple[str, str, str]]:
+    view = await backend.reads.get_release(release_id)
+    assert view is not None
+    return [(e.delivery_id, e.action, e.source) for e in view.record.history]
+
+
+async def test_a_poll_of_what_a_webhook_said_is_no_history_entry_whatever_the_order(
+    backend: Any, clock: ManualClock
+) -> None:
+    """One release record, one history entry per real change: the webhook's, whether the poll came before it,
+    after it, or in the same batch; the poll's delivery is processed but names no release."""
+    await ingest(backend, [release("w-600", release_id=600, **PUBLISHED)], clock, spacing=1.0)
+    await ingest(backend, [polled("same", release_id=600, **PUBLISHED)], clock, spacing=1.0)
+    poll_first_at = clock.now()
+    await ingest(backend, [polled("same", release_id=601, **PUBLISHED)], clock, spacing=1.0)
+    await ingest(backend, [release("w-601", release_id=601, **PUBLISHED)], clock, spacing=1.0)
+    outcomes = await ingest(
+        backend, [polled("same", release_id=602, **PUBLISHED), release("w-602", release_id=602, **PUBLISHED)], clock
+    )
+    views = {}
+    for release_id in (600, 601, 602):
+        assert await _history(backend, release_id) == [(f"w-{release_id}", "published", "webhook")]
+        view = await backend.reads.get_release(release_id)
+        assert view is not None
+        assert view.sources == {"webhook"}
+        assert (view.record.state, view.record.content.body) == (ReleaseState.PUBLISHED, "notes")
+        poll = await backend.reads.get_delivery(f"poll:{release_id}:same")
+        assert poll is not None
+        assert (poll.status, poll.release_id) == (DeliveryStatus.PROCESSED, None)
+        assert poll.headers["x-ghingest-source"] == "poll"
+        views[release_id] = view
+    assert views[601].first_seen_at == poll_first_at  # the poll saw it first: when it was first seen counts it
+    page = await backend.reads.list_releases(ReleaseQuery(limit=10))
+    assert {v.record.release_id: v.sources for v in page.items} == {
+        600: {"webhook"},
+        601: {"webhook"},
+        602: {"webhook"},
+    }
+    await backend.store.record_outcomes(outcomes)  # recorded again (a crash before the settle): nothing changes
+    for release_id in (600, 601, 602):
+        assert await backend.reads.get_release(release_id) == views[release_id]
+
+
+async def test_a_poll_of_what_no_webhook_said_is_an_entry_of_its_own(backend: Any, clock: ManualClock) -> None:
+    edited = PUBLISHED | dict(action="edited", body="notes, edited on GitHub")
+    await ingest(backend, [release("w-610", release_id=610, **PUBLISHED)], clock, spacing=1.0)
+    await ingest(backend, [polled("edited", release_id=610, **edited)], clock, spacing=1.0)
+    await ingest(backend, [polled("only", release_id=611, **PUBLISHED | dict(tag="v4"))], clock, spacing=1.0)
+    assert await _history(backend, 610) == [("w-610", "published", "webhook"), ("poll:610:edited", "edited", "poll")]
+    both = await backend.reads.get_release(610)
+    assert both is not None
+    assert (both.sources, both.record.content.body) == ({"webhook", "poll"}, "notes, edited on GitHub")
+    only = await backend.reads.get_release(611)
+    assert only is not None
+    assert only.sources == {"poll"}
+    assert (await backend.reads.get_delivery("poll:610:edited")).release_id == 610
+    page = await backend.reads.list_releases(ReleaseQuery(repository="octo-org/octo-repo", limit=10))
+    assert {v.record.release_id: v.sources for v in page.items} == {610: {"webhook", "poll"}, 611: {"poll"}}
+    assert all(v.record.history == () for v in page.items)  # a page carries no history, its sources all the same
+
+
+async def test_a_webhook_takes_out_the_poll_it_covers_even_when_the_poll_came_first(
+    backend: Any, clock: ManualClock
+) -> None:
+    """A poll seen before the webhook that says the same (a poller faster than GitHub's delivery, or processed in
+    another order): the poll's entry is removed, the webhook's stays; an earlier poll of other content stays."""
+    draft = dict(action="created", draft=True, created_at="2024-05-01T10:00:00Z", published_at=None, tag="v5")
+    deliveries = [
+        polled("draft", release_id=620, **draft),
+        polled("published", release_id=620, **PUBLISHED | dict(tag="v5")),
+        release("w-620", release_id=620, **PUBLISHED | dict(tag="v5")),
+    ]
+    received_at = clock.now()
+    for delivery in deliveries:
+        assert await backend.inbox.append(delivery, received_at=clock.now()) is True
+        clock.advance(1.0)
+    claimed = []
+    while len(claimed) < len(deliveries):
+        claimed += await backend.inbox.claim(limit=10, lease_seconds=60)
+    by_id = {c.delivery.delivery_id: c for c in claimed}
+    for delivery_id in ("poll:620:draft", "poll:620:published"):  # one batch each, in receipt order
+        await backend.store.record_outcomes([outcome_of(by_id[delivery_id].delivery)])
+    assert await _history(backend, 620) == [("poll:620:draft", "created", "poll"),
+                                           ("poll:620:published", "published", "poll")]  # fmt: skip
+    await backend.store.record_outcomes([outcome_of(by_id["w-620"].delivery)])
+    outcomes = [outcome_of(c.delivery) for c in claimed]
+    await backend.inbox.settle([settlement_of(c, o) for c, o in zip(claimed, outcomes, strict=True)])
+    assert await _history(backend, 620) == [("poll:620:draft", "created", "poll"), ("w-620", "published", "webhook")]
+    view = await backend.reads.get_release(620)
+    assert view is not None
+    assert (view.record.state, view.sources, view.first_seen_at) == (
+        ReleaseState.PUBLISHED, {"webhook", "poll"}, received_at
+    )  # fmt: skip
+    assert (await backend.reads.get_delivery("poll:620:published")).release_id is None
+    assert (await backend.reads.get_delivery("poll:620:draft")).release_id == 620
+
+
+@pytest.mark.needs("feed")
+async def test_a_covered_poll_does_not_say_its_release_changed(backend: Any, clock: ManualClock) -> None:
+    await ingest(backend, [release("w-630", release_id=630, **PUBLISHED)], clock)
+    start = await backend.feed.latest()
+    await ingest(backend, [polled("same", release_id=630, **PUBLISHED)], clock)
+    changes = await backend.feed.changes_since(start)
+    assert [(c.kind, c.ref) for c in changes] == [("event", "poll:630:same")]
+    await ingest(backend, [polled("new", release_id=630, **PUBLISHED | dict(action="edited", body="new"))], clock)
+    changes = await backend.feed.changes_since(changes[-1].cursor)
+    assert [(c.kind, c.ref) for c in changes] == [("event", "poll:630:new"), ("release", "630")]
 
 
 # --- failures ---------------------------------------------------------------------------------------------------

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 
 import httpx
 import orjson
 
 from tests.conftest import ThreadedServer, post_webhook, release, signed, wait_until
+from tests.contract.support import polled
 from tests.dashboard_support import csrf_of, session_client
 
 EVIL_NOTES = (
@@ -113,6 +116,47 @@ def test_release_detail_renders_notes_inert_with_history_and_payloads(server: Th
         assert "&#34;tag_name&#34;" in page.text or "&quot;tag_name&quot;" in page.text  # raw payloads, escaped
         assert "script-src 'self'" in page.headers["content-security-policy"]
         assert client.get("/releases/999").status_code == 404
+
+
+def _append_polled(server: ThreadedServer, digest: str, **fields: object) -> str:
+    """Enter a polled release as the poller does: appended to the inbox (the receiver refuses `poll:` ids)."""
+    delivery = polled(digest, **fields)
+    loop = server.server.servers[0].get_loop()
+    appended = asyncio.run_coroutine_threadsafe(
+        server.runtime.backend.inbox.append(delivery, received_at=time.time()), loop
+    )
+    assert appended.result(timeout=10) is True
+    return delivery.delivery_id
+
+
+def test_release_rows_and_pages_show_where_their_history_came_from(server: ThreadedServer) -> None:
+    stamp = dict(created_at="2024-05-01T10:00:00Z", published_at="2024-05-02T10:00:00Z")
+    _post(server, release(release_id=41, tag="v41", body="notes", **stamp), delivery_id="hook-41")
+    _post(server, release(release_id=42, tag="v42", **stamp), delivery_id="hook-42")
+    _processed(server, "hook-41")
+    edited = _append_polled(server, "e1", release_id=41, tag="v41", action="edited", body="edited", **stamp)
+    same = _append_polled(server, "s1", release_id=42, tag="v42", **stamp)  # what the webhook said: no entry
+    _processed(server, edited)
+    _processed(server, same)
+    with session_client(server) as client:
+        listed = client.get("/").text
+        rows = dict(re.findall(r'data-key="release-(\d+)">(.*?)</li>', listed, re.S))
+        assert "polled" in rows["41"]
+        assert "polled" not in rows["42"]
+        page = client.get("/releases/41").text
+        history = re.findall(r'badge-source-(\w+)">(\w+)</span>.*?<code>([^<]+)</code>', page, re.S)
+        assert [(source, delivery_id) for source, _, delivery_id in history] == [
+            ("webhook", "hook-41"), ("poll", edited)
+        ]  # fmt: skip
+        assert 'class="badge badge-polled"' in page
+        other = client.get("/releases/42").text
+        assert re.findall(r'badge-source-(\w+)"', other) == ["webhook"]
+        assert same not in other.split("Raw payloads")[0]
+        api = client.get("/api/releases/41").json()
+        assert api["sources"] == ["webhook", "poll"]
+        assert [h["source"] for h in api["history"]] == ["webhook", "poll"]
+        listed_sources = {r["id"]: r["sources"] for r in client.get("/api/releases").json()["items"]}
+        assert listed_sources == {41: ["webhook", "poll"], 42: ["webhook"]}
 
 
 def test_repository_page_has_its_timeline_and_chart(server: ThreadedServer) -> None:

@@ -125,6 +125,15 @@ def test_bad_requests_get_a_json_error_and_store_nothing(
     assert stored_ids(server) == []
 
 
+def test_a_signed_webhook_in_the_pollers_namespace_is_refused(api: httpx.Client, server: ThreadedServer) -> None:
+    """A change's source is read from its delivery id (`poll:` is the poller's): a webhook may not claim it."""
+    response = post_webhook(api, signed(release(), delivery_id="poll:123456789:0123abcd"))
+    assert response.status_code == 400
+    assert response.json()["error"] == "missing_header"
+    assert "'poll:'" in response.json()["detail"]
+    assert stored_ids(server) == []
+
+
 def test_signature_failures_are_counted(api: httpx.Client) -> None:
     before = metric(api, "ghingest_signature_failures_total")
     request = signed(release(), secret="not-the-secret")

@@ -67,6 +67,7 @@ def test_a_form_delivery_is_verified_over_the_raw_form_body() -> None:
         ({"x_github_delivery": None}, MissingHeader, 400),
         ({"x_github_event": "Release!"}, MissingHeader, 400),
         ({"x_github_delivery": "bad id with spaces"}, MissingHeader, 400),
+        ({"x_github_delivery": "poll:123:abc"}, MissingHeader, 400),  # the poller's namespace
         ({"content_type": None}, UnsupportedMediaType, 415),
         ({"content_type": "text/plain"}, UnsupportedMediaType, 415),
         ({"content_type": "application/xml"}, UnsupportedMediaType, 415),
@@ -78,6 +79,15 @@ def test_head_errors(override: dict[str, str | None], error: type[WebhookRejecte
         check_head(headers(**override))
     assert caught.value.status == status
     assert caught.value.detail
+
+
+def test_an_id_in_the_pollers_namespace_is_refused_with_a_reason_but_not_one_that_only_looks_like_it() -> None:
+    with pytest.raises(MissingHeader) as caught:
+        check_head(headers(x_github_delivery="poll:42:0123abcd"))
+    assert "'poll:'" in caught.value.detail
+    assert "reserve" in caught.value.detail
+    for allowed in ("Poll:42", "polling-1", "x-poll:1"):
+        assert check_head(headers(x_github_delivery=allowed)).delivery_id == allowed
 
 
 def test_json_with_charset_is_json() -> None:

@@ -9,7 +9,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ghingest.app.samples import release_payload
-from ghingest.core.releases import ReleaseChange, ReleaseRecord, ReleaseState, fold, rebuild, release_change
+from ghingest.core.releases import (
+    ReleaseChange,
+    ReleaseRecord,
+    ReleaseState,
+    covered,
+    covers,
+    fold,
+    rebuild,
+    record_change,
+    release_change,
+)
 
 T0, T1 = "2024-05-01T10:00:00Z", "2024-05-02T10:00:00Z"
 
@@ -127,3 +137,109 @@ def test_any_lifecycle_folds_to_one_record_in_any_order_with_duplicates(
     assert [e.delivery_id for e in expected.history] == [
         c.delivery_id for c in sorted(changes, key=lambda c: (c.order, c.delivery_id))
     ]
+
+
+# --- sources: polled changes that a webhook change covers (docs/adr/0019-release-sources.md) ----------------------
+
+
+def polled(seq: int, action: str, digest: str, **kwargs: Any) -> ReleaseChange:
+    """A change as the poller makes it: a `poll:` delivery id, a payload with the API's release object."""
+    payload = release_payload(action=action, release_id=7, **kwargs)
+    payload = {"action": action, "release": payload["release"], "repository": payload["repository"]}
+    return release_change(delivery_id=f"poll:7:{digest}", seq=seq, received_at=1000.0 + seq, payload=payload)
+
+
+def record_all(changes: list[ReleaseChange]) -> tuple[ReleaseRecord, dict[str, ReleaseChange]]:
+    """Record `changes` one at a time as the stores do (`record_change`): the record and the history's changes."""
+    record: ReleaseRecord | None = None
+    kept: dict[str, ReleaseChange] = {}
+    for c in changes:
+        recorded = record_change(record, kept, c)
+        record, kept = recorded.record, dict(recorded.changes)
+    assert record is not None
+    return record, kept
+
+
+def test_the_source_is_read_from_the_delivery_id() -> None:
+    assert change(1, "published").source == "webhook"
+    poll = polled(2, "published", "abc")
+    assert poll.source == "poll"
+    assert fold(None, poll).history[0].source == "poll"
+    assert release_change(delivery_id="Poll:1", seq=1, received_at=0.0, payload=release_payload()).source == "webhook"
+
+
+def test_a_poll_of_content_a_webhook_had_is_no_history_entry_in_either_order() -> None:
+    webhook = change(1, "published", created_at=T0, published_at=T1)
+    poll = polled(2, "published", "same", created_at=T0, published_at=T1)
+    assert webhook.content == poll.content
+    assert covers(webhook, poll)
+    assert not covers(poll, webhook)
+    for order in ([webhook, poll], [poll, webhook], [poll, webhook, poll, webhook]):
+        record, kept = record_all(order)
+        assert [(e.delivery_id, e.source) for e in record.history] == [("d1", "webhook")]
+        assert set(kept) == {"d1"}
+        assert record == fold(None, webhook) == rebuild(order)
+    first = record_change(None, {}, poll)
+    taken_out = record_change(first.record, first.changes, webhook)
+    assert (taken_out.dropped, taken_out.covered) == ({poll.delivery_id}, False)
+    after = record_change(taken_out.record, taken_out.changes, poll)
+    assert after.covered
+    assert after.record is taken_out.record  # nothing changed: no feed entry
+
+
+def test_a_poll_of_content_no_webhook_had_is_an_entry_of_its_own() -> None:
+    webhook = change(1, "published", created_at=T0, published_at=T1, body="notes")
+    edited = polled(2, "edited", "edited", created_at=T0, published_at=T1, body="notes, edited on GitHub")
+    record = assert_same_whatever_the_order([webhook, edited])
+    assert [(e.action, e.source) for e in record.history] == [("published", "webhook"), ("edited", "poll")]
+    assert record.content.body == "notes, edited on GitHub"
+    assert record_all([edited, webhook])[0] == record_all([webhook, edited])[0] == record
+
+
+def test_a_covered_poll_decides_neither_state_nor_content() -> None:
+    """A webhook said A, then B; a poll that saw A (late) is covered: the content stays B."""
+    a = change(1, "published", created_at=T0, published_at=T1, body="A")
+    b = change(2, "edited", created_at=T0, published_at=T1, body="B")
+    late = polled(3, "published", "a", created_at=T0, published_at=T1, body="A")
+    for order in itertools.permutations([a, b, late]):
+        record, _ = record_all(list(order))
+        assert record.content.body == "B"
+        assert [e.delivery_id for e in record.history] == ["d1", "d2"]
+
+
+bodies = st.sampled_from(["A", "B", "C"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    specs=st.lists(st.tuples(st.booleans(), actions, timestamps, st.booleans(), bodies), min_size=1, max_size=7),
+    data=st.data(),
+)
+def test_any_mix_of_webhook_and_poll_changes_records_to_one_release_in_any_order_with_duplicates(
+    specs: list[tuple[bool, str, str, bool, str]], data: st.DataObject
+) -> None:
+    changes = []
+    for seq, (is_poll, action, ts, draft, body) in enumerate(specs, start=1):
+        fields = dict(created_at=T0, published_at=ts, draft=draft, body=body)
+        if is_poll:  # the poller's actions; a digest of its own per change (two may see equal content)
+            action = {"created": "created", "edited": "edited"}.get(action, "published")
+            changes.append(polled(seq, action, f"{seq}", **fields))
+        else:
+            changes.append(change(seq, action, **fields))
+    expected = rebuild(changes)
+    shuffled = data.draw(st.permutations(changes + data.draw(st.lists(st.sampled_from(changes), max_size=4))))
+    record, kept = record_all(shuffled)
+    assert record == expected
+    assert rebuild(shuffled) == expected
+    # The history: every webhook change and each poll change whose content no webhook change had.
+    webhook_contents = [c.content for c in changes if c.source == "webhook"]
+    entries = [c for c in changes if c.source == "webhook" or c.content not in webhook_contents]
+    assert [e.delivery_id for e in expected.history] == [
+        c.delivery_id for c in sorted(entries, key=lambda c: (c.order, c.delivery_id))
+    ]
+    assert set(kept) == {c.delivery_id for c in entries}
+    assert not covered(entries)
+    # State and content are decided by the history's changes alone, as ADR 0003 says.
+    ranks = {"draft": 0, "published": 1, "unpublished": 2, "deleted": 3}
+    assert ranks[expected.state] == max(ranks[c.implied_state] for c in entries)
+    assert expected.content == max(entries, key=lambda c: c.order).content

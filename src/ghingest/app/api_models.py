@@ -7,7 +7,10 @@ import base64
 from pydantic import BaseModel, Field
 
 from ghingest.core.time import iso
+from ghingest.core.tracking import POLL_SOURCE, WEBHOOK_SOURCE
 from ghingest.ports import DeliveryView, EventView, ReleaseView, Sighting
+
+SOURCES = (WEBHOOK_SOURCE, POLL_SOURCE)  # the order `Release.sources` lists them in
 
 
 class ErrorDocument(BaseModel):
@@ -20,6 +23,9 @@ class HistoryItem(BaseModel):
     action: str
     timestamp: str = Field(description="The payload's own timestamp that orders this change ('' if none).")
     received_at: str | None
+    source: str = Field(
+        description="webhook | poll: a delivery from GitHub, or a change ghingest found by polling the releases API."
+    )
 
 
 class Release(BaseModel):
@@ -38,6 +44,10 @@ class Release(BaseModel):
     body: str | None = Field(description="Release notes (Markdown, untrusted).")
     first_seen_at: str | None
     updated_at: str | None
+    sources: list[str] = Field(
+        description="Where its history entries came from, in the order webhook, poll. A poll that found what a webhook"
+        " said is no entry of its own."
+    )
     history: list[HistoryItem] | None = None
 
     @classmethod
@@ -59,12 +69,14 @@ class Release(BaseModel):
             body=content.body,
             first_seen_at=iso(view.first_seen_at),
             updated_at=iso(view.updated_at),
+            sources=sorted(view.sources, key=SOURCES.index),
             history=[
                 HistoryItem(
                     delivery_id=e.delivery_id,
                     action=e.action,
                     timestamp=e.order.timestamp,
                     received_at=iso(e.received_at),
+                    source=e.source,
                 )
                 for e in record.history
             ]

@@ -19,6 +19,7 @@ import orjson
 from ghingest.core import signature
 from ghingest.core.errors import InvalidPayload, MissingHeader, PayloadTooLarge, UnsupportedMediaType
 from ghingest.core.int64 import parse_int64
+from ghingest.core.tracking import POLL_DELIVERY_PREFIX
 
 MAX_BODY_BYTES = 25 * 1024 * 1024  # GitHub caps payloads at 25 MiB
 EVENT_HEADER = "x-github-event"
@@ -83,6 +84,10 @@ def check_head(headers: Mapping[str, str], *, max_body_bytes: int = MAX_BODY_BYT
         raise MissingHeader("missing X-GitHub-Delivery header")
     if not _DELIVERY_ID.fullmatch(delivery_id):
         raise MissingHeader("X-GitHub-Delivery must be 1-128 characters of letters, digits, '.', '_', ':' or '-'")
+    if delivery_id.startswith(POLL_DELIVERY_PREFIX):  # the poller's deliveries: their source is read from the id
+        raise MissingHeader(
+            f"X-GitHub-Delivery must not start with {POLL_DELIVERY_PREFIX!r}: ghingest reserves it for polled releases"
+        )
     kind = content_kind_of(headers.get(CONTENT_TYPE_HEADER, ""))
     declared = headers.get(CONTENT_LENGTH_HEADER)
     if declared is not None:

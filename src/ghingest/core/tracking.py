@@ -5,7 +5,9 @@ each repository is due. No I/O: the tracker role (`ghingest.app.tracker`) makes 
 A polled release enters the same pipeline as a webhook delivery: a `release` delivery whose id is derived from the
 release and its content (`poll:<release id>:<digest>`), so polling the same content again is a duplicate by the
 ordinary dedupe key, and the release fold keeps one history entry per real change whether the change came by
-webhook, by poll or both (`ghingest.core.releases`).
+webhook, by poll or both (`ghingest.core.releases`). Where a change came from is read from its delivery id
+(`source_of`): the receiver refuses a webhook whose id is in the poller's namespace (`core.delivery.check_head`;
+docs/adr/0019-release-sources.md).
 """
 
 from __future__ import annotations
@@ -27,6 +29,11 @@ POLL_SOURCE = "poll"
 WEBHOOK_SOURCE = "webhook"
 
 _REPOSITORY = re.compile(r"(?P<owner>[A-Za-z0-9](?:[A-Za-z0-9-]{0,38}))/(?P<name>[A-Za-z0-9._-]{1,100})")
+
+
+def source_of(delivery_id: str) -> str:
+    """Where a delivery came from: `POLL_SOURCE` for an id in the poller's namespace, else `WEBHOOK_SOURCE`."""
+    return POLL_SOURCE if delivery_id.startswith(POLL_DELIVERY_PREFIX) else WEBHOOK_SOURCE
 
 
 class InvalidRepositoryName(ValueError):

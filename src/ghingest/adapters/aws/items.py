@@ -26,6 +26,7 @@ from ghingest.core.events import EventRecord
 from ghingest.core.processing import StoredDelivery
 from ghingest.core.releases import ChangeOrder, HistoryEntry, ReleaseChange, ReleaseRecord, sort_at
 from ghingest.core.states import DeliveryStatus
+from ghingest.core.tracking import WEBHOOK_SOURCE
 from ghingest.ports import Sighting
 
 # --- deliveries -------------------------------------------------------------------------------------------------
@@ -163,6 +164,7 @@ class StoredRelease:
     first_seen_at: float
     updated_at: float
     version: int  # the optimistic lock: a write is conditioned on the version it read
+    sources: frozenset[str]  # of its history entries (`sources`, so that a page need not decode the history)
 
 
 def release_item(record: ReleaseRecord, *, first_seen_at: float, updated_at: float, version: int) -> Item:
@@ -171,6 +173,7 @@ def release_item(record: ReleaseRecord, *, first_seen_at: float, updated_at: flo
     at = sort_at(record.content)
     repository = record.content.repository
     history = [[e.delivery_id, e.action, e.order.timestamp, e.order.seq, e.received_at] for e in record.history]
+    sources = sorted({e.source for e in record.history})
     return to_item(
         {
             **keys.release(record.release_id),
@@ -181,6 +184,7 @@ def release_item(record: ReleaseRecord, *, first_seen_at: float, updated_at: flo
             **columns,
             "sort_at": at,
             "history": orjson.dumps(history).decode("utf-8"),
+            "sources": sources,
             "updated_at": updated_at,
             "version": version,
         }
@@ -193,7 +197,10 @@ def stored_release(attrs: Mapping[str, Any], *, with_history: bool = True) -> St
         entries = orjson.loads(attrs["history"])
         history = tuple(HistoryEntry(did, action, ChangeOrder(ts, seq), at) for did, action, ts, seq, at in entries)
         record = ReleaseRecord(record.release_id, record.state, record.content, record.content_order, history)
-    return StoredRelease(record, float(attrs["first_seen_at"]), float(attrs["updated_at"]), int(attrs["version"]))
+    # An item written before releases were polled has no `sources`: its history came by webhook.
+    sources = frozenset(str(source) for source in attrs.get("sources") or (WEBHOOK_SOURCE,))
+    first_seen_at, updated_at = float(attrs["first_seen_at"]), float(attrs["updated_at"])
+    return StoredRelease(record, first_seen_at, updated_at, int(attrs["version"]), sources)
 
 
 def change_item(change: ReleaseChange) -> Item:

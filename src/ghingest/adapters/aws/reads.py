@@ -235,7 +235,7 @@ class AwsReads:
         if attrs is None:
             return None
         stored = stored_release(attrs)
-        return ReleaseView(stored.record, stored.first_seen_at, stored.updated_at)
+        return ReleaseView(stored.record, stored.first_seen_at, stored.updated_at, stored.sources)
 
     def _releases(
         self, repository: str | None, span: _Range, *, newest_first: bool, where: _Filter | None = None
@@ -261,7 +261,8 @@ class AwsReads:
         views = []
         for attrs in found:  # a page carries no history (as every backend's): `get_release` has it
             stored = stored_release(attrs, with_history=False)
-            views.append(ReleaseView(replace(stored.record, history=()), stored.first_seen_at, stored.updated_at))
+            record = replace(stored.record, history=())
+            views.append(ReleaseView(record, stored.first_seen_at, stored.updated_at, stored.sources))
         return page_of(views, size, lambda v: encode_cursor([sort_at(v.record.content), v.record.release_id]))
 
     def _repositories(self, text: str, limit: int) -> list[str]:

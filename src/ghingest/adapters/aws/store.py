@@ -6,10 +6,12 @@ batch goes to the next one: a transaction may not touch an item twice). Each tra
 read and written on the conditions that what it read has not moved:
 
 - **Releases.** Each release's item and its `CHG#` change items are read; the batch's changes fold into them in
-  memory exactly as the memory store folds (`core.releases.fold`; a delivery recorded again replaces its change and
-  the record is rebuilt from all of its changes); a release is written once, on the condition that its `version` is
-  the one read. One whose record did not change gets no feed entry and keeps its `updated_at` (and a condition
-  check on its version, so that the fold was against the newest record).
+  memory exactly as the memory store folds (`core.releases.record_change`; a delivery recorded again replaces its
+  change and the record is rebuilt from all of its changes); a release is written once, on the condition that its
+  `version` is the one read. One whose record did not change gets no feed entry and keeps its `updated_at` (and a
+  condition check on its version, so that the fold was against the newest record). The change items are those of
+  the history (docs/adr/0019-release-sources.md): a covered poll change puts none, and one that a webhook change
+  covers is deleted, and its delivery no longer names the release (as the SQL stores' join shows it).
 - **The change feed.** The entries go after the head read, which moves on the condition that it is still there:
   transactions that touch the feed commit one after another, so positions are never committed out of order.
 - **Forward jobs** (the outbox): the original jobs of the processed outcomes' targets that have no guard yet,
@@ -60,7 +62,7 @@ from ghingest.core.delivery import IncomingDelivery
 from ghingest.core.errors import StoreUnavailable
 from ghingest.core.events import EventRecord
 from ghingest.core.processing import StoredDelivery
-from ghingest.core.releases import ReleaseChange, ReleaseRecord, fold, rebuild
+from ghingest.core.releases import ReleaseChange, ReleaseRecord, record_change
 from ghingest.core.routing import ForwardTarget
 from ghingest.core.states import DeliveryStatus
 from ghingest.ports import Outcome, StoreCapabilities
@@ -110,25 +112,46 @@ class JobWriter(Protocol):
 class _Release:
     """A release as a transaction read it, and what the transaction's changes fold it into."""
 
+    release_id: int
     stored: StoredRelease | None
-    changes: dict[str, ReleaseChange]
+    changes: dict[str, ReleaseChange]  # its history's changes (`CHG#` items): as read, then as the changes leave it
     record: ReleaseRecord | None = None
     first_seen_at: float = 0.0
-    changed: bool = False
+    changed: bool = False  # its item is written
+    updated: bool = False  # its record changed (`updated_at`)
+    read: frozenset[str] = frozenset()  # the change items read
+    recorded: set[str] = field(default_factory=set)  # the changes the transaction recorded
+
+    def __post_init__(self) -> None:
+        self.read = frozenset(self.changes)
 
     def apply(self, change: ReleaseChange) -> bool:
-        """Fold `change` in, as the memory store does; whether the record changed (a feed entry)."""
-        replaced = change.delivery_id in self.changes
-        self.changes[change.delivery_id] = change
-        if replaced or self.record is None:
-            record = rebuild(sorted(self.changes.values(), key=lambda c: (c.order, c.delivery_id)))
-        else:
-            record = fold(self.record, change)
-        first_seen_at = min(c.received_at for c in self.changes.values())
-        if self.record is not None and (self.record, self.first_seen_at) == (record, first_seen_at):
+        """Record `change`, as the memory store does; whether the record changed (a feed entry)."""
+        recorded = record_change(self.record, self.changes, change)
+        self.changes = dict(recorded.changes)
+        self.recorded.add(change.delivery_id)
+        first_seen_at = change.received_at if self.record is None else min(self.first_seen_at, change.received_at)
+        if self.record is not None and self.record == recorded.record:
+            if first_seen_at != self.first_seen_at:  # when it was first seen is no change of the release
+                self.first_seen_at, self.changed = first_seen_at, True
             return False
-        self.record, self.first_seen_at, self.changed = record, first_seen_at, True
+        self.record, self.first_seen_at, self.changed, self.updated = recorded.record, first_seen_at, True, True
         return True
+
+    def of_release(self, delivery_id: str) -> bool:
+        """Whether the delivery's change is one of the history (its delivery names the release)."""
+        return delivery_id in self.changes
+
+    def change_writes(self, table: str) -> Iterator[Item]:
+        """The recorded changes of the history put, the change items no longer of it deleted."""
+        for delivery_id in sorted(self.recorded & self.changes.keys()):
+            yield {"Put": {"TableName": table, "Item": change_item(self.changes[delivery_id])}}
+        for delivery_id in sorted(self.read - self.changes.keys()):
+            yield {"Delete": {"TableName": table, "Key": key(keys.release_change(self.release_id, delivery_id))}}
+
+    def taken_out(self) -> list[str]:
+        """The deliveries whose stored changes the transaction took out of the history, other than its own."""
+        return sorted(self.read - self.changes.keys() - self.recorded)
 
 
 @dataclass
@@ -198,6 +221,9 @@ class AwsStore:
             if not chunk:
                 return []
             plan = self._plan(chunk)
+            if len(plan.entries) > MAX_ITEMS and len(chunk) > 1:  # poll changes taken out took it past the limit
+                half = len(chunk) // 2
+                return self._commit(chunk[:half]) + self._commit(chunk[half:])
             try:
                 self._db.clients.dynamodb.transact_write_items(TransactItems=plan.entries)
                 return plan.job_ids
@@ -228,10 +254,16 @@ class AwsStore:
         feed: list[tuple[str, str]] = []
         jobs: list[Item] = []
         job_ids = iter(self._jobs.reserve_ids(sum(self._jobs_needed(o, guarded) for o in chunk)))
+        # Releases first: whether a delivery still names its release is known once all of the chunk is recorded.
+        changed = [False] * len(chunk)  # per outcome: its change changed its release (a feed entry)
+        for index, outcome in enumerate(chunk):
+            if outcome.processed is not None and outcome.processed.release is not None:
+                changed[index] = releases[outcome.processed.release.release_id].apply(outcome.processed.release)
         for index, outcome in enumerate(chunk):
             d, processed = outcome.delivery, outcome.processed
             change = processed.release if processed is not None else None
-            self._add(plan, self._delivery_update(outcome, now), index)
+            of_release = change is not None and releases[change.release_id].of_release(d.delivery_id)
+            self._add(plan, self._delivery_update(outcome, now, of_release=of_release), index)
             record = processed.event if processed is not None else outcome.fallback_event
             if processed is None and outcome.retry_at is not None:
                 record = None  # a retry records no event (it keeps the delivery's status)
@@ -240,13 +272,11 @@ class AwsStore:
                 error = None if processed is not None else outcome.error
                 self._add(plan, {"Put": {"TableName": table, "Item": event_item(d, record, status, error, now)}})
                 feed.append(("event", d.delivery_id))
-            if change is not None:
-                self._add(plan, {"Put": {"TableName": table, "Item": change_item(change)}})
-                if releases[change.release_id].apply(change):
-                    feed.append(("release", str(change.release_id)))
+            if change is not None and changed[index]:
+                feed.append(("release", str(change.release_id)))
             if processed is not None and processed.forwards:
                 jobs += self._jobs.writes(d, processed.forwards, guarded, job_ids, now, processed.event)
-        for entry in self._release_writes(releases, now):
+        for entry in self._release_writes(releases, now, {o.delivery.delivery_id for o in chunk}):
             self._add(plan, entry)
         for entry in (*jobs, *self._jobs.count_updates(jobs)):
             self._add(plan, entry)
@@ -281,7 +311,7 @@ class AwsStore:
                     stored = stored_release(attrs)
                 else:
                     changes[str(attrs["delivery_id"])] = release_change(attrs)
-            release = _Release(stored, changes)
+            release = _Release(release_id, stored, changes)
             if stored is not None:
                 release.record, release.first_seen_at = stored.record, stored.first_seen_at
             releases[release_id] = release
@@ -298,15 +328,18 @@ class AwsStore:
         head = get(self._db, keys.FEED_HEAD)
         return None if head is None else int(head["position"])
 
-    def _delivery_update(self, outcome: Outcome, now: float) -> Item:
-        """The delivery item's state as the read side shows it; the unpublished marker goes (it was published)."""
+    def _delivery_update(self, outcome: Outcome, now: float, *, of_release: bool) -> Item:
+        """The delivery item's state as the read side shows it; the unpublished marker goes (it was published).
+        `of_release`: its change is one of its release's history (a covered poll change is not)."""
         d, processed = outcome.delivery, outcome.processed
         assignments: dict[str, Any] = {"attempts": d.attempts + 1}
         removed = ["gsi3pk", "gsi3sk"]
         if processed is not None:
             assignments |= {"#status": DeliveryStatus.PROCESSED.value, "processed_at": now}
-            if processed.release is not None:
+            if processed.release is not None and of_release:
                 assignments["release_id"] = processed.release.release_id
+            elif processed.release is not None:
+                removed.append("release_id")
             removed.append("#error")
         else:
             if outcome.retry_at is None:
@@ -330,8 +363,10 @@ class AwsStore:
             }
         }
 
-    def _release_writes(self, releases: Mapping[int, _Release], now: float) -> Iterator[Item]:
-        """Each changed release once, on the condition of the version read; a condition check for each other."""
+    def _release_writes(self, releases: Mapping[int, _Release], now: float, chunk: set[str]) -> Iterator[Item]:
+        """Each changed release once, on the condition of the version read; a condition check for each other. With
+        each, its change items, and the deliveries (not of the `chunk`: their own update says it) that no longer
+        name it."""
         table = self._db.table
         repositories: set[str] = set()
         for release_id, release in sorted(releases.items()):
@@ -342,11 +377,22 @@ class AwsStore:
                 if stored is None
                 else {"ConditionExpression": "version = :version", "ExpressionAttributeValues": values(version=version)}
             )
+            yield from release.change_writes(table)
+            for delivery_id in (d for d in release.taken_out() if d not in chunk):
+                yield {
+                    "Update": {
+                        "TableName": table,
+                        "Key": key(keys.delivery(delivery_id)),
+                        "UpdateExpression": "REMOVE release_id",
+                        "ConditionExpression": "attribute_exists(pk)",
+                    }
+                }
             if not release.changed or release.record is None:
                 yield {"ConditionCheck": {"TableName": table, "Key": key(keys.release(release_id)), **condition}}
                 continue
+            updated_at = now if release.updated or stored is None else stored.updated_at
             item = release_item(
-                release.record, first_seen_at=release.first_seen_at, updated_at=now, version=version + 1
+                release.record, first_seen_at=release.first_seen_at, updated_at=updated_at, version=version + 1
             )
             yield {"Put": {"TableName": table, "Item": item, **condition}}
             repository = release.record.content.repository

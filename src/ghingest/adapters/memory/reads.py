@@ -83,7 +83,7 @@ class MemoryReads:
     async def get_release(self, release_id: int) -> ReleaseView | None:
         with self._db.transaction() as db:
             row = db.releases.get(release_id)
-            return None if row is None else ReleaseView(row.record, row.first_seen_at, row.updated_at)
+            return None if row is None else ReleaseView(row.record, row.first_seen_at, row.updated_at, _sources(row))
 
     async def list_releases(self, query: ReleaseQuery) -> Page[ReleaseView]:
         after: tuple[str, int] | None = None
@@ -110,7 +110,9 @@ class MemoryReads:
             rows = sorted(db.releases.values(), key=_sort_key, reverse=True)
             found = _first(matches, rows, page_size(query.limit) + 1)
             # A page carries no history (as the SQL backends' pages): `get_release` has it.
-            views = [ReleaseView(replace(r.record, history=()), r.first_seen_at, r.updated_at) for r in found]
+            views = [
+                ReleaseView(replace(r.record, history=()), r.first_seen_at, r.updated_at, _sources(r)) for r in found
+            ]
         return page_of(views, page_size(query.limit), _release_cursor)
 
     async def list_repositories(self, text: str, *, limit: int = 20) -> Sequence[str]:
@@ -203,6 +205,10 @@ def _decode_int(cursor: str) -> int:
 
 def _sort_key(row: ReleaseRow) -> tuple[str, int]:
     return sort_at(row.record.content), row.record.release_id
+
+
+def _sources(row: ReleaseRow) -> frozenset[str]:
+    return frozenset(entry.source for entry in row.record.history)
 
 
 def _release_cursor(view: ReleaseView) -> str:

@@ -1,8 +1,10 @@
 """The memory store's write side: a batch of outcomes recorded under one lock (one transaction), and sightings.
 
-Releases fold with `core.releases`: a change not seen before folds into the current record (`fold`); a delivery
-recorded again replaces its change and the record is rebuilt from all of its changes (`rebuild`), as the SQLite
-store does. A release whose record did not change gets no feed entry and keeps its `updated_at`.
+Releases fold with `core.releases.record_change`: a change not seen before folds into the current record; a
+delivery recorded again replaces its change, and a webhook change that covers kept poll changes takes them out,
+and the record is rebuilt from the changes kept, as the SQLite store does. A covered poll change is not kept (nor
+is the delivery shown as the release's). A release whose record did not change gets no feed entry and keeps its
+`updated_at`; its `first_seen_at` is the earliest receipt of any of its changes, covered ones included.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from ghingest.adapters.memory.tables import DeliveryRow, EventRow, JobRow, Memor
 from ghingest.core.delivery import IncomingDelivery
 from ghingest.core.events import EventRecord
 from ghingest.core.processing import StoredDelivery
-from ghingest.core.releases import ReleaseChange, fold, rebuild
+from ghingest.core.releases import ReleaseChange, record_change
 from ghingest.core.routing import ForwardTarget
 from ghingest.core.states import DeliveryStatus
 from ghingest.ports import Outcome, StoreCapabilities
@@ -108,17 +110,19 @@ def _write_event(
 
 
 def _apply_release_change(db: MemoryDatabase, change: ReleaseChange, now: float) -> None:
-    changes = db.release_changes.setdefault(change.release_id, {})
-    replaced = change.delivery_id in changes
-    changes[change.delivery_id] = change
-    db.release_of[change.delivery_id] = change.release_id
     current = db.releases.get(change.release_id)
-    if replaced or current is None:
-        record = rebuild(sorted(changes.values(), key=lambda c: (c.order, c.delivery_id)))
-    else:
-        record = fold(current.record, change)
-    first_seen_at = min(c.received_at for c in changes.values())
-    if current is not None and (current.record, current.first_seen_at) == (record, first_seen_at):
+    recorded = record_change(
+        None if current is None else current.record, db.release_changes.get(change.release_id, {}), change
+    )
+    db.release_changes[change.release_id] = dict(recorded.changes)
+    for delivery_id in recorded.dropped | ({change.delivery_id} if recorded.covered else set()):
+        db.release_of.pop(delivery_id, None)
+    if not recorded.covered:
+        db.release_of[change.delivery_id] = change.release_id
+    record = recorded.record
+    first_seen_at = change.received_at if current is None else min(current.first_seen_at, change.received_at)
+    if current is not None and current.record == record:
+        current.first_seen_at = first_seen_at  # when it was first seen is no change of the release
         return
     db.releases[change.release_id] = ReleaseRow(record, first_seen_at, now)
     db.changes.append(("release", str(change.release_id)))

@@ -18,6 +18,7 @@ Many workers (processes) record at once, so what SQLite's single writer gives fo
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -59,6 +60,19 @@ _REPLACE_RELEASE_CHANGE = pyformat(sql.REPLACE_RELEASE_CHANGE)
 _SELECT_RELEASES = pyformat(sql.SELECT_RELEASE.replace("id = ?", "id = ANY(?)")) + " FOR UPDATE"
 _FIRST_SEEN = sql.RELEASE_COLUMNS.index("first_seen_at")
 _SELECT_CHANGES = pyformat(sql.SELECT_CHANGES)
+# Coverage for the whole batch: each release's stored changes with the content of one of the batch's changes of it,
+# by the release's index and the content's digest (an array of the JSON texts themselves costs more to send than the
+# rest of the batch; the digests go in binary). `sql.coverage` compares the contents found. A lateral subquery per
+# (release, digest), kept from being flattened (OFFSET 0): as a plain join it is planned as a hash join over all of
+# `release_changes` whenever the table's statistics are off.
+_SAME_CONTENT = (
+    "SELECT c.delivery_id, c.release_id, c.action, c.order_ts, c.order_seq, c.received_at, c.content"
+    " FROM unnest(%s::bigint[], %b::text[]) AS u(release_id, digest) CROSS JOIN LATERAL"
+    " (SELECT * FROM release_changes AS r WHERE r.release_id = u.release_id OFFSET 0) AS c"
+    " WHERE encode(sha256(convert_to(c.content, 'UTF8')), 'hex') = u.digest"
+)
+_DELETE_CHANGES = "DELETE FROM release_changes WHERE delivery_id = ANY(%s)"
+_FIRST_SEEN_AT = pyformat(sql.FIRST_SEEN)
 _MARK_PROCESSED = pyformat(sql.MARK_PROCESSED)
 _MARK_RETRY = pyformat(sql.MARK_RETRY)
 _MARK_FAILED = pyformat(sql.MARK_FAILED)
@@ -152,35 +166,53 @@ def _delivery_row(d: StoredDelivery) -> tuple[Any, ...]:
     return (*clean(row), d.received_at, len(d.body))
 
 
+def _digest(content: str) -> str:
+    """What `_SAME_CONTENT` compares a stored change's content with."""
+    return hashlib.sha256(content.encode("utf-8")).hexdigest()
+
+
 async def _apply_release_changes(
     cursor: psycopg.AsyncCursor[Any], changes: Sequence[ReleaseChange], now: float
 ) -> set[str]:
     """Fold a batch's release changes into their releases (the releases' advisory locks are held), as the SQLite
     store does one change at a time (`ghingest.adapters.sqlite.store`), in a few round trips for the whole batch:
-    the change rows in one pipeline, the releases read at once, folded here, written back in one pipeline. A
-    delivery applied before (reprocessing, a redelivered claim) rebuilds its release from all of its changes.
-    Returns the delivery ids of the changes that changed their release (each gets a feed entry)."""
+    the releases and the stored changes with the content of one of the batch's read at once (coverage,
+    docs/adr/0019-release-sources.md: one query by the releases' index for the batch, in the releases' round
+    trip), the change rows in one pipeline, folded here, written back in one pipeline. A poll change a webhook
+    change covers writes no row, and a webhook change deletes the rows of the poll changes it covers; a delivery
+    applied before (reprocessing, a redelivered claim), or a release that lost a row, is rebuilt from all of its
+    changes. Returns the delivery ids of the changes that changed their release (each gets a feed entry)."""
     rows = [clean(sql.change_row(change)) for change in changes]
-    await cursor.executemany(_INSERT_RELEASE_CHANGE + " RETURNING delivery_id", rows, returning=True)
+    pairs = sorted({(c.release_id, _digest(row[6])) for c, row in zip(changes, rows, strict=True)})
+    async with cursor.connection.cursor() as coverage:
+        await coverage.execute(_SAME_CONTENT, ([p[0] for p in pairs], [p[1] for p in pairs]))
+        await cursor.execute(_SELECT_RELEASES, (sorted({c.release_id for c in changes}),))
+        same = {row[0]: sql.change_of(row) for row in await coverage.fetchall()}
+        stored = {row[0]: row for row in await cursor.fetchall()}
+        cover = sql.coverage(same.values(), changes)
+        gone = sorted((cover.covered & same.keys()) | cover.dropped)  # rows that are no longer history
+        if gone:  # (on this cursor: the results of the change rows' inserts are read from the other)
+            await coverage.execute(_DELETE_CHANGES, (gone,))
+    kept = [(change, row) for change, row in zip(changes, rows, strict=True) if row[0] not in cover.covered]
     inserted: set[str] = set()
-    while True:
-        inserted.update(row[0] for row in await cursor.fetchall())
-        if not cursor.nextset():
-            break
-    replaced = [row for row in rows if row[0] not in inserted]
+    if kept:
+        await cursor.executemany(
+            _INSERT_RELEASE_CHANGE + " RETURNING delivery_id", [r for _, r in kept], returning=True
+        )
+        while True:
+            inserted.update(row[0] for row in await cursor.fetchall())
+            if not cursor.nextset():
+                break
+    replaced = [row for _, row in kept if row[0] not in inserted]
     if replaced:
         await cursor.executemany(_REPLACE_RELEASE_CHANGE, [sql.replace_params(row) for row in replaced])
     rebuilt_ids = sorted(
-        {change.release_id for change, row in zip(changes, rows, strict=True) if row[0] not in inserted}
+        {change.release_id for change, row in kept if row[0] not in inserted} | {same[d].release_id for d in gone}
     )
-    folded_ids = sorted({change.release_id for change in changes} - set(rebuilt_ids))
-    stored: dict[int, Any] = {}
-    if folded_ids:
-        await cursor.execute(_SELECT_RELEASES, (folded_ids,))
-        stored = {row[0]: row for row in await cursor.fetchall()}
+    stored = {release_id: row for release_id, row in stored.items() if release_id not in rebuilt_ids}
     current = dict(stored)
     changed: set[str] = set()
-    for change in changes:
+    for change, _ in kept:
         if change.release_id in rebuilt_ids:
             continue
         row = current.get(change.release_id)
@@ -197,11 +229,19 @@ async def _apply_release_changes(
         for release_id, row in current.items()
         if row is not stored.get(release_id)
     ]
+    taken_out = set(gone)
     for release_id in rebuilt_ids:
         await cursor.execute(_SELECT_CHANGES, (release_id,))
         record, first_seen_at = sql.rebuilt(await cursor.fetchall())
         upserts.append(sql.upsert_params(record, first_seen_at=first_seen_at, now=now))
-        changed.update(change.delivery_id for change in changes if change.release_id == release_id)
+        changed.update(
+            c.delivery_id
+            for c in changes
+            if c.release_id == release_id and (c.delivery_id not in cover.covered or c.delivery_id in taken_out)
+        )
     if upserts:
         await cursor.executemany(_UPSERT_RELEASE, clean(upserts))
+    if cover.covered:  # no change of their releases; only when they were first seen
+        seen = [(c.received_at, c.release_id, c.received_at) for c in changes if c.delivery_id in cover.covered]
+        await cursor.executemany(_FIRST_SEEN_AT, seen)
     return changed

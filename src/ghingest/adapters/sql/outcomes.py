@@ -4,7 +4,7 @@ paramstyle; the PostgreSQL adapter converts them)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,7 +14,7 @@ from ghingest.adapters.sql import queries
 from ghingest.core.delivery import IncomingDelivery
 from ghingest.core.events import EventRecord
 from ghingest.core.processing import StoredDelivery
-from ghingest.core.releases import ChangeOrder, ReleaseChange, ReleaseRecord, ReleaseState, rebuild
+from ghingest.core.releases import ChangeOrder, ReleaseChange, ReleaseRecord, ReleaseState, covered, rebuild
 from ghingest.core.states import DeliveryStatus
 from ghingest.ports.store import Outcome
 
@@ -52,6 +52,13 @@ SELECT_CHANGES = (
     "SELECT delivery_id, release_id, action, order_ts, order_seq, received_at, content FROM release_changes"
     " WHERE release_id = ?"
 )
+# Coverage (docs/adr/0019-release-sources.md): the stored changes of a release with a change's content, found by
+# the release's index (its few rows compared by their content's text, which `change_row` writes canonically).
+SELECT_SAME_CONTENT = SELECT_CHANGES + " AND content = ?"
+DELETE_CHANGE = "DELETE FROM release_changes WHERE delivery_id = ?"
+# A covered poll change is no change of its release, but the release was seen then: `first_seen_at` is the earliest
+# receipt of any of its changes (as the upsert's `{least}` keeps it).
+FIRST_SEEN = "UPDATE releases SET first_seen_at = ? WHERE id = ? AND first_seen_at > ?"
 # Attempts are set, not incremented: recording the same outcome twice (a redelivered claim) counts it once.
 MARK_PROCESSED = (
     "UPDATE delivery_states SET status = 'processed', processed_at = ?, error = NULL, attempts = ?,"
@@ -172,11 +179,31 @@ def record_of(row: Any) -> ReleaseRecord:
     )
 
 
+def change_of(row: Any) -> ReleaseChange:
+    """A stored change (a `SELECT_CHANGES` row)."""
+    return queries.release_change_of(dict(zip(CHANGE_COLUMNS, row, strict=True)))
+
+
 def rebuilt(rows: Sequence[Any]) -> tuple[ReleaseRecord, float]:
     """A release rebuilt from all of its changes (`SELECT_CHANGES` rows), and when it was first seen."""
-    changes = [queries.release_change_of(dict(zip(CHANGE_COLUMNS, r, strict=True))) for r in rows]
-    changes.sort(key=lambda c: (c.order, c.delivery_id))
+    changes = [change_of(r) for r in rows]
     return rebuild(changes), min(c.received_at for c in changes)
+
+
+@dataclass(frozen=True, slots=True)
+class Coverage:
+    """What coverage does with a batch's release changes (`coverage`)."""
+
+    covered: frozenset[str]  # the batch's poll changes a webhook change covers: no row (one written before goes)
+    dropped: frozenset[str]  # stored poll changes a webhook change of the batch covers: their rows go
+
+
+def coverage(same_content: Iterable[ReleaseChange], batch: Sequence[ReleaseChange]) -> Coverage:
+    """Coverage among the batch's changes and the stored ones with the content of one of them (`same_content`:
+    `SELECT_SAME_CONTENT`'s); a batch's change stands for its own stored row (it replaces it)."""
+    ids = {change.delivery_id for change in batch}
+    hidden = covered([*(c for c in same_content if c.delivery_id not in ids), *batch])
+    return Coverage(frozenset(hidden & ids), frozenset(hidden - ids))
 
 
 def release_values(record: ReleaseRecord, *, first_seen_at: float) -> tuple[Any, ...]:

@@ -30,6 +30,7 @@ from ghingest.core.releases import (
     ReleaseState,
 )
 from ghingest.core.states import DeliveryStatus
+from ghingest.core.tracking import POLL_DELIVERY_PREFIX, POLL_SOURCE, WEBHOOK_SOURCE
 from ghingest.ports import DeliveryView, EventQuery, EventView, ReleaseQuery, ReleaseView, ReprocessSelection, Sighting
 
 
@@ -166,6 +167,27 @@ def event_cursor(view: EventView) -> str:
     return encode_cursor([view.seq])
 
 
+# A page's sources (`release_view`): which sources its rows' history entries have, as bits (1: webhook, 2: poll),
+# one probe by the release's index on `release_changes` per row of the page, whatever plan found the page. Over the
+# page as a derived table, so that it runs for the page's rows only (on the whole query, SQLite runs it before a
+# sort, for every match), and a scalar subquery, which PostgreSQL never turns into a hash of all of
+# `release_changes` (as it may an EXISTS, when it misjudges how many rows a page has). Fixed text: the PostgreSQL
+# adapter compiles every statement anew, and the same in SQLAlchemy's expressions took longer to compile than the
+# query takes to run.
+SOURCE_BITS = {WEBHOOK_SOURCE: 1, POLL_SOURCE: 2}
+_PAGE_WITH_SOURCES: tuple[sa.ColumnElement[Any], ...] = (
+    sa.literal_column("page.*"),
+    sa.literal_column(
+        f"(SELECT sum(DISTINCT CASE WHEN substr(c.delivery_id, 1, {len(POLL_DELIVERY_PREFIX)})"  # noqa: S608 - fixed text
+        f" = '{POLL_DELIVERY_PREFIX}' THEN {SOURCE_BITS[POLL_SOURCE]} ELSE {SOURCE_BITS[WEBHOOK_SOURCE]} END)"
+        " FROM release_changes AS c WHERE c.release_id = page.id)"
+    ).label("sources"),
+)
+_PAGE_ORDER: tuple[sa.UnaryExpression[Any], ...] = (
+    sa.literal_column("page.sort_at").desc(),
+    sa.literal_column("page.id").desc(),
+)
+
 SEARCH_MANY_MATCHES = 1000  # from this many matches on, a search walks the sort index (`select_releases`)
 
 
@@ -198,7 +220,8 @@ def select_releases(
     if query.cursor:
         sort_at, release_id = decode_cursor(query.cursor, types=(str, int))
         statement = statement.where(sa.tuple_(releases.c.sort_at, releases.c.id) < (sort_at, release_id))
-    return statement.order_by(releases.c.sort_at.desc(), releases.c.id.desc()).limit(page_size(query.limit) + 1)
+    page = statement.order_by(releases.c.sort_at.desc(), releases.c.id.desc()).limit(page_size(query.limit) + 1)
+    return sa.select(*_PAGE_WITH_SOURCES).select_from(page.subquery("page")).order_by(*_PAGE_ORDER)
 
 
 def select_repositories(text: str, *, limit: int, contains: bool, ilike: bool = False) -> sa.Select[Any]:
@@ -297,16 +320,22 @@ def content_of(row_mapping: Any) -> ReleaseContent:
     )
 
 
-def release_view(row: MappingRow, history: Sequence[HistoryEntry] = ()) -> ReleaseView:
+def release_view(row: MappingRow, history: Sequence[HistoryEntry] | None = None) -> ReleaseView:
+    """A release with its `history` (`select_release_changes`), or a row of a page (`select_releases`), which
+    carries no history but says whether it has entries of each source."""
     m = row._mapping
     record = ReleaseRecord(
         release_id=m["id"],
         state=ReleaseState(m["state"]),
         content=content_of(m),
         content_order=ChangeOrder(m["content_ts"], m["content_seq"]),
-        history=tuple(history),
+        history=tuple(history or ()),
     )
-    return ReleaseView(record=record, first_seen_at=m["first_seen_at"], updated_at=m["updated_at"])
+    if history is not None:
+        sources = frozenset(entry.source for entry in history)
+    else:
+        sources = frozenset(source for source, bit in SOURCE_BITS.items() if (m["sources"] or 0) & bit)
+    return ReleaseView(record=record, first_seen_at=m["first_seen_at"], updated_at=m["updated_at"], sources=sources)
 
 
 def select_release(release_id: int) -> sa.Select[Any]:

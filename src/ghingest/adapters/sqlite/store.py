@@ -81,11 +81,23 @@ def record_outcomes(conn: sqlite3.Connection, outcomes: Sequence[Outcome], now: 
 
 
 def _apply_release_change(conn: sqlite3.Connection, change: ReleaseChange, now: float) -> bool:
-    """Fold one change into its release. A change not seen before folds into the current record (O(1)); a
-    delivery applied before (reprocessing, or a redelivered claim) rebuilds the record from all of its changes,
-    so reprocessing repairs a release whatever state its stored record was left in."""
+    """Fold one change into its release; whether the release changed (a feed entry). A change not seen before
+    folds into the current record (O(1)); a delivery applied before (reprocessing, or a redelivered claim)
+    rebuilds the record from all of its changes, so reprocessing repairs a release whatever state its stored record
+    was left in. Coverage (docs/adr/0019-release-sources.md) costs one query by the release's index per change: a
+    poll change a webhook change covers writes no change row (one written before is deleted, and the release
+    rebuilt); a webhook change that covers stored poll changes deletes their rows and rebuilds the release."""
     row = sql.change_row(change)
-    if conn.execute(sql.INSERT_RELEASE_CHANGE, row).rowcount == 1:  # a change not seen before
+    same = [sql.change_of(r) for r in conn.execute(sql.SELECT_SAME_CONTENT, (change.release_id, row[6]))]
+    cover = sql.coverage(same, [change])
+    if cover.covered:
+        if conn.execute(sql.DELETE_CHANGE, (change.delivery_id,)).rowcount == 1:  # it was history until now
+            return _rebuild(conn, change.release_id, now)
+        conn.execute(sql.FIRST_SEEN, (change.received_at, change.release_id, change.received_at))
+        return False
+    conn.executemany(sql.DELETE_CHANGE, [(delivery_id,) for delivery_id in sorted(cover.dropped)])
+    inserted = conn.execute(sql.INSERT_RELEASE_CHANGE, row).rowcount == 1
+    if inserted and not cover.dropped:  # a change not seen before
         current = conn.execute(sql.SELECT_RELEASE, (change.release_id,)).fetchone()
         if current is None:
             params = sql.upsert_params(fold(None, change), first_seen_at=change.received_at, now=now)
@@ -97,7 +109,12 @@ def _apply_release_change(conn: sqlite3.Connection, change: ReleaseChange, now: 
             return False  # an older change: its history entry is recorded, the record stays as it is
         conn.execute(*sql.update_release(changed, record.release_id))
         return True
-    conn.execute(sql.REPLACE_RELEASE_CHANGE, sql.replace_params(row))
-    record, first_seen_at = sql.rebuilt(conn.execute(sql.SELECT_CHANGES, (change.release_id,)).fetchall())
+    if not inserted:
+        conn.execute(sql.REPLACE_RELEASE_CHANGE, sql.replace_params(row))
+    return _rebuild(conn, change.release_id, now)
+
+
+def _rebuild(conn: sqlite3.Connection, release_id: int, now: float) -> bool:
+    record, first_seen_at = sql.rebuilt(conn.execute(sql.SELECT_CHANGES, (release_id,)).fetchall())
     conn.execute(_UPSERT_RELEASE, sql.upsert_params(record, first_seen_at=first_seen_at, now=now))
     return True
