@@ -14,7 +14,7 @@ from ghingest.app.samples import release_payload
 from ghingest.core.delivery import ContentKind, IncomingDelivery
 from ghingest.core.processing import Processed, StoredDelivery, attempt
 from ghingest.core.routing import ForwardTarget
-from ghingest.core.tracking import POLL_DELIVERY_PREFIX, POLL_SOURCE, SOURCE_HEADER
+from ghingest.core.sources import POLL_DELIVERY_PREFIX, POLL_SOURCE, SOURCE_HEADER
 from ghingest.ports import Claimed, Outcome, Settle, Settlement
 
 

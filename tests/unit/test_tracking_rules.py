@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ghingest.core import tracking
+from ghingest.core import sources, tracking
 from ghingest.core.processing import at_receipt, process
 from ghingest.core.tracking import InvalidRepositoryName
 
@@ -54,8 +54,8 @@ def test_a_polled_release_is_a_release_delivery_the_pipeline_processes_as_polled
     (change,) = tracking.changed_releases([release(5)], repository=REPO, known={})[0]
     d = change.delivery
     assert d.delivery_id == f"poll:5:{change.digest}"
-    assert tracking.is_polled(d.delivery_id)
-    assert d.headers[tracking.SOURCE_HEADER] == "poll"
+    assert sources.is_polled(d.delivery_id)
+    assert d.headers[sources.SOURCE_HEADER] == "poll"
     assert d.secret_index == tracking.NOT_SIGNED
     # its id fits the store's delivery ids (<= 128 characters of letters, digits, '.', '_', ':', '-')
     assert len(d.delivery_id) <= 128

@@ -6,8 +6,8 @@ import base64
 
 from pydantic import BaseModel, Field
 
+from ghingest.core.sources import POLL_SOURCE, WEBHOOK_SOURCE
 from ghingest.core.time import iso
-from ghingest.core.tracking import POLL_SOURCE, WEBHOOK_SOURCE
 from ghingest.ports import DeliveryView, EventView, ReleaseView, Sighting
 
 SOURCES = (WEBHOOK_SOURCE, POLL_SOURCE)  # the order `Release.sources` lists them in

@@ -19,7 +19,7 @@ import orjson
 from ghingest.core import signature
 from ghingest.core.errors import InvalidPayload, MissingHeader, PayloadTooLarge, UnsupportedMediaType
 from ghingest.core.int64 import parse_int64
-from ghingest.core.tracking import POLL_DELIVERY_PREFIX
+from ghingest.core.sources import POLL_DELIVERY_PREFIX
 
 MAX_BODY_BYTES = 25 * 1024 * 1024  # GitHub caps payloads at 25 MiB
 EVENT_HEADER = "x-github-event"

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-from ghingest.core.tracking import POLL_SOURCE, WEBHOOK_SOURCE, source_of
+from ghingest.core.sources import POLL_SOURCE, WEBHOOK_SOURCE, source_of
 
 
 class ReleaseState(StrEnum):
@@ -94,7 +94,7 @@ class ReleaseChange:
 
     @property
     def source(self) -> str:
-        """`poll` or `webhook`, from the delivery id (`core.tracking.source_of`)."""
+        """`poll` or `webhook`, from the delivery id (`core.sources.source_of`)."""
         return source_of(self.delivery_id)
 
 

@@ -6,8 +6,7 @@ A polled release enters the same pipeline as a webhook delivery: a `release` del
 release and its content (`poll:<release id>:<digest>`), so polling the same content again is a duplicate by the
 ordinary dedupe key, and the release fold keeps one history entry per real change whether the change came by
 webhook, by poll or both (`ghingest.core.releases`). Where a change came from is read from its delivery id
-(`source_of`): the receiver refuses a webhook whose id is in the poller's namespace (`core.delivery.check_head`;
-docs/adr/0019-release-sources.md).
+(`core.sources`).
 """
 
 from __future__ import annotations
@@ -22,18 +21,9 @@ import orjson
 
 from ghingest.core.delivery import ContentKind, IncomingDelivery
 from ghingest.core.int64 import is_int64
-
-POLL_DELIVERY_PREFIX = "poll:"
-SOURCE_HEADER = "x-ghingest-source"
-POLL_SOURCE = "poll"
-WEBHOOK_SOURCE = "webhook"
+from ghingest.core.sources import POLL_DELIVERY_PREFIX, POLL_SOURCE, SOURCE_HEADER
 
 _REPOSITORY = re.compile(r"(?P<owner>[A-Za-z0-9](?:[A-Za-z0-9-]{0,38}))/(?P<name>[A-Za-z0-9._-]{1,100})")
-
-
-def source_of(delivery_id: str) -> str:
-    """Where a delivery came from: `POLL_SOURCE` for an id in the poller's namespace, else `WEBHOOK_SOURCE`."""
-    return POLL_SOURCE if delivery_id.startswith(POLL_DELIVERY_PREFIX) else WEBHOOK_SOURCE
 
 
 class InvalidRepositoryName(ValueError):
@@ -95,10 +85,6 @@ def release_digest(repository: str, release: Mapping[str, Any]) -> str:
 
 def poll_delivery_id(release_id: int, digest: str) -> str:
     return f"{POLL_DELIVERY_PREFIX}{release_id}:{digest}"
-
-
-def is_polled(delivery_id: str) -> bool:
-    return delivery_id.startswith(POLL_DELIVERY_PREFIX)
 
 
 def repository_object(repository: Mapping[str, Any], *, fallback_name: str) -> dict[str, Any]:

@@ -66,7 +66,7 @@ class ReleaseView:
     record: ReleaseRecord
     first_seen_at: float
     updated_at: float
-    # where its history entries came from: `core.tracking.WEBHOOK_SOURCE`, `POLL_SOURCE` (on a page too, which
+    # where its history entries came from: `core.sources.WEBHOOK_SOURCE`, `POLL_SOURCE` (on a page too, which
     # carries no history)
     sources: frozenset[str]
 

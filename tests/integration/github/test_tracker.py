@@ -15,7 +15,7 @@ from ghingest.adapters.github import GitHubClient
 from ghingest.app.runtime import Runtime
 from ghingest.app.settings import Settings
 from ghingest.app.tracker import ReleaseTracker
-from ghingest.core.tracking import is_polled
+from ghingest.core.sources import is_polled
 from ghingest.ports import ReleaseQuery
 from ghingest.ports.clock import ManualClock
 from tests.fake_github import FakeGitHub, Sleeper

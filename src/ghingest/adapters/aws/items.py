@@ -25,8 +25,8 @@ from ghingest.core.delivery import ContentKind
 from ghingest.core.events import EventRecord
 from ghingest.core.processing import StoredDelivery
 from ghingest.core.releases import ChangeOrder, HistoryEntry, ReleaseChange, ReleaseRecord, sort_at
+from ghingest.core.sources import WEBHOOK_SOURCE
 from ghingest.core.states import DeliveryStatus
-from ghingest.core.tracking import WEBHOOK_SOURCE
 from ghingest.ports import Sighting
 
 # --- deliveries -------------------------------------------------------------------------------------------------

@@ -29,8 +29,8 @@ from ghingest.core.releases import (
     ReleaseRecord,
     ReleaseState,
 )
+from ghingest.core.sources import POLL_DELIVERY_PREFIX, POLL_SOURCE, WEBHOOK_SOURCE
 from ghingest.core.states import DeliveryStatus
-from ghingest.core.tracking import POLL_DELIVERY_PREFIX, POLL_SOURCE, WEBHOOK_SOURCE
 from ghingest.ports import DeliveryView, EventQuery, EventView, ReleaseQuery, ReleaseView, ReprocessSelection, Sighting
 
 
