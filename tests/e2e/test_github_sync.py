@@ -53,13 +53,23 @@ def test_deliveries_lost_while_down_are_reconciled_and_releases_are_polled(tmp_p
         table = serve.cli("reconcile")
         assert "still missing" in table.stdout
 
-        fake.add_release(REPO, "v9.0.0", body="polled notes")
+        polled = fake.add_release(REPO, "v9.0.0", body="polled notes")
         tracked = serve.cli("track", "octo-org/hello-world", "--json")
         assert tracked.returncode == 0, tracked.stderr
         (repo,) = orjson.loads(tracked.stdout)
         assert (repo["repository"], repo["last_status"], repo["releases_known"]) == (REPO, 200, 1)
         releases = wait_until(lambda: [r for r in _api(serve, "/api/releases").json()["items"] if r["tag"] == "v9.0.0"])
         assert releases[0]["repository"] == REPO
+        assert releases[0]["sources"] == ["poll"]
+        # the same release then arrives by webhook, as GitHub would have sent it: still one history entry
+        repository = fake.repository(REPO)
+        assert repository is not None
+        payload = {"action": "published", "release": polled, "sender": polled["author"],
+                   "repository": {"id": repository.id, "full_name": REPO, "name": "Hello-World"}}  # fmt: skip
+        assert fake.deliver(hook, "release", payload).status_code == 202
+        one = wait_until(lambda: (r := _api(serve, f"/api/releases/{polled['id']}").json())["sources"] == ["webhook"]
+                         and r)  # fmt: skip
+        assert [(h["action"], h["source"]) for h in one["history"]] == [("published", "webhook")]
         listing = serve.cli("track")
         assert REPO in listing.stdout
         missing = serve.cli("track", "octo-org/no-such-repo")
