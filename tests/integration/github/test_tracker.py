@@ -7,7 +7,6 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import pytest
 
@@ -22,22 +21,6 @@ from tests.fake_github import FakeGitHub, Sleeper
 
 pytestmark = pytest.mark.anyio
 INTERVAL = 600.0
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-def fake(clock: ManualClock) -> Any:
-    with FakeGitHub(clock=clock) as running:
-        yield running
 
 
 @pytest.fixture
