@@ -214,3 +214,26 @@ async def test_one_process_at_a_time_holds_the_schedule_and_another_takes_over_w
     finally:
         await first.stop()
         await second.stop()
+
+
+def test_a_github_app_reconciles_its_own_hook_with_its_key(
+    make_settings: Callable[..., Settings], fake_github: FakeGitHub, tmp_path: Any
+) -> None:
+    fake = fake_github
+    app = fake.app()
+    hook = fake.app_hook(app, url=DOWN, secret=SECRET)
+    lost = fake.deliver(hook, "issues", _issue(3))
+    key = tmp_path / "app.pem"
+    key.write_text(app.private_key_pem)
+    settings = make_settings(github_api_url=fake.api_url, github_app_id=app.app_id, github_app_private_key_file=key,
+                             reconcile_hooks=hook.ref.key, reconcile_min_age=0, reconcile_interval=0,
+                             github_mutation_interval=0)  # fmt: skip
+    server = ThreadedServer(Runtime.build(settings, run_worker=True))
+    hook.url = server.url + "/webhooks/github"
+    with server, httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}) as api:
+        (report,) = asyncio.run(_reconcile(settings))
+        assert (report.found, report.requested, report.error) == (1, 1, None)
+        fake.wait_redeliveries()
+        wait_until(lambda: api.get(f"/api/deliveries/{lost.guid}").status_code == 200)
+    assert fake.counters.unauthorized == 0
+    assert app.private_key_pem not in repr(report)
