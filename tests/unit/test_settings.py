@@ -189,3 +189,21 @@ def test_an_invalid_allow_list_setting_names_itself_and_the_entry(
         load_settings()
     assert problem in str(raised.value)
     assert "user:token" not in str(raised.value)  # a URL is never echoed: it may hold a credential
+
+
+def test_github_sync_settings_are_checked_and_name_the_setting() -> None:
+    settings = load_settings(reconcile_hooks="repo:acme/widgets:42, org:acme:7,app", track_repositories="a/b,C/d")
+    assert settings.reconcile_hooks == ("repo:acme/widgets:42", "org:acme:7", "app")
+    assert settings.track_repositories == ("a/b", "C/d")
+    for overrides, named in (
+        ({"reconcile_hooks": "repo:acme:42"}, "GHINGEST_RECONCILE_HOOKS"),
+        ({"track_repositories": "not a repo"}, "GHINGEST_TRACK_REPOSITORIES"),
+        ({"github_app_id": "12"}, "GHINGEST_GITHUB_APP_PRIVATE_KEY_FILE"),
+        ({"github_app_id": "12", "github_app_private_key_file": "k.pem", "github_token": "t" * 10}, "not both"),
+        ({"track_interval": 5}, "GHINGEST_TRACK_INTERVAL"),
+    ):
+        with pytest.raises(ConfigError, match=named):
+            load_settings(**overrides)
+    with pytest.raises(ConfigError) as refused:
+        load_settings(github_app_id="12", github_app_private_key_file="k.pem", github_token="ghp_secret_value")
+    assert "ghp_secret_value" not in str(refused.value)

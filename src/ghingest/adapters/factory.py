@@ -90,8 +90,6 @@ def open_github_api(settings: Settings, *, clock: Clock = SYSTEM_CLOCK, on_reque
             ) from None
         app = AppCredentials(app_id=settings.github_app_id, private_key=key)
     token = settings.github_token.get_secret_value() if settings.github_token is not None else None
-    if token is not None and app is not None:
-        raise UnsupportedBackend("set GHINGEST_GITHUB_TOKEN or GHINGEST_GITHUB_APP_ID, not both")
     return GitHubClient(
         api_url=settings.github_api_url,
         token=token,

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -302,6 +302,14 @@ class Settings(BaseSettings):
                 raise ValueError("each bus server is nats://host:port (or tls://host:port)")
         return value
 
+    @model_validator(mode="after")
+    def _github_credentials(self) -> Settings:
+        if self.github_app_id is not None and self.github_app_private_key_file is None:
+            raise ValueError("GHINGEST_GITHUB_APP_ID needs GHINGEST_GITHUB_APP_PRIVATE_KEY_FILE (the App's PEM key)")
+        if self.github_app_id is not None and self.github_token is not None:
+            raise ValueError("set GHINGEST_GITHUB_TOKEN or GHINGEST_GITHUB_APP_ID, not both")
+        return self
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -340,8 +348,11 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            name = ENV_PREFIX + "_".join(str(part) for part in error["loc"][:1]).upper()
-            problems.append(f"{name}: {error['msg']}")
+            if error["loc"]:
+                name = ENV_PREFIX + "_".join(str(part) for part in error["loc"][:1]).upper()
+                problems.append(f"{name}: {error['msg']}")
+            else:  # a rule across settings: its message names them
+                problems.append(str(error["msg"]).removeprefix("Value error, "))
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
     except ValueError as exc:  # a malformed TOML file
         raise ConfigError(f"{CONFIG_FILE_ENV}: {exc}") from None
