@@ -64,6 +64,7 @@ HANDLERS = {
     "forwarder": "ghingest.app.aws_lambda.forwarder.handler",
     "dashboard": "ghingest.app.aws_lambda.dashboard.handler",
     "sweeper": "ghingest.app.aws_lambda.sweeper.handler",
+    "github_sync": "ghingest.app.aws_lambda.github_sync.handler",
 }
 ENVIRONMENT = {
     "GHINGEST_DATABASE_URL",
@@ -79,6 +80,13 @@ ENVIRONMENT = {
     "POWERTOOLS_METRICS_NAMESPACE",
     "GHINGEST_LOG_LEVEL",
     "GHINGEST_ROUTES_FILE",
+}
+GITHUB_ENVIRONMENT = {  # the GitHub sync's own settings, on it alone
+    "GHINGEST_RECONCILE_HOOKS",
+    "GHINGEST_TRACK_REPOSITORIES",
+    "GHINGEST_GITHUB_API_URL",
+    "GHINGEST_GITHUB_APP_ID",
+    "GHINGEST_GITHUB_MAX_WAIT",
 }
 # cfn-lint warnings the template may carry, each with why.
 ALLOWED_LINT_WARNINGS = {
@@ -217,15 +225,15 @@ def test_outputs_name_the_webhook_and_dashboard_urls(template: Template) -> None
 # Functions ----------------------------------------------------------------------------------------------------
 
 
-def test_five_functions_with_the_exact_handlers_runtime_and_environment(template: Template) -> None:
+def test_six_functions_with_the_exact_handlers_runtime_and_environment(template: Template) -> None:
     fns = functions(template)
-    assert len(resources(template, "AWS::Lambda::Function")) == 5
+    assert len(resources(template, "AWS::Lambda::Function")) == 6
     table, _ = one(template, "AWS::DynamoDB::Table")
-    for _, properties in fns.values():
+    for role, (_, properties) in fns.items():
         assert properties["Runtime"] == "python3.12"
         assert properties["Architectures"] == ["arm64"]
         variables = properties["Environment"]["Variables"]
-        assert set(variables) == ENVIRONMENT
+        assert set(variables) == ENVIRONMENT | (GITHUB_ENVIRONMENT if role == "github_sync" else set())
         assert variables["GHINGEST_DATABASE_URL"] == {"Fn::Join": ["", ["dynamodb://", ref(table)]]}
         assert variables["GHINGEST_ROUTES_FILE"] == "/var/task/routes.toml"
         assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "ghingest"
@@ -252,12 +260,12 @@ def test_the_forward_queue_maps_are_json_objects_by_destination(template: Templa
 
 def test_every_function_logs_to_its_own_group_with_a_retention(template: Template) -> None:
     groups = resources(template, "AWS::Logs::LogGroup")
-    assert len(groups) == 6  # five functions and the API's access log
+    assert len(groups) == 7  # six functions and the API's access log
     for group in groups.values():
         assert group["Properties"]["RetentionInDays"] == 30
         assert "KmsKeyId" in group["Properties"]
     used = {p["LoggingConfig"]["LogGroup"]["Ref"] for _, p in functions(template).values()}
-    assert len(used) == 5
+    assert len(used) == 6
     assert used <= set(groups)
 
 
@@ -279,11 +287,59 @@ def test_the_processor_and_forwarder_consume_their_queues_reporting_item_failure
     assert mappings[q["ci"]]["ScalingConfig"] == {"MaximumConcurrency": 8}  # the destination's concurrency
 
 
+def schedules(template: Template) -> dict[str, dict[str, Any]]:
+    """The EventBridge rules' properties by the function they invoke (its logical id)."""
+    found = {}
+    for rule in resources(template, "AWS::Events::Rule").values():
+        (target,) = rule["Properties"]["Targets"]
+        found[target["Arn"]["Fn::GetAtt"][0]] = rule["Properties"]
+    return found
+
+
 def test_the_sweeper_runs_every_five_minutes(template: Template) -> None:
-    _, rule = one(template, "AWS::Events::Rule")
-    assert rule["Properties"]["ScheduleExpression"] == "rate(5 minutes)"
-    (target,) = rule["Properties"]["Targets"]
-    assert target["Arn"] == arn_of(functions(template)["sweeper"][0])
+    rule = schedules(template)[functions(template)["sweeper"][0]]
+    assert rule["ScheduleExpression"] == "rate(5 minutes)"
+    assert len(schedules(template)) == 2  # the sweeper's and the GitHub sync's
+
+
+def test_the_github_sync_runs_on_its_schedule_one_at_a_time_and_ends_before_the_next_run(template: Template) -> None:
+    name, properties = functions(template)["github_sync"]
+    rule = schedules(template)[name]
+    assert rule["ScheduleExpression"] == {"Fn::Join": ["", ["rate(", ref("GitHubSyncMinutes"), " minutes)"]]}
+    assert rule["Targets"][0]["RetryPolicy"] == {"MaximumRetryAttempts": 0}  # the next run is the retry
+    minutes = template["Parameters"]["GitHubSyncMinutes"]
+    assert (minutes["Type"], minutes["Default"], minutes["MinValue"]) == ("Number", 5, 5)
+    assert properties["Timeout"] < 60 * minutes["MinValue"]  # a run ends before the next one starts
+    assert properties["Timeout"] >= 240  # about five minutes of GitHub's API per run
+    assert properties["ReservedConcurrentExecutions"] == 1
+    others = [p for role, (_, p) in functions(template).items() if role != "github_sync"]
+    assert all("ReservedConcurrentExecutions" not in p for p in others)
+    # A run that cannot start (throttled) is dropped within a minute, and a failed one is not run again: never a
+    # queue of runs behind the one slot.
+    (config,) = [
+        c["Properties"]
+        for c in resources(template, "AWS::Lambda::EventInvokeConfig").values()
+        if c["Properties"]["FunctionName"] == ref(name)
+    ]
+    assert (config["MaximumRetryAttempts"], config["MaximumEventAgeInSeconds"]) == (0, 60)
+
+
+def test_the_github_sync_s_settings_come_from_parameters(template: Template) -> None:
+    variables = functions(template)["github_sync"][1]["Environment"]["Variables"]
+    assert variables["GHINGEST_RECONCILE_HOOKS"] == ref("ReconcileHooks")
+    assert variables["GHINGEST_TRACK_REPOSITORIES"] == ref("TrackRepositories")
+    assert variables["GHINGEST_GITHUB_API_URL"] == ref("GitHubApiUrl")
+    # no App id: no variable at all (an empty one is no valid App id)
+    assert variables["GHINGEST_GITHUB_APP_ID"] == {
+        "Fn::If": ["HasGitHubAppId", ref("GitHubAppId"), ref("AWS::NoValue")]
+    }
+    assert template["Conditions"]["HasGitHubAppId"] == {"Fn::Not": [{"Fn::Equals": [ref("GitHubAppId"), ""]}]}
+    assert int(variables["GHINGEST_GITHUB_MAX_WAIT"]) < 30  # a longer wait ends the run, inside the 30 s reserve
+    parameters = template["Parameters"]
+    assert {name: parameters[name]["Default"] for name in ("ReconcileHooks", "TrackRepositories", "GitHubAppId")} == {
+        "ReconcileHooks": "", "TrackRepositories": "", "GitHubAppId": ""
+    }  # fmt: skip
+    assert parameters["GitHubApiUrl"]["Default"] == "https://api.github.com"
 
 
 # Data at rest -------------------------------------------------------------------------------------------------
@@ -427,7 +483,7 @@ def test_alarms_watch_dead_letters_queue_age_errors_and_throttles(template: Temp
     for function, _ in functions(template).values():
         assert ("Errors", function) in seen
         assert ("Throttles", function) in seen
-    assert len(alarms) == 3 * 2 + 5 * 2
+    assert len(alarms) == 3 * 2 + 6 * 2
     (email,) = (
         s for s in resources(template, "AWS::SNS::Subscription").values() if s["Properties"]["Protocol"] == "email"
     )
@@ -509,6 +565,26 @@ def test_each_role_has_what_its_function_needs(template: Template) -> None:
         assert len(allowed(policy_of(template, role), "secretsmanager:GetSecretValue")) == 1
 
 
+def test_the_github_sync_reads_and_writes_its_items_and_appends_to_the_inbox_only(template: Template) -> None:
+    statements = policy_of(template, "github_sync")
+    table, _ = one(template, "AWS::DynamoDB::Table")
+    topics = resources(template, "AWS::SNS::Topic")
+    deliveries = ref(next(n for n in topics if n.startswith("Deliveries")))
+    actions = {a for s in statements for a in as_list(s["Action"])}
+    # gaps, scans, tracked repositories and leases (get, batch get, query, put, delete); the hooks that delivered
+    # each delivery (batch get); a polled release's delivery and body items (TransactWriteItems of two puts)
+    assert {a for a in actions if a.startswith("dynamodb:")} == {
+        "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:DeleteItem"
+    }  # fmt: skip
+    indexes = {"Fn::Join": ["", [arn_of(table), "/index/*"]]}
+    assert allowed(statements, "dynamodb:Query") == [arn_of(table), indexes]
+    assert allowed(statements, "dynamodb:PutItem") == allowed(statements, "dynamodb:DeleteItem") == [arn_of(table)]
+    assert allowed(statements, "sns:Publish") == [deliveries]  # the inbox's notice; never a forward job's
+    assert {a for a in actions if a.startswith("s3:")} == {"s3:PutObject"}  # a large polled body
+    assert not any(a.startswith("sqs:") for a in actions)
+    assert len(allowed(statements, "secretsmanager:GetSecretValue")) == 1
+
+
 # The template as a whole --------------------------------------------------------------------------------------
 
 
@@ -526,7 +602,7 @@ def test_the_source_only_asset_holds_ghingest_and_the_routes_and_warns(synthesiz
     from aws_cdk.assertions import Annotations, Match
 
     keys = {p["Code"]["S3Key"] for _, p in functions(synthesized.template).values()}
-    (key,) = keys  # one asset for the five functions: {hash}.zip, staged as asset.{hash}
+    (key,) = keys  # one asset for the six functions: {hash}.zip, staged as asset.{hash}
     asset = synthesized.path.parent / f"asset.{key.removesuffix('.zip')}"
     assert sorted(p.name for p in asset.iterdir()) == ["ghingest", "routes.toml"]
     assert (asset / "routes.toml").read_text(encoding="utf-8") == ROUTES

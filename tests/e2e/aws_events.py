@@ -1,5 +1,6 @@
 """The event documents AWS hands a Lambda function, as AWS documents them: API Gateway HTTP API requests (payload
-format 2.0) and SQS batches (made from messages received from the moto server's real queues)."""
+format 2.0) and SQS batches (made from messages received from the moto server's real queues); and the context
+object's remaining time."""
 
 from __future__ import annotations
 
@@ -82,3 +83,15 @@ def sqs_batch(messages: Sequence[Mapping[str, Any]], *, queue_arn: str) -> dict[
             }
         )
     return {"Records": records}
+
+
+class LambdaContext:
+    """The part of Lambda's context object the functions read: the invocation's remaining time (it runs down)."""
+
+    def __init__(self, remaining_ms: int = 300_000) -> None:
+        self._ends = time.monotonic() + remaining_ms / 1000
+        self.aws_request_id = uuid.uuid4().hex
+        self.function_name = "ghingest-test"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._ends - time.monotonic()) * 1000))

@@ -5,6 +5,8 @@ against DynamoDB, SNS, SQS, S3 and Secrets Manager on a moto server (tests/aws_s
 The path of a delivery: receiver → DynamoDB (conditional put) + SNS deliveries topic → inbox queue → processor →
 DynamoDB (event, release with history, forward jobs) + SNS forwards topic → a destination's queue (filter policy)
 → forwarder → a real HTTP destination on loopback; a failing destination's job ends in its dead-letter queue.
+The GitHub sync function talks to the fake GitHub (`tests/fake_github`): a failed delivery is redelivered through
+the receiver function, and a tracked repository's release enters the same path from the inbox on.
 """
 
 from __future__ import annotations
@@ -22,16 +24,19 @@ import pytest
 from ghingest.adapters.aws import open_aws_backend
 from ghingest.adapters.aws.clients import clients_for
 from ghingest.adapters.aws.options import AwsOptions
-from ghingest.app.aws_lambda import container, dashboard, forwarder, observe, processor, receiver, sweeper
+from ghingest.app.aws_lambda import container, dashboard, forwarder, github_sync, observe, processor, receiver, sweeper
 from ghingest.app.settings import load_settings
 from ghingest.core import signature
 from ghingest.core.errors import StoreUnavailable
+from ghingest.core.reconcile import GapState
+from ghingest.core.tracking import first_poll_at, is_polled, repository_key
 from ghingest.ports import SYSTEM_CLOCK
 from tests.aws_support import fresh_aws
-from tests.conftest import SECRET, TOKEN, release, run, signed
+from tests.conftest import SECRET, TOKEN, free_port, release, run, signed
 from tests.contract.support import incoming
 from tests.destinations import Answer, Destination, routes_toml
-from tests.e2e.aws_events import http_api_request, sqs_batch
+from tests.e2e.aws_events import LambdaContext, http_api_request, sqs_batch
+from tests.fake_github import FakeGitHub
 
 CI_SECRET = "ci-destination-secret"
 
@@ -74,7 +79,7 @@ def deployment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict
             monkeypatch.setenv(name, value)
         container.reset()  # a cold start for each test
         try:
-            yield {"options": options, "clients": clients, "ci": ci, "chat": chat}
+            yield {"options": options, "clients": clients, "ci": ci, "chat": chat, "secret_arn": secret_arn}
         finally:
             container.reset()
 
@@ -317,3 +322,112 @@ def test_the_sweeper_publishes_again_what_was_recorded_but_never_published(deplo
     assert sweeper.handler({}, None) == {"deliveries": 1, "forward_jobs": 0}
     assert process_inbox(deployment, 1) == {"batchItemFailures": []}
     assert sweeper.handler({}, None) == {"deliveries": 0, "forward_jobs": 0}  # processed: nothing left to send
+
+
+# The GitHub sync function ---------------------------------------------------------------------------------------
+
+
+def with_github(deployment: dict[str, Any], fake: FakeGitHub, monkeypatch: pytest.MonkeyPatch, **settings: str) -> str:
+    """The GitHub sync's configuration: the fake's URL and the stack's settings in the environment, a token in the
+    secret (as an operator puts it there); the token is returned."""
+    token = fake.add_token()
+    clients, arn = deployment["clients"], deployment["secret_arn"]
+    secret = orjson.loads(clients.secretsmanager.get_secret_value(SecretId=arn)["SecretString"])
+    secret["github_token"] = token
+    clients.secretsmanager.put_secret_value(SecretId=arn, SecretString=orjson.dumps(secret).decode())
+    monkeypatch.setenv("GHINGEST_GITHUB_API_URL", fake.api_url)
+    monkeypatch.setenv("GHINGEST_GITHUB_MUTATION_INTERVAL", "0")
+    for name, value in settings.items():
+        monkeypatch.setenv(f"GHINGEST_{name.upper()}", value)
+    return token
+
+
+def test_the_github_sync_has_a_failed_delivery_redelivered_and_sees_it_arrive(
+    deployment: dict[str, Any], fake_github: FakeGitHub, monkeypatch: pytest.MonkeyPatch, counted: dict[str, float]
+) -> None:
+    fake, options = fake_github, deployment["options"]
+    with Destination() as api_gateway:  # where the hook points: stands for the HTTP API in front of the receiver
+        hook = fake.repo_hook("octo-org/hello-world", url=f"http://127.0.0.1:{free_port()}/down", secret=SECRET)
+        lost = fake.deliver(hook, "release", release(release_id=801, tag="v8.0.1"))
+        assert lost.status_code == 0  # nothing answered: GitHub lists the attempt as failed, and never retries it
+        hook.url = api_gateway.url
+        token = with_github(deployment, fake, monkeypatch, reconcile_hooks=hook.ref.key, reconcile_min_age="0")
+
+        first = github_sync.handler({}, LambdaContext())
+        assert (first["reconcile"], first["hooks"], first["hook_errors"]) == ("done", 1, 0)
+        assert (first["gaps_found"], first["redeliveries_requested"]) == (1, 1)
+        assert fake.counters.redeliveries_requested == 1
+        assert {s.headers.get("authorization") for s in fake.seen} == {f"Bearer {token}"}  # the secret's token
+        fake.wait_redeliveries()
+        (redelivered,) = api_gateway.received
+
+    # API Gateway hands the redelivery to the receiver function; the processor records it.
+    assert post(redelivered)["statusCode"] == 202
+    assert process_inbox(deployment, 1) == {"batchItemFailures": []}
+    second = github_sync.handler({}, LambdaContext())
+    assert (second["gaps_found"], second["redeliveries_requested"], second["gaps_arrived"]) == (0, 0, 1)
+    assert fake.counters.redeliveries_requested == 1  # arrived: never asked for again
+    assert (counted["ReconcileGapsFound"], counted["RedeliveriesRequested"], counted["ReconcileGapsArrived"]) == (
+        1, 1, 1
+    )  # fmt: skip
+
+    async def check() -> None:
+        backend = reads(options)
+        await backend.resources.start()
+        try:
+            (gap,) = (await backend.github.list_gaps()).items
+            assert (gap.delivery_id, gap.state, gap.requests) == (lost.guid, GapState.ARRIVED, 1)
+            recorded = await backend.reads.get_delivery(lost.guid)
+            assert recorded is not None
+            assert (recorded.status, recorded.release_id) == ("processed", 801)
+        finally:
+            await backend.resources.close()
+
+    run(check())
+
+
+def test_the_github_sync_polls_a_tracked_repository_whose_release_reaches_dynamodb(
+    deployment: dict[str, Any], fake_github: FakeGitHub, monkeypatch: pytest.MonkeyPatch, counted: dict[str, float]
+) -> None:
+    fake, options = fake_github, deployment["options"]
+    name = "octo-org/tracked"
+    published = fake.add_release(name, "v2.0.0", body="Second major release.")
+    with_github(deployment, fake, monkeypatch, track_repositories=name)
+    assert first_poll_at(repository_key(name), now=0, interval=600) > 60  # its slot is well into the interval
+
+    first = github_sync.handler({}, LambdaContext())
+    assert (first["reconcile"], first["track"], first["polls"]) == ("off", "done", 0)  # tracked, not due yet
+
+    async def come_due() -> None:  # the time its slot comes, without waiting for it
+        backend = reads(options)
+        await backend.resources.start()
+        try:
+            record = await backend.github.get_tracked(repository_key(name))
+            assert record is not None
+            await backend.github.save_tracked(dataclasses.replace(record, next_poll_at=time.time() - 1))
+        finally:
+            await backend.resources.close()
+
+    run(come_due())
+    second = github_sync.handler({}, LambdaContext())
+    assert (second["polls"], second["releases"], second["not_modified"], second["poll_errors"]) == (1, 1, 0, 0)
+    assert process_inbox(deployment, 1) == {"batchItemFailures": []}  # the polled release, from the inbox on
+
+    run(come_due())
+    third = github_sync.handler({}, LambdaContext())
+    assert (third["polls"], third["releases"], third["not_modified"]) == (1, 0, 1)  # 304: no rate limit spent
+    assert (counted["ReleasePolls"], counted["ReleasesPolled"], counted["ReleasePollsNotModified"]) == (2, 1, 1)
+
+    async def check() -> None:
+        backend = reads(options)
+        await backend.resources.start()
+        try:
+            found = await backend.reads.get_release(published["id"])
+            assert found is not None
+            assert [entry.action for entry in found.record.history] == ["published"]
+            assert all(is_polled(entry.delivery_id) for entry in found.record.history)
+            assert found.record.content.body == "Second major release."
+        finally:
+            await backend.resources.close()
+
+    run(check())

@@ -30,9 +30,18 @@ def document(**values: object) -> str:
     return orjson.dumps(values).decode()
 
 
+PEM = "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA...\n-----END RSA PRIVATE KEY-----\n"  # never parsed here
+
+
 def test_the_secret_gives_webhook_secrets_tokens_and_the_session_secret() -> None:
     overrides = secret_overrides(document(webhook_secrets=["a" * 12], api_tokens=["t" * 20], session_secret="s" * 40))
     assert overrides == {"webhook_secrets": ("a" * 12,), "api_tokens": ("t" * 20,), "session_secret": "s" * 40}
+
+
+def test_the_secret_may_give_the_github_credentials() -> None:
+    overrides = secret_overrides(document(github_token=" ghp_token123 ", github_app_private_key=PEM))
+    assert overrides == {"github_token": "ghp_token123", "github_app_private_key": PEM}
+    assert "github_token" not in secret_overrides(document(github_token=None))
 
 
 @pytest.mark.parametrize(
@@ -43,6 +52,9 @@ def test_the_secret_gives_webhook_secrets_tokens_and_the_session_secret() -> Non
         (document(webhook_secret=["x" * 12]), "unknown fields webhook_secret"),
         (document(webhook_secrets="x" * 12), "webhook_secrets must be a list of strings"),
         (document(api_tokens=[1]), "api_tokens must be a list of strings"),
+        (document(github_token=["x" * 12]), "github_token must be a non-empty string"),
+        (document(github_token="  "), "github_token must be a non-empty string"),
+        (document(github_app_private_key={"pem": "x" * 12}), "github_app_private_key must be a non-empty string"),
     ],
 )
 def test_a_malformed_secret_is_a_config_error_that_names_the_problem_not_the_value(text: str, problem: str) -> None:
@@ -72,6 +84,41 @@ def test_a_rotated_secret_takes_effect_without_a_restart_and_an_unchanged_one_ke
         rotated = box.runtime()
         assert rotated is not first
         assert rotated.webhook_secrets.values == ("old-secret-123", "new-secret-456")
+    finally:
+        box.close()
+
+
+def test_the_runtime_s_github_client_uses_the_token_or_the_app_key_from_the_secret(
+    memory_function: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    box = Container(
+        fetch_secret=lambda _settings: document(
+            webhook_secrets=["a-webhook-secret"], github_token="ghp_from_the_secret"
+        )
+    )
+    try:
+        runtime = box.runtime()
+        assert runtime.settings.github_token is not None
+        assert runtime.settings.github_token.get_secret_value() == "ghp_from_the_secret"
+        assert repr(runtime.github()) == "GitHubClient(api_url='https://api.github.com', auth='token')"
+    finally:
+        box.close()
+    monkeypatch.setenv("GHINGEST_GITHUB_APP_ID", "4242")  # the App's id is a plain setting of the function
+    box = Container(
+        fetch_secret=lambda _settings: document(webhook_secrets=["a-webhook-secret"], github_app_private_key=PEM)
+    )
+    try:
+        assert repr(box.runtime().github()) == "GitHubClient(api_url='https://api.github.com', auth='app:4242')"
+    finally:
+        box.close()
+
+
+def test_a_github_key_that_is_no_pem_is_a_config_error_that_does_not_show_it(memory_function: None) -> None:
+    box = Container(fetch_secret=lambda _settings: document(github_app_private_key="x" * 40))
+    try:
+        with pytest.raises(ConfigError, match=r"GHINGEST_GITHUB_APP_PRIVATE_KEY: .*PEM") as raised:
+            box.runtime()
+        assert "x" * 40 not in str(raised.value)
     finally:
         box.close()
 

@@ -1,12 +1,13 @@
-"""The five Lambda functions, each with its own role, log group and the permissions its role needs, no more.
+"""The six Lambda functions, each with its own role, log group and the permissions its role needs, no more.
 
 Permissions are written out as statements, not with CDK's broad `grant_read_write_data`-style helpers, so that
 each role names its actions (the receiver cannot delete or scan an item, nor publish a forward job) and every
 resource is one of the stack's. The roles carry no managed policy: a function may write to its own log group only.
-Every function gets the same environment (the names of every resource), so one settings loader serves all five;
-a variable naming a resource a function has no permission on is inert. Every function may read the secret: each
-builds the whole runtime at its cold start (`ghingest.app.aws_lambda.container`), and the runtime refuses to start
-without a webhook secret, whatever the role.
+Every function gets the same environment (the names of every resource), so one settings loader serves all six;
+a variable naming a resource a function has no permission on is inert. The GitHub sync alone also gets the GitHub
+settings (`github_environment`). Every function may read the secret: each builds the whole runtime at its cold
+start (`ghingest.app.aws_lambda.container`), and the runtime refuses to start without a webhook secret, whatever
+the role.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Aws, Duration, Fn, Stack, Token
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -33,6 +34,9 @@ from .sizing import Sizing
 from .storage import Storage
 
 SWEEP_EVERY = Duration.minutes(5)
+# A scheduled run that cannot start (throttled: the GitHub sync's one slot is taken) is dropped after this, never
+# queued for hours: the next run is the retry.
+SCHEDULED_EVENT_AGE = Duration.seconds(60)
 BATCH_SIZE = 10
 INBOX_BATCHING_WINDOW = Duration.seconds(1)  # a second of latency buys fuller batches (fewer invocations)
 MIN_MAX_CONCURRENCY = 2  # SQS event sources accept a maximum concurrency of 2 to 1000
@@ -54,6 +58,7 @@ class Functions:
     forwarder: lambda_.Function
     dashboard: lambda_.Function
     sweeper: lambda_.Function
+    github_sync: lambda_.Function
 
     def all(self) -> dict[str, lambda_.Function]:
         return {
@@ -62,6 +67,7 @@ class Functions:
             "Forwarder": self.forwarder,
             "Dashboard": self.dashboard,
             "Sweeper": self.sweeper,
+            "GithubSync": self.github_sync,
         }
 
 
@@ -93,6 +99,21 @@ def environment(
     return env
 
 
+def github_environment(parameters: Parameters) -> dict[str, str]:
+    """The GitHub sync's own settings (its credentials are in the secret: `github_token`, `github_app_private_key`).
+    Without an App id the variable is left out (an empty one is no App id)."""
+    app_id = Fn.condition_if(
+        parameters.has_github_app_id.logical_id, parameters.github_app_id.value_as_string, Aws.NO_VALUE
+    )
+    return {
+        "GHINGEST_RECONCILE_HOOKS": parameters.reconcile_hooks.value_as_string,
+        "GHINGEST_TRACK_REPOSITORIES": parameters.track_repositories.value_as_string,
+        "GHINGEST_GITHUB_API_URL": parameters.github_api_url.value_as_string,
+        "GHINGEST_GITHUB_APP_ID": Token.as_string(app_id),
+        "GHINGEST_GITHUB_MAX_WAIT": str(sizing.GITHUB_SYNC_MAX_WAIT),
+    }
+
+
 def _function(
     scope: Construct,
     name: str,
@@ -101,6 +122,7 @@ def _function(
     code: LambdaCode,
     storage: Storage,
     env: Mapping[str, str],
+    reserved_concurrency: int | None = None,
 ) -> lambda_.Function:
     role = iam.Role(
         scope,
@@ -129,6 +151,7 @@ def _function(
         environment=dict(env),
         role=role,
         log_group=log_group,
+        reserved_concurrent_executions=reserved_concurrency,
     )
 
 
@@ -141,8 +164,13 @@ def define_functions(
 ) -> Functions:
     env = environment(scope, storage, messaging, parameters, code)
 
-    def make(name: str, size: Sizing) -> lambda_.Function:
-        return _function(scope, name, size, code=code, storage=storage, env=env)
+    def make(
+        name: str, size: Sizing, *, more_env: Mapping[str, str] | None = None, reserved_concurrency: int | None = None
+    ) -> lambda_.Function:
+        merged = {**env, **(more_env or {})}
+        return _function(
+            scope, name, size, code=code, storage=storage, env=merged, reserved_concurrency=reserved_concurrency
+        )
 
     secret = [storage.secret_arn]
     table = storage.table.table_arn
@@ -206,4 +234,25 @@ def define_functions(
         schedule=events.Schedule.rate(SWEEP_EVERY),
         targets=[targets.LambdaFunction(sweeper, retry_attempts=0)],  # the next run is the retry
     )
-    return Functions(receiver, processor, forwarder, dashboard, sweeper)
+
+    # One run at a time (its leases in the table make sure of it too). It appends polled releases to the inbox as
+    # the receiver does (the delivery and body items in one transaction, a large body in the bucket, the notice on
+    # the deliveries topic); it reads and writes its own items (gaps, scans, tracked repositories, leases) and reads
+    # which hooks delivered each delivery. GitHub is reached over the internet: a function outside a VPC has it.
+    github_sync = make(
+        "GithubSync", sizing.GITHUB_SYNC, more_env=github_environment(parameters), reserved_concurrency=1
+    )
+    _allow(github_sync, _READ, [table, indexes])
+    _allow(github_sync, ["dynamodb:PutItem", "dynamodb:DeleteItem"], [table])  # no UpdateItem, no Scan
+    _allow(github_sync, ["sns:Publish"], [deliveries])
+    _allow(github_sync, ["s3:PutObject"], [objects])
+    _allow(github_sync, ["secretsmanager:GetSecretValue"], secret)
+    github_sync.configure_async_invoke(retry_attempts=0, max_event_age=SCHEDULED_EVENT_AGE)
+    events.Rule(
+        scope,
+        "GithubSyncSchedule",
+        description="ghingest GitHub sync: reconcile the hooks' deliveries, poll the tracked repositories' releases",
+        schedule=events.Schedule.expression(f"rate({parameters.github_sync_minutes.value_as_string} minutes)"),
+        targets=[targets.LambdaFunction(github_sync, retry_attempts=0)],
+    )
+    return Functions(receiver, processor, forwarder, dashboard, sweeper, github_sync)

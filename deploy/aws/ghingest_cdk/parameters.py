@@ -23,6 +23,13 @@ class Parameters:
     has_alarm_email: CfnCondition
     throttle_rate_limit: CfnParameter
     throttle_burst_limit: CfnParameter
+    # The GitHub sync function (reconciliation, release tracking): its settings and its schedule.
+    reconcile_hooks: CfnParameter
+    track_repositories: CfnParameter
+    github_api_url: CfnParameter
+    github_app_id: CfnParameter
+    has_github_app_id: CfnCondition
+    github_sync_minutes: CfnParameter
 
 
 def define_parameters(scope: Construct) -> Parameters:
@@ -89,6 +96,54 @@ def define_parameters(scope: Construct) -> Parameters:
         min_value=1,
         description="Requests the HTTP API's stage admits in a burst above the rate.",
     )
+    hooks = CfnParameter(
+        scope,
+        "ReconcileHooks",
+        type="String",
+        default="",
+        description=(
+            "GHINGEST_RECONCILE_HOOKS: comma-separated hooks whose deliveries the GitHub sync reconciles"
+            " (repo:OWNER/REPO:HOOK_ID, org:ORG:HOOK_ID, app or app:HOOK_ID); empty: no reconciliation."
+        ),
+    )
+    repositories = CfnParameter(
+        scope,
+        "TrackRepositories",
+        type="String",
+        default="",
+        description="GHINGEST_TRACK_REPOSITORIES: comma-separated OWNER/REPO whose releases the GitHub sync polls.",
+    )
+    api_url = CfnParameter(
+        scope,
+        "GitHubApiUrl",
+        type="String",
+        default="https://api.github.com",
+        allowed_pattern=r"^https?://[^\s?#]+$",
+        description="GHINGEST_GITHUB_API_URL: GitHub's REST API (https://HOST/api/v3 for GitHub Enterprise Server).",
+    )
+    app_id = CfnParameter(
+        scope,
+        "GitHubAppId",
+        type="String",
+        default="",
+        allowed_pattern=r"^$|^[0-9]{1,20}$",
+        description=(
+            "GHINGEST_GITHUB_APP_ID: authenticate the GitHub sync as this GitHub App (its PEM key in the secret's"
+            " github_app_private_key); empty: the secret's github_token, or none (public data only)."
+        ),
+    )
+    has_app_id = CfnCondition(
+        scope, "HasGitHubAppId", expression=Fn.condition_not(Fn.condition_equals(app_id.value_as_string, ""))
+    )
+    sync_minutes = CfnParameter(
+        scope,
+        "GitHubSyncMinutes",
+        type="Number",
+        default=5,
+        min_value=5,  # the function's timeout is below 5 minutes: one run ends before the next starts
+        max_value=1440,
+        description="Minutes between two runs of the GitHub sync function (reconciliation and release polling).",
+    )
     return Parameters(
         log_level=log_level,
         payload_retention_days=retention,
@@ -99,4 +154,10 @@ def define_parameters(scope: Construct) -> Parameters:
         has_alarm_email=has_email,
         throttle_rate_limit=rate,
         throttle_burst_limit=burst,
+        reconcile_hooks=hooks,
+        track_repositories=repositories,
+        github_api_url=api_url,
+        github_app_id=app_id,
+        has_github_app_id=has_app_id,
+        github_sync_minutes=sync_minutes,
     )

@@ -1,4 +1,4 @@
-"""Memory and timeouts of the five functions, as constants: queue visibility timeouts are derived from them at
+"""Memory and timeouts of the six functions, as constants: queue visibility timeouts are derived from them at
 synth time, which a CloudFormation parameter (a token) would not allow. docs/aws/cost.md prices these sizes.
 
 arm64 (Graviton): about 20% less per GB-second than x86_64 at the same memory, and every compiled dependency of
@@ -58,3 +58,12 @@ SWEEPER = Sizing(
     timeout_seconds=240,  # ends before the next run (every 5 minutes)
     description="ghingest sweeper: republishes deliveries and forward jobs that were recorded, never announced",
 )
+GITHUB_SYNC = Sizing(
+    "ghingest.app.aws_lambda.github_sync.handler",
+    memory_mb=512,  # mostly waiting on GitHub's API
+    # Ends before the next run (every GitHubSyncMinutes, at least 5): the handler starts no hook, redelivery request
+    # or poll with less than 30 s left, and a GitHub wait longer than GITHUB_SYNC_MAX_WAIT ends the run instead.
+    timeout_seconds=280,
+    description="ghingest GitHub sync: reconciles hooks with GitHub's deliveries API, polls tracked releases",
+)
+GITHUB_SYNC_MAX_WAIT = 20  # s: GHINGEST_GITHUB_MAX_WAIT of the GitHub sync (below its 30 s reserve)

@@ -72,23 +72,13 @@ def _open_database(settings: Settings, *, clock: Clock) -> Backend:
 
 def open_github_api(settings: Settings, *, clock: Clock = SYSTEM_CLOCK, on_request: Any = None) -> GitHubApi:
     """The GitHub REST client of the configuration: a token (`GHINGEST_GITHUB_TOKEN`), a GitHub App
-    (`GHINGEST_GITHUB_APP_ID` and `GHINGEST_GITHUB_APP_PRIVATE_KEY_FILE`), or neither (public data only)."""
+    (`GHINGEST_GITHUB_APP_ID` and its key: `GHINGEST_GITHUB_APP_PRIVATE_KEY_FILE`, or the PEM text in
+    `GHINGEST_GITHUB_APP_PRIVATE_KEY`), or neither (public data only)."""
     from ghingest.adapters.github import AppCredentials, GitHubClient
 
     app = None
     if settings.github_app_id is not None:
-        if settings.github_app_private_key_file is None:
-            raise UnsupportedBackend(
-                "GHINGEST_GITHUB_APP_ID needs GHINGEST_GITHUB_APP_PRIVATE_KEY_FILE (the App's PEM key)"
-            )
-        try:
-            key = settings.github_app_private_key_file.read_text(encoding="ascii")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UnsupportedBackend(
-                f"GHINGEST_GITHUB_APP_PRIVATE_KEY_FILE: cannot read {settings.github_app_private_key_file}:"
-                f" {exc.__class__.__name__}"
-            ) from None
-        app = AppCredentials(app_id=settings.github_app_id, private_key=key)
+        app = AppCredentials(app_id=settings.github_app_id, private_key=_app_private_key(settings))
     token = settings.github_token.get_secret_value() if settings.github_token is not None else None
     return GitHubClient(
         api_url=settings.github_api_url,
@@ -99,3 +89,25 @@ def open_github_api(settings: Settings, *, clock: Clock = SYSTEM_CLOCK, on_reque
         max_wait=settings.github_max_wait,
         on_request=on_request,
     )
+
+
+def _app_private_key(settings: Settings) -> str:
+    """The App's PEM key, from its file or as text (never both: which one is meant would be a guess)."""
+    path, text = settings.github_app_private_key_file, settings.github_app_private_key
+    if path is not None and text is not None:
+        raise UnsupportedBackend(
+            "set GHINGEST_GITHUB_APP_PRIVATE_KEY_FILE or GHINGEST_GITHUB_APP_PRIVATE_KEY, not both"
+        )
+    if text is not None:
+        return text.get_secret_value()
+    if path is None:
+        raise UnsupportedBackend(
+            "GHINGEST_GITHUB_APP_ID needs GHINGEST_GITHUB_APP_PRIVATE_KEY_FILE (the App's PEM key), or its text in"
+            " GHINGEST_GITHUB_APP_PRIVATE_KEY"
+        )
+    try:
+        return path.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UnsupportedBackend(
+            f"GHINGEST_GITHUB_APP_PRIVATE_KEY_FILE: cannot read {path}: {exc.__class__.__name__}"
+        ) from None

@@ -1,12 +1,17 @@
 """A lease in the store, kept by a background task: of several processes on one store, one at a time runs a
-scheduled role (reconciliation, release tracking); when it stops or dies, another takes over within `ttl`."""
+scheduled role (reconciliation, release tracking); when it stops or dies, another takes over within `ttl`.
+
+A run with an end known in advance (a scheduled Lambda invocation) takes the lease once for as long as it may run
+instead (`holding`), and gives it up when it ends."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import uuid
+from collections.abc import AsyncIterator
 
 from ghingest.app.logs import get_logger
 from ghingest.app.scheduling import pause
@@ -53,9 +58,28 @@ class Lease:
         while not stop.is_set():
             await self.renew()
             await pause(stop, self._ttl / 3)
-        if self.held:
-            self.held = False
-            try:
-                await self._state.release_lease(self.name, self.holder)
-            except Exception as exc:  # it runs out by itself within ttl
-                log.warning("lease_release_failed", lease=self.name, error=exc.__class__.__name__)
+        await self.release()
+
+    async def release(self) -> None:
+        """Give the lease up if this process holds it (another may take it at once)."""
+        if not self.held:
+            return
+        self.held = False
+        try:
+            await self._state.release_lease(self.name, self.holder)
+        except Exception as exc:  # it runs out by itself within ttl
+            log.warning("lease_release_failed", lease=self.name, error=exc.__class__.__name__)
+
+
+@contextlib.asynccontextmanager
+async def holding(
+    state: GitHubSyncState, name: str, *, holder: str, ttl: float, clock: Clock = SYSTEM_CLOCK
+) -> AsyncIterator[Lease]:
+    """Try to take `name` for `ttl` seconds (no renewal: `ttl` covers the whole run); `lease.held` says whether it
+    was; given up on the way out, whatever happened inside."""
+    lease = Lease(state, name, holder=holder, ttl=ttl, clock=clock)
+    await lease.renew()
+    try:
+        yield lease
+    finally:
+        await lease.release()

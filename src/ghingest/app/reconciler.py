@@ -4,7 +4,9 @@ and what came of it (`ports.GitHubSyncState`). Run by `ghingest reconcile`, and 
 seconds by the processes that hold the `reconcile` lease.
 
 A hook's failure (GitHub down, a rate limit beyond `GHINGEST_GITHUB_MAX_WAIT`, a token without access) is
-recorded on its scan and never stops the other hooks.
+recorded on its scan and never stops the other hooks. A run with a time limit (a Lambda invocation) passes
+`may_continue`: asked before each hook and each redelivery request, it ends the run early, and what was not
+reached waits for the next run (open gaps are followed up from the ledger).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class HookReport:
 
 
 Progress = Callable[[str, int], None]  # (hook, deliveries read so far)
+MayContinue = Callable[[], bool]  # whether a run may start another hook or request (False: time is up)
 
 
 class Reconciler:
@@ -68,10 +71,15 @@ class Reconciler:
         self._metrics = metrics
         self._clock = clock
 
-    async def run_once(self, *, dry_run: bool = False, progress: Progress | None = None) -> list[HookReport]:
+    async def run_once(
+        self, *, dry_run: bool = False, progress: Progress | None = None, may_continue: MayContinue | None = None
+    ) -> list[HookReport]:
+        """Reconcile every hook in turn; with `may_continue`, only while it allows (the reports of those done)."""
         reports = []
         for hook in self.hooks:
-            reports.append(await self.reconcile(hook, dry_run=dry_run, progress=progress))
+            if may_continue is not None and not may_continue():
+                break
+            reports.append(await self.reconcile(hook, dry_run=dry_run, progress=progress, may_continue=may_continue))
         if not dry_run:  # closed gaps are kept a while for the dashboard, then dropped
             await self._state.purge_gaps(before=self._clock.now() - CLOSED_GAPS_KEPT)
         if self._metrics is not None:
@@ -91,7 +99,14 @@ class Reconciler:
                     log.warning("reconcile_failed", error=exc.__class__.__name__)
             await pause(stop, interval)
 
-    async def reconcile(self, hook: HookRef, *, dry_run: bool = False, progress: Progress | None = None) -> HookReport:
+    async def reconcile(
+        self,
+        hook: HookRef,
+        *,
+        dry_run: bool = False,
+        progress: Progress | None = None,
+        may_continue: MayContinue | None = None,
+    ) -> HookReport:
         report = HookReport(hook=hook.key)
         before = self._api.requests
         now = self._clock.now()
@@ -101,8 +116,8 @@ class Reconciler:
         error: str | None = None
         try:
             listed = await self._list(hook, since=since, progress=progress)
-            judged, newest = await self._judge(hook, listed, report, now=now, dry_run=dry_run)
-            await self._follow_up(hook, skip=judged, report=report, now=now, dry_run=dry_run)
+            judged, newest = await self._judge(hook, listed, report, now=now, dry_run=dry_run, more=may_continue)
+            await self._follow_up(hook, skip=judged, report=report, now=now, dry_run=dry_run, more=may_continue)
         except GitHubError as exc:
             error = str(exc)
         report.error = error
@@ -143,7 +158,14 @@ class Reconciler:
         return listed
 
     async def _judge(
-        self, hook: HookRef, listed: Sequence[HookDelivery], report: HookReport, *, now: float, dry_run: bool
+        self,
+        hook: HookRef,
+        listed: Sequence[HookDelivery],
+        report: HookReport,
+        *,
+        now: float,
+        dry_run: bool,
+        more: MayContinue | None,
     ) -> tuple[set[str], float | None]:
         guids = list(dict.fromkeys(d.guid for d in listed))
         recorded: dict[str, frozenset[str]] = {}
@@ -159,26 +181,38 @@ class Reconciler:
         for gap in judgement.gaps:
             if gap.delivery_id not in known and self._metrics is not None:
                 self._metrics.reconcile_gaps_found.labels(hook.key, gap.kind.value).inc()
-        await self._settle(hook, judgement, report, now=now, dry_run=dry_run)
+        await self._settle(hook, judgement, report, now=now, dry_run=dry_run, more=more)
         return set(guids), judgement.newest
 
-    async def _follow_up(self, hook: HookRef, *, skip: set[str], report: HookReport, now: float, dry_run: bool) -> None:
+    async def _follow_up(
+        self, hook: HookRef, *, skip: set[str], report: HookReport, now: float, dry_run: bool, more: MayContinue | None
+    ) -> None:
         gaps = [g for g in await self._state.open_gaps(hook.key) if g.delivery_id not in skip]
         recorded: dict[str, frozenset[str]] = {}
         for start in range(0, len(gaps), LOOKUP_CHUNK):
             recorded.update(await self._reads.hooks_seen([g.delivery_id for g in gaps[start : start + LOOKUP_CHUNK]]))
         judgement = rules.follow_up(gaps, recorded=recorded, hook=hook, now=now, policy=self._policy)
         report.arrived += sum(1 for g in judgement.gaps if g.state is GapState.ARRIVED)
-        await self._settle(hook, judgement, report, now=now, dry_run=dry_run)
+        await self._settle(hook, judgement, report, now=now, dry_run=dry_run, more=more)
 
     async def _settle(
-        self, hook: HookRef, judgement: rules.Judgement, report: HookReport, *, now: float, dry_run: bool
+        self,
+        hook: HookRef,
+        judgement: rules.Judgement,
+        report: HookReport,
+        *,
+        now: float,
+        dry_run: bool,
+        more: MayContinue | None,
     ) -> None:
-        """Request what is due (the lost events first, then the oldest), then save every changed gap."""
+        """Request what is due (the lost events first, then the oldest) while `more` allows, then save every
+        changed gap (one not requested stays as judged: due at the next run)."""
         changed = {g.delivery_id: g for g in judgement.gaps}
         due = sorted(judgement.to_request, key=lambda g: (g.kind is not GapKind.LOST, g.delivered_at))
         try:
             for gap in due:
+                if more is not None and not more():
+                    break
                 if dry_run:
                     report.would_request.append(gap.delivery_id)
                     continue

@@ -180,6 +180,7 @@ class Settings(BaseSettings):
     github_token: SecretStr | None = None  # a token that may read the hooks' deliveries (and redeliver) / releases
     github_app_id: str | None = Field(default=None, pattern=r"^[0-9]{1,20}$")  # or authenticate as a GitHub App
     github_app_private_key_file: Path | None = None  # the App's private key (PEM)
+    github_app_private_key: SecretStr | None = None  # or the PEM text itself (the AWS profile: from its secret)
     github_mutation_interval: float = Field(default=1.0, ge=0, le=60)  # s between redelivery requests (GitHub's advice)
     github_max_wait: float = Field(default=900.0, ge=0, le=3600)  # longest rate-limit wait before a run gives up
     # Hooks to reconcile: comma-separated repo:OWNER/REPO:HOOK_ID, org:ORG:HOOK_ID, app[:HOOK_ID].
@@ -254,6 +255,13 @@ class Settings(BaseSettings):
     @classmethod
     def _cidrs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(parse_networks(value).texts())  # InvalidNetworks (a ValueError) names the bad entry
+
+    @field_validator("github_app_private_key")
+    @classmethod
+    def _pem(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and "-----BEGIN" not in value.get_secret_value():
+            raise ValueError("the App's private key in PEM (-----BEGIN RSA PRIVATE KEY----- …)")
+        return value
 
     @field_validator("github_api_url")
     @classmethod

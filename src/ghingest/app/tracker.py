@@ -55,6 +55,7 @@ class ReleaseTracker:
         self._interval = interval
         self._page_size = page_size
         self._concurrency = asyncio.Semaphore(concurrency)
+        self._pollers = concurrency
         self._metrics = metrics
         self._clock = clock
         self._blocked_until = 0.0  # a rate limit pauses every poll until then
@@ -146,11 +147,25 @@ class ReleaseTracker:
                     self._metrics.track_releases.labels(change.action).inc()
         return appended, replace(record, etag=etag, known=digests)
 
-    async def poll_due(self, *, now: float | None = None) -> list[PollResult]:
-        """Poll every repository due now (at most `concurrency` at once)."""
+    async def poll_due(
+        self, *, now: float | None = None, may_start: Callable[[], bool] | None = None
+    ) -> list[PollResult]:
+        """Poll every repository due now, the longest due first, at most `concurrency` at once. No poll is started
+        while a rate limit pauses polling, nor once `may_start` says no (a run with a time limit): those stay due
+        for the next run."""
         now = self._clock.now() if now is None else now
-        due = [r for r in await self._state.list_tracked() if r.next_poll_at <= now]
-        return list(await asyncio.gather(*(self.poll(r) for r in due)))
+        due = sorted((r for r in await self._state.list_tracked() if r.next_poll_at <= now), key=_due_order)
+        waiting = iter(enumerate(due))
+        results: dict[int, PollResult] = {}
+
+        async def poller() -> None:  # each takes the next due repository, until none is left or it may not
+            for index, record in waiting:
+                if self._clock.now() < self._blocked_until or (may_start is not None and not may_start()):
+                    return
+                results[index] = await self.poll(record)
+
+        await asyncio.gather(*(poller() for _ in range(min(self._pollers, len(due)))))
+        return [results[index] for index in sorted(results)]
 
     async def run(self, stop: asyncio.Event, *, may_run: Callable[[], bool] | None = None) -> None:
         """Poll each repository when it is due until `stop` is set (`may_run`: whether this process holds the
@@ -205,3 +220,7 @@ class ReleaseTracker:
             return
         result = "error" if error else "not_modified" if not_modified else "changed" if changed else "unchanged"
         self._metrics.track_polls.labels(result).inc()
+
+
+def _due_order(record: TrackedRepository) -> tuple[float, str]:
+    return (record.next_poll_at, record.key)

@@ -6,7 +6,9 @@ The secret is a JSON document: `{"webhook_secrets": [...], "api_tokens": [...], 
 "destination_secrets": {"CI_WEBHOOK_SECRET": "..."}}`. Several webhook secrets verify at once, as in every profile,
 so a rotation adds the new secret, then drops the old one. `destination_secrets` are the variables that the route
 file's `secret_env` names (a destination's signing secret, its proxy password): they are put in this process's
-environment before the routes are read, so that no secret ships inside the code asset.
+environment before the routes are read, so that no secret ships inside the code asset. The GitHub sync's
+credentials are optional: `"github_token": "..."`, or `"github_app_private_key": "-----BEGIN ..."` (the PEM text;
+the App's id is the plain setting `GHINGEST_GITHUB_APP_ID`).
 """
 
 from __future__ import annotations
@@ -26,7 +28,14 @@ from ghingest.app.runtime import Runtime
 from ghingest.app.settings import ConfigError, Settings, load_settings
 
 T = TypeVar("T")
-SECRET_FIELDS = ("webhook_secrets", "api_tokens", "session_secret", "destination_secrets")
+SECRET_FIELDS = (
+    "webhook_secrets",
+    "api_tokens",
+    "session_secret",
+    "destination_secrets",
+    "github_token",
+    "github_app_private_key",
+)
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -50,6 +59,12 @@ def secret_overrides(document: bytes | str) -> dict[str, Any]:
             overrides[name] = tuple(listed)
     if values.get("session_secret") is not None:
         overrides["session_secret"] = values["session_secret"]
+    for name in ("github_token", "github_app_private_key"):
+        if values.get(name) is None:
+            continue
+        if not isinstance(values[name], str) or not values[name].strip():
+            raise ConfigError(f"GHINGEST_AWS_SECRETS_ARN: {name} must be a non-empty string")
+        overrides[name] = values[name].strip() if name == "github_token" else values[name]
     return overrides
 
 
@@ -86,8 +101,7 @@ class Container:
     def close(self) -> None:
         """Close the runtime and the loop (a container's end, which Lambda never announces; tests call it)."""
         if self._runtime is not None:
-            self.run(self._runtime.backend.resources.close())
-            self._runtime.receiver_offload.close()
+            self.run(self._runtime.stop())  # its clients: the backend's, GitHub's, the offload pool
             self._runtime = None
         self._built.clear()
         self.loop.run_until_complete(self.loop.shutdown_default_executor())
@@ -124,7 +138,7 @@ class Container:
         if fingerprint != self._fingerprint or self._runtime is None:
             self._fingerprint = fingerprint
             if self._runtime is not None:
-                self.run(self._runtime.backend.resources.close())
+                self.run(self._runtime.stop())
                 self._runtime = None
             overrides = secret_overrides(document)
             os.environ.update(destination_secrets(document))
