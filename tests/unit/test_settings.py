@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from ghingest.adapters.factory import UnsupportedBackend, open_github_api
 from ghingest.app.credentials import api_tokens, webhook_secrets
 from ghingest.app.settings import ConfigError, load_settings
 
@@ -198,7 +199,7 @@ def test_github_sync_settings_are_checked_and_name_the_setting() -> None:
     for overrides, named in (
         ({"reconcile_hooks": "repo:acme:42"}, "GHINGEST_RECONCILE_HOOKS"),
         ({"track_repositories": "not a repo"}, "GHINGEST_TRACK_REPOSITORIES"),
-        ({"github_app_id": "12"}, "GHINGEST_GITHUB_APP_PRIVATE_KEY_FILE"),
+        ({"github_app_private_key_file": "k.pem", "github_app_private_key": "-----BEGIN x"}, "not both"),
         ({"github_app_id": "12", "github_app_private_key_file": "k.pem", "github_token": "t" * 10}, "not both"),
         ({"track_interval": 5}, "GHINGEST_TRACK_INTERVAL"),
     ):
@@ -207,3 +208,5 @@ def test_github_sync_settings_are_checked_and_name_the_setting() -> None:
     with pytest.raises(ConfigError) as refused:
         load_settings(github_app_id="12", github_app_private_key_file="k.pem", github_token="ghp_secret_value")
     assert "ghp_secret_value" not in str(refused.value)
+    with pytest.raises(UnsupportedBackend, match="GHINGEST_GITHUB_APP_PRIVATE_KEY_FILE"):
+        open_github_api(load_settings(github_app_id="12"))  # no key: refused where the client is made

@@ -92,12 +92,8 @@ def open_github_api(settings: Settings, *, clock: Clock = SYSTEM_CLOCK, on_reque
 
 
 def _app_private_key(settings: Settings) -> str:
-    """The App's PEM key, from its file or as text (never both: which one is meant would be a guess)."""
+    """The App's PEM key, from its file or as text (the settings refuse both)."""
     path, text = settings.github_app_private_key_file, settings.github_app_private_key
-    if path is not None and text is not None:
-        raise UnsupportedBackend(
-            "set GHINGEST_GITHUB_APP_PRIVATE_KEY_FILE or GHINGEST_GITHUB_APP_PRIVATE_KEY, not both"
-        )
     if text is not None:
         return text.get_secret_value()
     if path is None:

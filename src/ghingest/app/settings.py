@@ -312,8 +312,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _github_credentials(self) -> Settings:
-        if self.github_app_id is not None and self.github_app_private_key_file is None:
-            raise ValueError("GHINGEST_GITHUB_APP_ID needs GHINGEST_GITHUB_APP_PRIVATE_KEY_FILE (the App's PEM key)")
+        # (GHINGEST_GITHUB_APP_ID without a key is refused where the client is made: on the AWS profile the key
+        # comes from the function's secret, after these settings are read.)
+        if self.github_app_private_key_file is not None and self.github_app_private_key is not None:
+            raise ValueError("set GHINGEST_GITHUB_APP_PRIVATE_KEY_FILE or GHINGEST_GITHUB_APP_PRIVATE_KEY, not both")
         if self.github_app_id is not None and self.github_token is not None:
             raise ValueError("set GHINGEST_GITHUB_TOKEN or GHINGEST_GITHUB_APP_ID, not both")
         return self
