@@ -57,7 +57,7 @@ def _walk(db: SqliteDatabase, query: ReleaseQuery) -> list[int]:
 def _expected(db: SqliteDatabase, query: ReleaseQuery) -> list[int]:
     """The same query the plain way (SQLite drives it by the matching ids), without pagination."""
     full = dataclasses.replace(query, limit=10_000)
-    statement = queries.select_releases(full, many_matches=False).limit(None)
+    statement = queries.releases_matching(full, many_matches=False)
     return [row._mapping["id"] for row in db.reader.run_sync(lambda conn: conn.execute(statement).fetchall())]
 
 

@@ -197,10 +197,22 @@ def select_releases(
     many_matches: bool = False,
     search: Callable[[str], sa.ColumnElement[bool]] | None = None,
 ) -> sa.Select[Any]:
-    """Releases newest first. A search with `many_matches` tests membership while walking an index in sort order
-    (`id + 0` keeps SQLite from driving the query by id instead), which stops after one page; with few matches,
-    SQLite fetches the matches by id and sorts them, which is cheaper than walking. `search`: the dialect's
-    condition for a search text (default: SQLite's FTS5 index)."""
+    """A page of releases newest first, each with its sources (`_PAGE_WITH_SOURCES`: one probe per row of the
+    page); `releases_matching` finds them."""
+    page = releases_matching(query, many_matches=many_matches, search=search).limit(page_size(query.limit) + 1)
+    return sa.select(*_PAGE_WITH_SOURCES).select_from(page.subquery("page")).order_by(*_PAGE_ORDER)
+
+
+def releases_matching(
+    query: ReleaseQuery,
+    *,
+    many_matches: bool = False,
+    search: Callable[[str], sa.ColumnElement[bool]] | None = None,
+) -> sa.Select[Any]:
+    """Every release the query matches after its cursor, newest first. A search with `many_matches` tests
+    membership while walking an index in sort order (`id + 0` keeps SQLite from driving the query by id instead),
+    which stops after one page; with few matches, SQLite fetches the matches by id and sorts them, which is cheaper
+    than walking. `search`: the dialect's condition for a search text (default: SQLite's FTS5 index)."""
     statement = sa.select(releases)
     if query.repository is not None:
         statement = statement.where(releases.c.repository == query.repository)
@@ -220,8 +232,7 @@ def select_releases(
     if query.cursor:
         sort_at, release_id = decode_cursor(query.cursor, types=(str, int))
         statement = statement.where(sa.tuple_(releases.c.sort_at, releases.c.id) < (sort_at, release_id))
-    page = statement.order_by(releases.c.sort_at.desc(), releases.c.id.desc()).limit(page_size(query.limit) + 1)
-    return sa.select(*_PAGE_WITH_SOURCES).select_from(page.subquery("page")).order_by(*_PAGE_ORDER)
+    return statement.order_by(releases.c.sort_at.desc(), releases.c.id.desc())
 
 
 def select_repositories(text: str, *, limit: int, contains: bool, ilike: bool = False) -> sa.Select[Any]:
