@@ -28,6 +28,7 @@ from ghingest.ports.reads import Reads
 
 log = get_logger("ghingest.reconcile")
 LOOKUP_CHUNK = 100  # delivery ids per store look-up
+FIRST_RUN_AFTER = 10.0  # s after start
 CLOSED_GAPS_KEPT = 30 * 86400.0  # s: arrived, refused, given-up and expired gaps stay listed this long
 
 
@@ -90,7 +91,10 @@ class Reconciler:
 
     async def run(self, stop: asyncio.Event, *, interval: float, may_run: Callable[[], bool] | None = None) -> None:
         """Reconcile every `interval` seconds until `stop` is set (`may_run`: whether this process holds the lease
-        this time)."""
+        this time). The first run waits a little (`FIRST_RUN_AFTER`, or the interval if shorter): a redelivery it
+        asks for must find this process's receiver listening."""
+        if await pause(stop, min(interval, FIRST_RUN_AFTER)):
+            return
         while not stop.is_set():
             if may_run is None or may_run():
                 try:

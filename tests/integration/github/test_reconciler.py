@@ -177,7 +177,7 @@ def test_the_server_reconciles_on_its_own_schedule(
     hook = fake.repo_hook(REPO, url=DOWN, secret=SECRET)
     lost = fake.deliver(hook, "issues", _issue(7))
     assert lost.status_code == 0
-    settings = _settings(make_settings, fake, [hook], reconcile_interval=0.2)
+    settings = _settings(make_settings, fake, [hook], reconcile_interval=1.0)  # the first run: 1 s after start
     server = ThreadedServer(Runtime.build(settings))
     hook.url = server.url + "/webhooks/github"  # ghingest is back: its first scheduled run finds the gap
     with server, httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}) as api:
