@@ -29,7 +29,8 @@ from ghingest.app.settings import load_settings
 from ghingest.core import signature
 from ghingest.core.errors import StoreUnavailable
 from ghingest.core.reconcile import GapState
-from ghingest.core.tracking import first_poll_at, is_polled, repository_key
+from ghingest.core.sources import is_polled
+from ghingest.core.tracking import first_poll_at, repository_key
 from ghingest.ports import SYSTEM_CLOCK
 from tests.aws_support import fresh_aws
 from tests.conftest import SECRET, TOKEN, free_port, release, run, signed
