@@ -116,7 +116,8 @@ async def tracking_bench(repositories: int, interval: float, folder: Path) -> li
             lines.append(
                 f"track {repositories} repositories every {interval:.0f} s, {label}: {polls} polls, {requests}"
                 f" requests/hour, {costly} of them cost rate limit, {free} answered 304;"
-                f" {1000 * cpu / max(polls, 1):.2f} ms CPU per poll ({wall:.1f} s wall for the simulated hour)"
+                f" {1000 * cpu / max(polls, 1):.2f} ms CPU per poll, the fake's included ({wall:.1f} s wall for the"
+                f" simulated hour)"
             )
 
         await hour("first hour (first polls: 200s)")
