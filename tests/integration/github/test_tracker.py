@@ -4,10 +4,12 @@ failing repository never stops the others, and a thousand repositories' polls sp
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 
+import httpx
 import pytest
 
 from ghingest.adapters.github import GitHubClient
@@ -17,6 +19,8 @@ from ghingest.app.tracker import ReleaseTracker
 from ghingest.core.sources import is_polled
 from ghingest.ports import ReleaseQuery
 from ghingest.ports.clock import ManualClock
+from tests.conftest import TOKEN, ThreadedServer
+from tests.dashboard_support import session_client
 from tests.fake_github import FakeGitHub, Sleeper
 
 pytestmark = pytest.mark.anyio
@@ -139,3 +143,32 @@ async def test_polls_of_many_repositories_spread_over_the_interval(
         assert len(times) >= 2
         assert all(abs(b - a - INTERVAL) <= 10 for a, b in itertools.pairwise(times))
     assert max(per_minute.values()) <= 3 * 120 * 60 / INTERVAL  # no burst: ~12 a minute, 36 at most
+
+
+def test_the_github_page_and_the_api_show_the_tracked_repositories_and_their_last_poll(
+    make_settings: Callable[..., Settings], fake_github: FakeGitHub
+) -> None:
+    fake_github.add_release("Octo-Org/Shown", "v1")
+    settings = make_settings(github_api_url=fake_github.api_url, github_token=fake_github.add_token())
+
+    async def poll_twice() -> None:
+        runtime = Runtime.build(settings, run_worker=False, generate_credentials=False)
+        runtime.backend.resources.upgrade()
+        await runtime.start()
+        try:
+            (record,) = await runtime.tracker().add(["octo-org/shown"], added_by="cli")
+            first = await runtime.tracker().poll(record)
+            await runtime.tracker().poll(first.repository)
+        finally:
+            await runtime.stop()
+
+    asyncio.run(poll_twice())
+    with ThreadedServer(Runtime.build(settings)) as server:
+        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}) as api:
+            (tracked,) = api.get("/api/tracked-repositories").json()
+        assert (tracked["repository"], tracked["last_status"], tracked["not_modified"]) == ("Octo-Org/Shown", 304, 1)
+        with session_client(server) as browser:
+            page = browser.get("/github")
+        assert page.status_code == 200
+        assert "Octo-Org/Shown" in page.text
+        assert "304 not modified" in page.text
