@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+import ghingest
 from ghingest.app import operations, samples, sender
 from ghingest.app.credentials import WEBHOOK_SECRET_FILE
 from ghingest.app.logs import configure_logging
@@ -28,12 +29,29 @@ app = typer.Typer(
     help="ghingest: receive, verify, record and process GitHub webhook deliveries.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 users_app = typer.Typer(help="Dashboard users (the users file).", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 console = Console(stderr=True)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"ghingest {ghingest.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    _version: Annotated[
+        bool | None,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = None,
+) -> None:
+    """ghingest: receive, verify, record and process GitHub webhook deliveries."""
 
 
 def _settings(**overrides: object) -> Settings:
@@ -111,8 +129,8 @@ def _open_file_limit(connections: int) -> None:
 
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="Address to listen on [env GHINGEST_HOST].")] = None,
-    port: Annotated[int | None, typer.Option(help="Port to listen on [env GHINGEST_PORT].")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on \\[env GHINGEST_HOST].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on \\[env GHINGEST_PORT].")] = None,
     migrate: Annotated[bool, typer.Option(help="Apply schema migrations before starting.")] = True,
 ) -> None:
     """Run receiver, worker, forwarder, read API and dashboard in one process (the embedded profile)."""
@@ -127,8 +145,8 @@ def serve(
 
 @app.command()
 def receiver(
-    host: Annotated[str | None, typer.Option(help="Address to listen on [env GHINGEST_HOST].")] = None,
-    port: Annotated[int | None, typer.Option(help="Port to listen on [env GHINGEST_PORT].")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on \\[env GHINGEST_HOST].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on \\[env GHINGEST_PORT].")] = None,
     migrate: Annotated[bool, typer.Option(help="Apply schema migrations before starting.")] = True,
 ) -> None:
     """Run only the webhook receiver (with /healthz, /readyz, /metrics): no worker, forwarder, read API or dashboard.
@@ -297,8 +315,8 @@ def reprocess(
 
 @app.command()
 def dashboard(
-    host: Annotated[str | None, typer.Option(help="Address to listen on [env GHINGEST_HOST].")] = None,
-    port: Annotated[int | None, typer.Option(help="Port to listen on [env GHINGEST_PORT].")] = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on \\[env GHINGEST_HOST].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on \\[env GHINGEST_PORT].")] = None,
     migrate: Annotated[bool, typer.Option(help="Apply schema migrations before starting.")] = True,
 ) -> None:
     """Run only the dashboard and the read API (no receiver, no worker): the scale-out profile's web tier."""
