@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import httpx
@@ -12,7 +15,7 @@ import pytest
 
 from ghingest.app.samples import release_payload
 from tests.conftest import SECRET, TOKEN, wait_until
-from tests.e2e.conftest import ServeProcess
+from tests.e2e.conftest import GHINGEST, ServeProcess
 
 pytestmark = pytest.mark.slow
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -178,3 +181,16 @@ def test_worker_process_processes_what_was_recorded(tmp_path: Path) -> None:
     finally:
         worker.send_signal(signal.SIGINT)
         assert worker.wait(timeout=15) == 0
+
+
+def test_serve_on_a_port_already_taken_says_so_and_starts_nothing(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("GHINGEST_")}, "GHINGEST_PORT": str(port)}
+        done = subprocess.run([GHINGEST, "serve"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+                              check=False)  # fmt: skip
+    assert done.returncode == 2
+    assert f"127.0.0.1:{port} is already in use" in " ".join(done.stderr.split())
+    assert not (tmp_path / "data").exists()  # no database, no secret: nothing was started

@@ -89,6 +89,28 @@ def _runtime(settings: Settings, *, run_worker: bool, migrate: bool) -> Runtime:
     return runtime
 
 
+def _port_free(settings: Settings) -> None:
+    """Exit (2) with a clear message when the address is taken, before anything starts against the database (a
+    second `serve` on a busy port would otherwise run its worker and forwarder, then fail to listen)."""
+    import errno
+    import socket
+
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no conflict
+        try:
+            probe.bind((settings.host, settings.port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                console.print(
+                    f"[red]error:[/red] {settings.host}:{settings.port} is already in use (another ghingest?):"
+                    " choose another with --port or GHINGEST_PORT"
+                )
+            else:
+                console.print(f"[red]error:[/red] cannot listen on {settings.host}:{settings.port}: {exc.strerror}")
+            raise typer.Exit(2) from None
+
+
 def _listen(application: Any, settings: Settings, **options: Any) -> None:
     """Serve `application` (an `Application` or the FastAPI app of `create_api`) with uvicorn on the configured
     address, with the HTTP limits of `settings` (`http_limits.uvicorn_config`: the one place they are set)."""
@@ -138,6 +160,7 @@ def serve(
     from ghingest.app.banner import first_start_banner
 
     settings = _settings(host=host, port=port)
+    _port_free(settings)
     runtime = _runtime(settings, run_worker=True, migrate=migrate)
     first_start_banner(console, runtime)
     _listen(Application(runtime), settings, loop="uvloop", timeout_graceful_shutdown=10)
@@ -155,6 +178,7 @@ def receiver(
     from ghingest.app.banner import receiver_banner
 
     settings = _settings(host=host, port=port)
+    _port_free(settings)
     runtime = _runtime(settings, run_worker=False, migrate=migrate)
     receiver_banner(console, runtime)
     _listen(Application(runtime, read_side=False), settings, loop="uvloop", timeout_graceful_shutdown=10)
@@ -324,6 +348,7 @@ def dashboard(
     from ghingest.app.banner import sign_in_hint
 
     settings = _settings(host=host, port=port)
+    _port_free(settings)
     runtime = _runtime(settings, run_worker=False, migrate=migrate)
     sign_in_hint(console, runtime)
     _listen(create_api(runtime, receives_webhooks=False), settings, timeout_graceful_shutdown=3)
