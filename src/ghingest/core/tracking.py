@@ -87,20 +87,6 @@ def poll_delivery_id(release_id: int, digest: str) -> str:
     return f"{POLL_DELIVERY_PREFIX}{release_id}:{digest}"
 
 
-def repository_object(repository: Mapping[str, Any], *, fallback_name: str) -> dict[str, Any]:
-    """The `repository` object of a synthetic payload: the fields of GitHub's that the pipeline reads."""
-    owner = repository.get("owner")
-    full_name = repository.get("full_name")
-    return {
-        "id": repository.get("id") if is_int64(repository.get("id")) else None,
-        "full_name": full_name if isinstance(full_name, str) else fallback_name,
-        "name": repository.get("name"),
-        "owner": {"login": owner.get("login")} if isinstance(owner, Mapping) else None,
-        "html_url": repository.get("html_url"),
-        "private": repository.get("private") is True,
-    }
-
-
 def changed_releases(
     releases: Any, *, repository: Mapping[str, Any], known: Mapping[int, str]
 ) -> tuple[list[PolledChange], dict[int, str]]:
