@@ -301,11 +301,7 @@ def _payload(
         except (OSError, orjson.JSONDecodeError) as exc:
             raise bad_flag("--file", f"{file}: not a readable JSON file ({exc.__class__.__name__})") from None
         return payload
-    if published_at is not None:
-        try:
-            parse_iso(published_at)
-        except ValueError:
-            raise bad_flag("--published-at", "an ISO-8601 time such as 2024-05-01T00:00:00Z") from None
+    iso_flag("--published-at", published_at)
     release = samples.release_payload(
         action=action, release_id=release_id, tag=tag, repository_name=repo, draft=draft,
         prerelease=prerelease or action == "prereleased", published_at=published_at or samples.PUBLISHED_AT,
