@@ -4,7 +4,6 @@ name the flag, `reprocess`'s counts with no log line under its progress bar, `re
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -24,7 +23,7 @@ BAD = "cli-bad"  # a release payload without a release: processing it fails, and
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """A store with three processed releases forwarded to `ci` (one to `audit` too) and one that failed."""
     root = tmp_path_factory.mktemp("cli")
     routes = root / "routes.toml"
@@ -56,14 +55,16 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
             bodies = [(d, release(release_id=n + 1, repository_name="acme/one" if n == 0 else "acme/two"))
                       for n, d in enumerate(GOOD)] + [(BAD, {"action": "published"})]  # fmt: skip
             for n, (delivery_id, payload) in enumerate(bodies):
-                delivery = IncomingDelivery(delivery_id, "release", None, ContentKind.JSON, {}, orjson.dumps(payload), 0)
+                delivery = IncomingDelivery(
+                    delivery_id, "release", None, ContentKind.JSON, {}, orjson.dumps(payload), 0
+                )
                 await runtime.backend.inbox.append(delivery, received_at=1_700_000_000.0 + n)
             await runtime.worker().drain()
         finally:
             await runtime.stop()
 
     asyncio.run(record())
-    yield values
+    return values
 
 
 def invoke(env: dict[str, str], *args: str) -> tuple[int, str, str]:
