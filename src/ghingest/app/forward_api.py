@@ -171,8 +171,17 @@ def destination_states(runtime: Runtime, stats: list[DestinationStats]) -> list[
     return states
 
 
-def replay_selection(runtime: Runtime, body: ReplayRequest) -> ReplaySelection:
-    """Validate a replay request; raise ValueError with a message for people."""
+class InvalidReplay(ValueError):
+    """A replay request that cannot run: `field` names the request's field at fault (None: no field selects)."""
+
+    def __init__(self, reason: str, *, field: str | None = None) -> None:
+        super().__init__(f"{field}: {reason}" if field else reason)
+        self.reason = reason
+        self.field = field
+
+
+async def replay_selection(runtime: Runtime, body: ReplayRequest) -> ReplaySelection:
+    """Validate a replay request (the destinations it names must exist); raise `InvalidReplay`."""
 
     def when(name: str, value: str | None) -> float | None:
         if value is None:
@@ -180,7 +189,7 @@ def replay_selection(runtime: Runtime, body: ReplayRequest) -> ReplaySelection:
         try:
             return parse_iso(value)
         except ValueError:
-            raise ValueError(f"{name} must be an ISO-8601 time such as 2024-05-01T00:00:00Z") from None
+            raise InvalidReplay("must be an ISO-8601 time such as 2024-05-01T00:00:00Z", field=name) from None
 
     selection = ReplaySelection(
         delivery_id=body.delivery_id or None,
@@ -194,11 +203,19 @@ def replay_selection(runtime: Runtime, body: ReplayRequest) -> ReplaySelection:
         to=body.to or None,
     )
     if selection.is_empty:
-        raise ValueError(
+        raise InvalidReplay(
             "choose what to replay: a delivery_id, event, repository, time range, destination or dead_only"
         )
-    if selection.to is not None and selection.to not in runtime.route_table().destinations:
-        raise ValueError(f"to: no destination named {selection.to!r} is configured")
+    configured = runtime.route_table().destinations
+    if selection.to is not None and selection.to not in configured:
+        raise InvalidReplay(f"no destination named {selection.to!r} is configured", field="to")
+    if selection.destination is not None and selection.destination not in configured:
+        forwarded = {s.destination for s in await runtime.backend.forward_log.stats()}
+        if selection.destination not in forwarded:
+            raise InvalidReplay(
+                f"no destination named {selection.destination!r} is configured or was forwarded to",
+                field="destination",
+            )
     return selection
 
 
@@ -240,8 +257,8 @@ async def dead_letters(
 )
 async def replay(runtime: RuntimeDep, body: ReplayRequest) -> ReplayResult:
     try:
-        selection = replay_selection(runtime, body)
-    except ValueError as exc:
+        selection = await replay_selection(runtime, body)
+    except InvalidReplay as exc:
         raise HTTPException(400, detail=str(exc)) from None
     count = await operations.replay(runtime.backend, selection, dry_run=body.dry_run)
     return ReplayResult(count=count, dry_run=body.dry_run)

@@ -20,6 +20,7 @@ from ghingest.ports.forwarding import (
     ForwardView,
     ReplaySelection,
     ReplayTarget,
+    TargetDelivery,
 )
 from ghingest.ports.github_sync import GitHubSyncState
 from ghingest.ports.inbox import Claimed, Inbox, InboxCapabilities, Settle, Settlement
@@ -75,4 +76,5 @@ __all__ = [
     "Store",
     "StoreCapabilities",
     "SystemClock",
+    "TargetDelivery",
 ]
