@@ -34,6 +34,7 @@ from ghingest.ports.reads import (
     ReprocessSelection,
     Sighting,
 )
+from ghingest.ports.rejections import RejectionLog, RejectionQuery, RejectionSummary
 from ghingest.ports.sessions import SessionRevocations
 from ghingest.ports.store import Outcome, Store, StoreCapabilities
 
@@ -62,6 +63,9 @@ __all__ = [
     "Outcome",
     "ReadCapabilities",
     "Reads",
+    "RejectionLog",
+    "RejectionQuery",
+    "RejectionSummary",
     "ReleaseQuery",
     "ReleaseView",
     "ReplaySelection",
