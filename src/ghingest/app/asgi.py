@@ -120,12 +120,14 @@ class Application:
             receives_webhooks=True,
         )
         receiver = runtime.receiver(allowlist=True)
-        # The allow-list judges the client behind a trusted proxy, resolved as for every other route (the receiver
-        # is dispatched before the API's middleware); without one, the route sees the TCP peer and nothing more.
+        # The allow-list judges, and the rejected-requests log records, the client behind a trusted proxy, resolved
+        # as for every other route (the receiver is dispatched before the API's middleware); with neither a list
+        # nor a trusted proxy, the route sees the TCP peer and nothing more.
+        proxies = TrustedProxies(runtime.settings.trusted_proxies)
         self.receiver: ASGIApp = (
             receiver
-            if runtime.hook_allowlist is None
-            else ProxyHeadersMiddleware(receiver, proxies=TrustedProxies(runtime.settings.trusted_proxies))
+            if runtime.hook_allowlist is None and not proxies
+            else ProxyHeadersMiddleware(receiver, proxies=proxies)
         )
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:

@@ -201,7 +201,8 @@ class Aggregator:
         return len(self._pending)
 
     def add(self, rejection: Rejection) -> bool:
-        """Count `rejection`; True when in a bucket of its own key, False when aggregated or dropped."""
+        """Count `rejection`; True when it opened a pending bucket (the first of its key since the last `drain`:
+        what the receiver logs, so that a flood writes no more log lines than buckets)."""
         minute = minute_of(rejection.at)
         if minute > self._minute:
             self._minute, self._keys = minute, set()
@@ -211,9 +212,7 @@ class Aggregator:
             self._keys.add(key)
         else:
             key = (minute, rejection.reason, AGGREGATED, AGGREGATED, AGGREGATED)
-        if not self._count(key, 1, rejection.at, rejection.at, rejection.delivery_id, aggregated=not own):
-            return False
-        return own
+        return self._count(key, 1, rejection.at, rejection.at, rejection.delivery_id, aggregated=not own)
 
     def drain(self) -> list[RejectionBucket]:
         """Every pending bucket, oldest minute first; nothing is pending afterwards."""
@@ -242,11 +241,13 @@ class Aggregator:
     def _count(
         self, key: Key, count: int, first_at: float, last_at: float, delivery_id: str, *, aggregated: bool
     ) -> bool:
+        """Whether a pending bucket was opened."""
         pending = self._pending.get(key)
+        opened = pending is None
         if pending is None:
             if len(self._pending) >= self.max_pending:
                 self.dropped += count
                 return False
             pending = self._pending[key] = _Pending(first_at, aggregated=aggregated)
         pending.add(count, first_at, last_at, delivery_id)
-        return True
+        return opened
