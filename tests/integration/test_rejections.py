@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import sqlite3
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -125,36 +127,26 @@ def test_a_flood_stays_within_the_bound_and_good_deliveries_are_acknowledged_as_
         return statistics.quantiles(samples, n=100)[98]
 
     baseline = acks(150)
-    sent = [0, 0]
+    flooders = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.flood", server.url, "1000", "250", str(worker)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for worker in (1, 2)
+    ]
     done = threading.Event()
 
-    def flood(worker: int) -> None:
-        """1,000 bad-signature requests at 250 a second, each from another client and hook."""
-        with httpx.Client(base_url=server.url, timeout=10) as client:
-            start = time.monotonic()
-            for n in range(1000):
-                body, headers = bad(100_000 + worker * 10_000 + n, secret="flood-secret")
-                headers["X-Forwarded-For"] = f"198.51.{worker}.{n % 250}"
-                assert client.post("/webhooks/github", content=body, headers=headers).status_code == 401
-                sent[worker] += 1
-                ahead = start + (n + 1) / 250 - time.monotonic()
-                if ahead > 0:
-                    time.sleep(ahead)  # pacing an open loop, not waiting for anything
-
-    flooders = [threading.Thread(target=flood, args=(w,)) for w in range(2)]
-    for thread in flooders:
-        thread.start()
-
     def wait_for_flooders() -> None:
-        for thread in flooders:
-            thread.join()
+        for process in flooders:
+            process.wait(timeout=120)
         done.set()
 
     waiter = threading.Thread(target=wait_for_flooders)
     waiter.start()
     during = acks(100, until=done)
     waiter.join()
-    assert sum(sent) == 2000
+    assert [int(process.communicate()[0]) for process in flooders] == [1000, 1000]
 
     wait_until(lambda: _flood_total(api) >= 2000)
     flood_buckets = [b for b in _all(api) if b["client"].startswith("198.51.") or b["client"] == AGGREGATED]
@@ -164,7 +156,7 @@ def test_a_flood_stays_within_the_bound_and_good_deliveries_are_acknowledged_as_
     assert any(b["aggregated"] and b["count"] > 100 for b in flood_buckets)
     assert "ghingest_rejections_unrecorded_total 0.0" in api.get("/metrics").text
     # Generous: the strict figure (within 20 %) is `make bench`'s, on an otherwise idle machine.
-    assert p99(during) <= 4 * p99(baseline) + 0.05, (p99(baseline), p99(during))
+    assert p99(during) <= 4 * p99(baseline) + 0.1, (p99(baseline), p99(during))
 
 
 def _all(api: httpx.Client) -> list[dict[str, Any]]:
