@@ -24,7 +24,8 @@ from enum import StrEnum
 from ghingest.core.delivery import DELIVERY_HEADER, EVENT_HEADER, HOOK_ID_HEADER, loggable_ids
 
 MALFORMED = "(malformed)"  # a header sent but not well-formed: its value is not kept (no header may hold "(")
-AGGREGATED = "*"  # the client, event and hook id of an aggregated bucket (no well-formed value is "*")
+AGGREGATED = "~"  # the client, event and hook id of an aggregated bucket: no well-formed value is "~", and it
+# sorts after every other, so that the list shows a minute's aggregated bucket before that reason's others
 MINUTE = 60
 MAX_KEYS_PER_MINUTE = 100
 MAX_PENDING = 2_000

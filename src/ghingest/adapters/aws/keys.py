@@ -210,7 +210,7 @@ REJECTIONS = "REJS"
 
 def rejection_sort(minute: int, reason: str, client: str, event: str, hook_id: str) -> str:
     """Sorts as the tuple: no part holds "#" or anything below it (`core.rejections`: addresses, event names, digits,
-    "(malformed)", "*")."""
+    "(malformed)", "~")."""
     return f"{t(minute)}#{reason}#{client}#{event}#{hook_id}"
 
 

@@ -306,7 +306,7 @@ rejections = sa.Table(
     metadata,
     sa.Column("minute", sa.BigInteger, primary_key=True),  # epoch seconds of the bucket's minute
     sa.Column("reason", sa.Text, primary_key=True),  # core.rejections.Reason
-    sa.Column("client", sa.Text, primary_key=True),  # "" unknown, "(malformed)", "*" aggregated
+    sa.Column("client", sa.Text, primary_key=True),  # "" unknown, "(malformed)", "~" aggregated
     sa.Column("event", sa.Text, primary_key=True),
     sa.Column("hook_id", sa.Text, primary_key=True),
     sa.Column("delivery_id", sa.Text, nullable=False),  # the newest request's ("" none well-formed)
