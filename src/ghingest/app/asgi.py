@@ -19,6 +19,7 @@ from ghingest.app.forward_api import forwarding
 from ghingest.app.openapi import build_openapi
 from ghingest.app.proxies import ProxyHeadersMiddleware, TrustedProxies
 from ghingest.app.receiver import PATH
+from ghingest.app.rejections_api import rejections_api
 from ghingest.app.request_guard import RequestGuard, error_code
 from ghingest.app.runtime import Runtime
 from ghingest.app.sync_api import sync
@@ -71,16 +72,18 @@ def create_api(
         app.include_router(api)
         app.include_router(forwarding)
         app.include_router(sync)
+        app.include_router(rejections_api)
     if with_read_api and with_dashboard:
         from ghingest.dashboard import forwarding as forwarding_pages
         from ghingest.dashboard import github as github_pages
+        from ghingest.dashboard import rejected as rejected_pages
         from ghingest.dashboard.mount import mount_dashboard
 
         mount_dashboard(
             app,
             runtime,
-            extra_routers=[forwarding_pages.router, github_pages.router],
-            extra_nav=[forwarding_pages.NAV, github_pages.NAV],
+            extra_routers=[forwarding_pages.router, github_pages.router, rejected_pages.router],
+            extra_nav=[forwarding_pages.NAV, github_pages.NAV, rejected_pages.NAV],
         )
 
     @app.exception_handler(StarletteHTTPException)
@@ -120,12 +123,14 @@ class Application:
             receives_webhooks=True,
         )
         receiver = runtime.receiver(allowlist=True)
-        # The allow-list judges the client behind a trusted proxy, resolved as for every other route (the receiver
-        # is dispatched before the API's middleware); without one, the route sees the TCP peer and nothing more.
+        # The allow-list judges, and the rejected-requests log records, the client behind a trusted proxy, resolved
+        # as for every other route (the receiver is dispatched before the API's middleware); with neither a list
+        # nor a trusted proxy, the route sees the TCP peer and nothing more.
+        proxies = TrustedProxies(runtime.settings.trusted_proxies)
         self.receiver: ASGIApp = (
             receiver
-            if runtime.hook_allowlist is None
-            else ProxyHeadersMiddleware(receiver, proxies=TrustedProxies(runtime.settings.trusted_proxies))
+            if runtime.hook_allowlist is None and not proxies
+            else ProxyHeadersMiddleware(receiver, proxies=proxies)
         )
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:

@@ -35,6 +35,7 @@ from ghingest.ports.reads import (
     ReprocessSelection,
     Sighting,
 )
+from ghingest.ports.rejections import RejectionLog, RejectionQuery, RejectionSummary
 from ghingest.ports.sessions import SessionRevocations
 from ghingest.ports.store import Outcome, Store, StoreCapabilities
 
@@ -63,6 +64,9 @@ __all__ = [
     "Outcome",
     "ReadCapabilities",
     "Reads",
+    "RejectionLog",
+    "RejectionQuery",
+    "RejectionSummary",
     "ReleaseQuery",
     "ReleaseView",
     "ReplaySelection",

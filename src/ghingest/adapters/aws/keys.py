@@ -204,6 +204,20 @@ def lease(name: str) -> dict[str, str]:
     return {"pk": LEASES, "sk": name}
 
 
+# refused webhook requests: one partition of buckets, by `rejection_sort` (the list's order: newest minute first)
+REJECTIONS = "REJS"
+
+
+def rejection_sort(minute: int, reason: str, client: str, event: str, hook_id: str) -> str:
+    """Sorts as the tuple: no part holds "#" or anything below it (`core.rejections`: addresses, event names, digits,
+    "(malformed)", "~")."""
+    return f"{t(minute)}#{reason}#{client}#{event}#{hook_id}"
+
+
+def rejection(minute: int, reason: str, client: str, event: str, hook_id: str) -> dict[str, str]:
+    return {"pk": REJECTIONS, "sk": rejection_sort(minute, reason, client, event, hook_id)}
+
+
 # the payload bucket (S3): a body too large for its body item (the claim check)
 def payload(delivery_id: str) -> str:
     return f"payloads/{delivery_id}"
