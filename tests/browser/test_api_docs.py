@@ -5,16 +5,14 @@ asserts that), at desktop and phone widths; "Authorize" with a token makes "Try 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 from playwright.sync_api import ConsoleMessage, Page, expect
 
 from ghingest.app.runtime import Runtime
-from ghingest.app.settings import load_settings
 from tests.browser.conftest import screenshot
-from tests.conftest import SECRET, TOKEN, ThreadedServer, post_webhook, release, signed, wait_until
+from tests.conftest import TOKEN, ThreadedServer, post_webhook, release, settings_in, signed, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -25,14 +23,7 @@ PHONE = {"width": 390, "height": 844}
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedServer]:
     """One server for the module, with one release to read."""
-    folder: Path = tmp_path_factory.mktemp("api-docs")
-    settings = load_settings(
-        database_url=f"sqlite:///{folder / 'ghingest.db'}",
-        data_dir=folder / "data",
-        webhook_secrets=SECRET,
-        api_tokens=TOKEN,
-        worker_poll_interval=0.05,
-    )
+    settings = settings_in(tmp_path_factory.mktemp("api-docs"))
     with ThreadedServer(Runtime.build(settings)) as running, httpx.Client(base_url=running.url, timeout=10) as client:
         payload = signed(release(release_id=7, tag="v7.0.0"), delivery_id="docs-1")
         assert post_webhook(client, payload).status_code == 202

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ghingest.app import operations
 from ghingest.app.api_models import (
+    DELIVERY_ID,
     DateTime,
     Delivery,
     ErrorDocument,
@@ -20,6 +21,7 @@ from ghingest.app.api_models import (
     EventStatus,
     Release,
     ReleasePage,
+    examples,
 )
 from ghingest.app.auth import require_bearer, require_operator, require_reader
 from ghingest.app.openapi import DocumentedRoute
@@ -140,21 +142,19 @@ async def get_delivery(
     return Delivery.of(view, raw=raw)
 
 
+@examples({"since": "2024-05-01T00:00:00Z", "failed_only": True}, {"delivery_id": DELIVERY_ID})
 class ReprocessRequest(BaseModel):
     """What to reprocess: at least one of the three (they combine: all must hold)."""
 
-    model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"since": "2024-05-01T00:00:00Z", "failed_only": True}]}
-    )
+    model_config = ConfigDict(extra="forbid")
 
     delivery_id: str | None = Field(default=None, description="One delivery id.")
     since: DateTime | None = Field(default=None, description="Every delivery received at or after.")
     failed_only: bool = Field(default=False, description="Only deliveries whose processing failed.")
 
 
+@examples({"count": 3})
 class ReprocessResult(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"count": 3}]})
-
     count: int = Field(description="Deliveries put back to be processed again.")
 
 

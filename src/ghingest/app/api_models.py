@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import base64
-from typing import Annotated, Literal
+from collections.abc import Callable
+from typing import Annotated, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, Field, WithJsonSchema
 from pydantic.config import JsonDict
 
 from ghingest.core.delivery import ContentKind
@@ -17,6 +18,7 @@ from ghingest.ports import DeliveryView, EventView, ReleaseView, Sighting
 
 SOURCES = (WEBHOOK_SOURCE, POLL_SOURCE)  # the order `Release.sources` lists them in
 EXAMPLE_TIME = "2024-05-20T10:00:00.000Z"
+DELIVERY_ID = "72d3162e-cc78-11e3-81ab-4c9367dc0958"
 
 # A time as the API writes it (`core.time.iso`: ISO-8601 in UTC, milliseconds, a trailing Z), and as a time filter
 # takes it (any ISO-8601 time; `core.time.parse_time`). A string on the wire, `format: date-time` in the document.
@@ -25,14 +27,24 @@ Source = Annotated[str, WithJsonSchema({"type": "string", "enum": list(SOURCES)}
 EventStatus = Literal[DeliveryStatus.PROCESSED, DeliveryStatus.FAILED]
 
 
-def _examples(*examples: JsonDict) -> ConfigDict:
-    return ConfigDict(json_schema_extra={"examples": list(examples)})
+EXAMPLES: dict[str, list[JsonDict]] = {}  # schema name -> examples, for the OpenAPI document (`app.openapi`)
+Model = TypeVar("Model", bound=type[BaseModel])
 
 
+def examples(*documents: JsonDict) -> Callable[[Model], Model]:
+    """Class decorator: the model's examples in the OpenAPI document. (Not in the model's `json_schema_extra`:
+    FastAPI drops every null from the document it builds, and an example's nulls are part of it.)"""
+
+    def register(model: Model) -> Model:
+        EXAMPLES[model.__name__] = list(documents)
+        return model
+
+    return register
+
+
+@examples({"error": "invalid_request", "detail": "since: must be an ISO-8601 time"})
 class ErrorDocument(BaseModel):
     """Every error the API answers (4xx, and the webhook's and readiness's 5xx)."""
-
-    model_config = _examples({"error": "invalid_request", "detail": "since: must be an ISO-8601 time"})
 
     error: str = Field(
         description="A stable error code: `invalid_request`, `invalid_cursor`, `unauthorized`, `forbidden`,"
@@ -52,29 +64,28 @@ class HistoryItem(BaseModel):
     )
 
 
+@examples(
+    {
+        "id": 1001,
+        "repository": "octo-org/octo-repo",
+        "tag": "v2.0.0",
+        "name": "Zeppelin",
+        "author_login": "hubot",
+        "author_avatar_url": "https://avatars.githubusercontent.com/u/1?v=4",
+        "draft": False,
+        "prerelease": False,
+        "state": "published",
+        "created_at": "2024-05-20T09:58:00Z",
+        "published_at": "2024-05-20T10:00:00Z",
+        "html_url": "https://github.com/octo-org/octo-repo/releases/tag/v2.0.0",
+        "body": "Adds the **zeppelin** mode.",
+        "first_seen_at": EXAMPLE_TIME,
+        "updated_at": EXAMPLE_TIME,
+        "sources": ["webhook"],
+        "history": None,
+    }
+)
 class Release(BaseModel):
-    model_config = _examples(
-        {
-            "id": 1001,
-            "repository": "octo-org/octo-repo",
-            "tag": "v2.0.0",
-            "name": "Zeppelin",
-            "author_login": "hubot",
-            "author_avatar_url": "https://avatars.githubusercontent.com/u/1?v=4",
-            "draft": False,
-            "prerelease": False,
-            "state": "published",
-            "created_at": "2024-05-20T09:58:00Z",
-            "published_at": "2024-05-20T10:00:00Z",
-            "html_url": "https://github.com/octo-org/octo-repo/releases/tag/v2.0.0",
-            "body": "Adds the **zeppelin** mode.",
-            "first_seen_at": EXAMPLE_TIME,
-            "updated_at": EXAMPLE_TIME,
-            "sources": ["webhook"],
-            "history": None,
-        }
-    )
-
     id: int = Field(description="GitHub's release id.")
     repository: str | None = Field(description="OWNER/REPO.")
     tag: str | None
@@ -139,25 +150,24 @@ class ReleasePage(BaseModel):
     next_cursor: str | None = NEXT_CURSOR
 
 
+@examples(
+    {
+        "delivery_id": DELIVERY_ID,
+        "event": "release",
+        "action": "published",
+        "repository": "octo-org/octo-repo",
+        "organization": "octo-org",
+        "sender": "hubot",
+        "installation_id": None,
+        "hook_id": 123456,
+        "status": "processed",
+        "error": None,
+        "shape_warning": None,
+        "received_at": EXAMPLE_TIME,
+        "processed_at": "2024-05-20T10:00:00.042Z",
+    }
+)
 class Event(BaseModel):
-    model_config = _examples(
-        {
-            "delivery_id": "72d3162e-cc78-11e3-81ab-4c9367dc0958",
-            "event": "release",
-            "action": "published",
-            "repository": "octo-org/octo-repo",
-            "organization": "octo-org",
-            "sender": "hubot",
-            "installation_id": None,
-            "hook_id": 123456,
-            "status": "processed",
-            "error": None,
-            "shape_warning": None,
-            "received_at": EXAMPLE_TIME,
-            "processed_at": "2024-05-20T10:00:00.042Z",
-        }
-    )
-
     delivery_id: str
     event: str = Field(description="X-GitHub-Event, e.g. `release`.")
     action: str | None
@@ -223,26 +233,25 @@ class DeliverySighting(BaseModel):
         )
 
 
+@examples(
+    {
+        "delivery_id": DELIVERY_ID,
+        "event": "release",
+        "status": "processed",
+        "received_at": EXAMPLE_TIME,
+        "processed_at": "2024-05-20T10:00:00.042Z",
+        "attempts": 1,
+        "error": None,
+        "secret_index": 0,
+        "hook_id": "123456",
+        "sightings": [],
+        "content_type": "json",
+        "headers": {"x-github-event": "release", "x-github-delivery": DELIVERY_ID},
+        "body": None,
+        "body_encoding": None,
+    }
+)
 class Delivery(BaseModel):
-    model_config = _examples(
-        {
-            "delivery_id": "72d3162e-cc78-11e3-81ab-4c9367dc0958",
-            "event": "release",
-            "status": "processed",
-            "received_at": EXAMPLE_TIME,
-            "processed_at": "2024-05-20T10:00:00.042Z",
-            "attempts": 1,
-            "error": None,
-            "secret_index": 0,
-            "hook_id": "123456",
-            "sightings": [],
-            "content_type": "json",
-            "headers": {"x-github-event": "release", "x-github-delivery": "72d3162e-cc78-11e3-81ab-4c9367dc0958"},
-            "body": None,
-            "body_encoding": None,
-        }
-    )
-
     delivery_id: str
     event: str
     status: DeliveryStatus = Field(description="received: not processed yet (or being reprocessed).")

@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from ghingest.app import operations
 from ghingest.app.api import INVALID_SELECTION, NOT_FOUND, RuntimeDep
-from ghingest.app.api_models import EXAMPLE_TIME, DateTime
+from ghingest.app.api_models import DELIVERY_ID, EXAMPLE_TIME, DateTime, examples
 from ghingest.app.auth import require_bearer, require_operator, require_reader
 from ghingest.app.openapi import DocumentedRoute
 from ghingest.app.runtime import Runtime
@@ -25,7 +25,6 @@ from ghingest.ports import AttemptView, DestinationStats, ForwardView, ReplaySel
 forwarding = APIRouter(
     prefix="/api", dependencies=[Depends(require_reader)], tags=["forwarding"], route_class=DocumentedRoute
 )
-DELIVERY_ID = "72d3162e-cc78-11e3-81ab-4c9367dc0958"
 
 
 class Attempt(BaseModel):
@@ -54,43 +53,38 @@ class Attempt(BaseModel):
         )
 
 
+@examples(
+    {
+        "id": 42,
+        "delivery_id": DELIVERY_ID,
+        "destination": "ci",
+        "route": "releases-to-ci",
+        "generation": 0,
+        "replay": False,
+        "status": "delivered",
+        "attempts": 1,
+        "created_at": EXAMPLE_TIME,
+        "next_attempt_at": None,
+        "last_status_code": 200,
+        "last_error": None,
+        "completed_at": "2024-05-20T10:00:00.180Z",
+        "event": "release",
+        "repository": "octo-org/octo-repo",
+        "attempt_log": [
+            {
+                "number": 1,
+                "replay": False,
+                "started_at": "2024-05-20T10:00:00.050Z",
+                "latency_ms": 130.5,
+                "status_code": 200,
+                "outcome": "delivered",
+                "error": None,
+                "response_excerpt": "ok",
+            }
+        ],
+    }
+)
 class Forward(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "id": 42,
-                    "delivery_id": DELIVERY_ID,
-                    "destination": "ci",
-                    "route": "releases-to-ci",
-                    "generation": 0,
-                    "replay": False,
-                    "status": "delivered",
-                    "attempts": 1,
-                    "created_at": EXAMPLE_TIME,
-                    "next_attempt_at": None,
-                    "last_status_code": 200,
-                    "last_error": None,
-                    "completed_at": "2024-05-20T10:00:00.180Z",
-                    "event": "release",
-                    "repository": "octo-org/octo-repo",
-                    "attempt_log": [
-                        {
-                            "number": 1,
-                            "replay": False,
-                            "started_at": "2024-05-20T10:00:00.050Z",
-                            "latency_ms": 130.5,
-                            "status_code": 200,
-                            "outcome": "delivered",
-                            "error": None,
-                            "response_excerpt": "ok",
-                        }
-                    ],
-                }
-            ]
-        }
-    )
-
     id: int
     delivery_id: str
     destination: str
@@ -151,18 +145,13 @@ class DeadLetterPage(BaseModel):
     next_before: int | None = Field(description="Pass as `before` for the next (older) page.")
 
 
+@examples(
+    {"destination": "ci", "dead_only": True, "dry_run": True},
+    {"repository": "acme/*", "since": "2024-05-01T00:00:00Z", "until": "2024-05-02T00:00:00Z", "to": "ci"},
+)
 class ReplayRequest(BaseModel):
     """What to replay: at least one of `delivery_id`, `event`, `repository`, `since`/`until`, `destination` or
     `dead_only` (they combine: all must hold)."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {"destination": "ci", "dead_only": True, "dry_run": True},
-                {"repository": "acme/*", "since": "2024-05-01T00:00:00Z", "until": "2024-05-02T00:00:00Z", "to": "ci"},
-            ]
-        }
-    )
 
     delivery_id: str | None = None
     event: str | None = Field(default=None, examples=["release"])

@@ -85,7 +85,7 @@ ERROR_EXAMPLES: dict[str, dict[str, str]] = {
     "400": {"error": "invalid_request", "detail": "limit: Input should be less than or equal to 200"},
     "401": {"error": "unauthorized", "detail": "a valid 'Authorization: Bearer <token>' header is required"},
     "403": {"error": "forbidden", "detail": "operator role required"},
-    "404": {"error": "not_found", "detail": "no delivery '72d3162e-cc78-11e3-81ab-4c9367dc0958'"},
+    "404": {"error": "not_found", "detail": "no release 1001"},
     "413": {"error": "payload_too_large", "detail": "the request body exceeds 65536 bytes"},
 }
 
@@ -259,7 +259,7 @@ def _without_422(document: dict[str, Any]) -> None:
 def build_openapi(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema:
         return app.openapi_schema
-    from ghingest.app.api_models import Accepted, Duplicate, ErrorDocument
+    from ghingest.app.api_models import EXAMPLES, Accepted, Duplicate, ErrorDocument
 
     document = get_openapi(
         title=app.title, version=app.version, description=app.description, routes=app.routes, tags=TAGS
@@ -268,6 +268,9 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     for model in (Accepted, Duplicate, ErrorDocument):
         schemas.setdefault(model.__name__, model.model_json_schema(ref_template="#/components/schemas/{model}"))
+    for name, examples in EXAMPLES.items():
+        if name in schemas:
+            schemas[name]["examples"] = examples
     document["components"]["securitySchemes"] = SECURITY_SCHEMES
     _without_422(document)
     app.openapi_schema = document
