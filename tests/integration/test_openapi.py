@@ -9,13 +9,18 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
 import pytest
 import yaml
+from fastapi import APIRouter, Depends, FastAPI, Query
 from jsonschema import Draft202012Validator
 
+from ghingest.app.api_models import DateTime
+from ghingest.app.auth import require_reader
+from ghingest.app.openapi import DocumentedRoute, build_openapi
+from ghingest.app.openapi import operation_id as camel_case_id
 from ghingest.app.runtime import Runtime
 from ghingest.core.forward_states import ForwardStatus
 from ghingest.core.reconcile import GapKind, GapState
@@ -265,6 +270,30 @@ def test_every_example_validates_against_its_schema(document: dict[str, Any]) ->
     assert checked >= 12
     for main in ("Release", "Event", "Delivery", "Forward", "ReplayRequest", "ReprocessRequest", "ErrorDocument"):
         assert _schema(document, main)["examples"], main
+
+
+def test_a_route_added_later_is_documented_by_the_same_rules() -> None:
+    """A typed, described query parameter on a new `/api` route (the event-log filters, say) needs nothing more."""
+    router = APIRouter(prefix="/api", dependencies=[Depends(require_reader)], route_class=DocumentedRoute)
+
+    @router.get("/things", summary="List things")
+    async def list_things(
+        since: Annotated[DateTime | None, Query(description="Received at or after.")] = None,
+        status: Annotated[DeliveryStatus | None, Query(description="Only these.")] = None,
+    ) -> dict[str, str]:
+        return {}
+
+    app = FastAPI(generate_unique_id_function=camel_case_id)
+    app.include_router(router)
+    operation = build_openapi(app)["paths"]["/api/things"]["get"]
+    assert operation["operationId"] == "listThings"
+    assert operation["security"] == [{"bearer": []}, {"session": []}]
+    assert set(operation["responses"]) == {"200", "400", "401"}
+    assert operation["responses"]["400"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorDocument")
+    since, status = operation["parameters"]
+    assert since["description"] == "Received at or after."
+    assert since["schema"]["anyOf"][0]["format"] == "date-time"
+    assert status["schema"]["anyOf"][0] == {"$ref": "#/components/schemas/DeliveryStatus"}
 
 
 def test_until_on_releases_narrows_the_list(client: httpx.Client) -> None:
