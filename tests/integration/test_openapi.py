@@ -307,6 +307,8 @@ def test_until_on_releases_narrows_the_list(client: httpx.Client) -> None:
     assert tags(since=MAY_OR_MAY_NOT) == ["v2.0.0"]
     assert tags(since="2024-05-01T10:00:00Z", until="2024-05-20T10:00:00Z") == ["v1.0.0"]  # until is exclusive
     assert tags(until="2024-05-10T02:00:00+02:00") == ["v1.0.0"]  # compared in UTC
+    assert tags(until=MAY_OR_MAY_NOT, state="published") == ["v1.0.0"]  # an enum filter reaches the store as text
+    assert tags(state="deleted") == []
 
 
 def test_reprocess_through_the_api(server: ThreadedServer, client: httpx.Client, document: dict[str, Any]) -> None:

@@ -91,7 +91,7 @@ async def list_releases(
         )
     query = ReleaseQuery(
         repository=repo,
-        state=state,
+        state=None if state is None else state.value,
         prerelease=prerelease,
         since=_iso_filter("since", since),
         until=_iso_filter("until", until),
@@ -123,7 +123,14 @@ async def list_events(
     limit: Limit = DEFAULT_PAGE_SIZE,
 ) -> EventPage:
     """Every processed (or failed) delivery as an event, newest first."""
-    query = EventQuery(event=event, action=action, repository=repo, status=status, cursor=cursor, limit=limit)
+    query = EventQuery(
+        event=event,
+        action=action,
+        repository=repo,
+        status=None if status is None else status.value,
+        cursor=cursor,
+        limit=limit,
+    )
     page = await runtime.backend.reads.list_events(query)
     return EventPage(items=[Event.of(view) for view in page.items], next_cursor=page.next_cursor)
 
