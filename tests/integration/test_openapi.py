@@ -16,6 +16,7 @@ import pytest
 import yaml
 from fastapi import APIRouter, Depends, FastAPI, Query
 from jsonschema import Draft202012Validator
+from openapi_spec_validator import validate
 
 from ghingest.app.api_models import DateTime
 from ghingest.app.auth import require_reader
@@ -90,6 +91,11 @@ def _answer_schema(document: dict[str, Any], operation_id: str, status: str) -> 
 def test_served_document_matches_the_committed_one(document: dict[str, Any]) -> None:
     committed = yaml.safe_load(COMMITTED.read_text(encoding="utf-8"))
     assert document == committed, "docs/openapi.yaml is stale: run `make openapi` and commit the result"
+
+
+def test_the_document_is_valid_openapi(document: dict[str, Any]) -> None:
+    assert document["openapi"].startswith("3.1.")
+    validate(document)
 
 
 def test_webhook_route_is_documented_with_its_headers_and_statuses(document: dict[str, Any]) -> None:
