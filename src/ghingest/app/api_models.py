@@ -48,7 +48,7 @@ class ErrorDocument(BaseModel):
 
     error: str = Field(
         description="A stable error code: `invalid_request`, `invalid_cursor`, `unauthorized`, `forbidden`,"
-        " `not_found`, `payload_too_large`; the webhook's own (`invalid_signature`, `store_unavailable`, …).",
+        " `not_found`, `payload_too_large`, `not_ready` (readiness); the webhook's own (`invalid_signature`, …).",
         examples=["invalid_request"],
     )
     detail: str = Field(description="What was wrong, for people.")

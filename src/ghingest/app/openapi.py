@@ -87,15 +87,13 @@ ERROR_EXAMPLES: dict[str, dict[str, str]] = {
     "403": {"error": "forbidden", "detail": "operator role required"},
     "404": {"error": "not_found", "detail": "no release 1001"},
     "413": {"error": "payload_too_large", "detail": "the request body exceeds 65536 bytes"},
+    "503": {"error": "not_ready", "detail": "the store does not answer (OperationalError)"},
 }
 
 
-def error_response(description: str, example: dict[str, str] | None = None) -> dict[str, Any]:
-    """An error answer with the `ErrorDocument` schema (and `example`, when given)."""
-    media: dict[str, Any] = {"schema": _ERROR}
-    if example is not None:
-        media["example"] = example
-    return {"description": description, "content": {"application/json": media}}
+def error_response(description: str) -> dict[str, Any]:
+    """An error answer with the `ErrorDocument` schema."""
+    return {"description": description, "content": {"application/json": {"schema": _ERROR}}}
 
 
 def operation_id(route: APIRoute) -> str:
@@ -120,9 +118,7 @@ def authentication_of(route: APIRoute) -> dict[str, Any]:
     security: list[dict[str, list[str]]] = [{BEARER: []}] if bearer_only else [{BEARER: []}, {SESSION: []}]
     writes = bool((route.methods or set()) - SAFE_METHODS)
     responses = {
-        "401": error_response(
-            "No valid bearer token" + ("." if bearer_only else " and no dashboard session."), ERROR_EXAMPLES["401"]
-        )
+        "401": error_response("No valid bearer token" + ("." if bearer_only else " and no dashboard session."))
     }
     refusals = []
     if require_operator in calls:
@@ -130,11 +126,10 @@ def authentication_of(route: APIRoute) -> dict[str, Any]:
     if writes and not bearer_only:
         refusals.append(f"a dashboard session sent no (or a wrong) `{CSRF_HEADER}` header")
     if refusals:
-        responses["403"] = error_response("Forbidden: " + "; or ".join(refusals) + ".", ERROR_EXAMPLES["403"])
+        responses["403"] = error_response("Forbidden: " + "; or ".join(refusals) + ".")
     if writes:
         responses["413"] = error_response(
-            "The body is over the API's limit (`GHINGEST_HTTP_MAX_FORM_BYTES`, 64 KiB); it was not read.",
-            ERROR_EXAMPLES["413"],
+            "The body is over the API's limit (`GHINGEST_HTTP_MAX_FORM_BYTES`, 64 KiB by default); it was not read."
         )
     return {"security": security, "responses": responses}
 
@@ -240,20 +235,18 @@ INVALID_REQUEST = "`invalid_request`: a parameter (or the body) does not validat
 _FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
 
 
-def _without_422(document: dict[str, Any]) -> None:
-    """FastAPI documents a 422 for every operation with parameters; the app answers 400 `ErrorDocument`."""
-    for item in document["paths"].values():
+def _errors_as_answered(paths: dict[str, Any]) -> None:
+    """FastAPI documents a 422 for every operation with parameters; the app answers 400 `ErrorDocument`. Every
+    `ErrorDocument` answer gets its status's example."""
+    for item in paths.values():
         for operation in item.values():
             responses = operation.get("responses", {})
-            if responses.pop("422", None) is None:
-                continue
-            if "400" in responses:
-                responses["400"]["content"]["application/json"].setdefault("example", ERROR_EXAMPLES["400"])
-            else:
-                responses["400"] = error_response(INVALID_REQUEST, ERROR_EXAMPLES["400"])
-    schemas = document["components"]["schemas"]
-    for name in _FASTAPI_VALIDATION_SCHEMAS:
-        schemas.pop(name, None)
+            if responses.pop("422", None) is not None and "400" not in responses:
+                responses["400"] = error_response(INVALID_REQUEST)
+            for status, response in responses.items():
+                media = response.get("content", {}).get("application/json", {})
+                if media.get("schema") == _ERROR and status in ERROR_EXAMPLES:
+                    media.setdefault("example", ERROR_EXAMPLES[status])
 
 
 def build_openapi(app: FastAPI) -> dict[str, Any]:
@@ -264,14 +257,16 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     document = get_openapi(
         title=app.title, version=app.version, description=app.description, routes=app.routes, tags=TAGS
     )
+    _errors_as_answered(document.get("paths", {}))
     document["paths"] = {PATH: WEBHOOK_PATH_ITEM, **document.get("paths", {})}
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    for name in _FASTAPI_VALIDATION_SCHEMAS:
+        schemas.pop(name, None)
     for model in (Accepted, Duplicate, ErrorDocument):
         schemas.setdefault(model.__name__, model.model_json_schema(ref_template="#/components/schemas/{model}"))
     for name, examples in EXAMPLES.items():
         if name in schemas:
             schemas[name]["examples"] = examples
     document["components"]["securitySchemes"] = SECURITY_SCHEMES
-    _without_422(document)
     app.openapi_schema = document
     return document
