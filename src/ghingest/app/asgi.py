@@ -14,9 +14,10 @@ from starlette.types import ASGIApp
 
 import ghingest
 from ghingest.app.api import api, health
+from ghingest.app.api_docs import mount_api_docs
 from ghingest.app.auth import TokenAuthenticator
 from ghingest.app.forward_api import forwarding
-from ghingest.app.openapi import build_openapi
+from ghingest.app.openapi import DESCRIPTION, build_openapi, operation_id
 from ghingest.app.proxies import ProxyHeadersMiddleware, TrustedProxies
 from ghingest.app.receiver import PATH
 from ghingest.app.rejections_api import rejections_api
@@ -34,10 +35,10 @@ def create_api(
     with_read_api: bool = True,
     receives_webhooks: bool = False,
 ) -> FastAPI:
-    """Health and metrics; with `with_read_api`, the read and forwarding API (and with `with_dashboard`, the
-    dashboard). Every request passes the `RequestGuard` (body cap, authentication before an `/api` body) first.
-    `/readyz` checks what this process needs: the store, and the inbox when it `receives_webhooks` (or runs the
-    worker)."""
+    """Health and metrics; with `with_read_api`, the read and forwarding API and its page `/docs` (and with
+    `with_dashboard`, the dashboard). Every request passes the `RequestGuard` (body cap, authentication before an
+    `/api` body) first. `/readyz` checks what this process needs: the store, and the inbox when it
+    `receives_webhooks` (or runs the worker)."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -55,10 +56,11 @@ def create_api(
     app = FastAPI(
         title="ghingest",
         version=ghingest.__version__,
-        description="Receive, verify and durably record GitHub webhook deliveries; read releases and events.",
+        description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url=None,  # Swagger UI loads its assets from a CDN; every asset must come from the app
+        docs_url=None,  # FastAPI's page loads Swagger UI from a CDN: ours (`api_docs`) serves it from the package
         redoc_url=None,
+        generate_unique_id_function=operation_id,
     )
     app.state.runtime = runtime
     app.state.readiness = {"intake": receives_webhooks or runtime.run_worker}
@@ -73,6 +75,7 @@ def create_api(
         app.include_router(forwarding)
         app.include_router(sync)
         app.include_router(rejections_api)
+        mount_api_docs(app)
     if with_read_api and with_dashboard:
         from ghingest.dashboard import forwarding as forwarding_pages
         from ghingest.dashboard import github as github_pages

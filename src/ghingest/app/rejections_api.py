@@ -8,30 +8,32 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, Field
 
-from ghingest.app.api import BAD_REQUEST, UNAUTHORIZED, Cursor, Limit, RuntimeDep
+from ghingest.app.api import BAD_REQUEST, Cursor, Limit, RuntimeDep
+from ghingest.app.api_models import DateTime
 from ghingest.app.auth import require_reader
+from ghingest.app.openapi import DocumentedRoute
 from ghingest.core.pagination import DEFAULT_PAGE_SIZE
 from ghingest.core.rejections import AGGREGATED, MALFORMED, Reason, RejectionBucket
 from ghingest.core.time import iso, parse_iso
 from ghingest.ports.rejections import RejectionQuery
 
 rejections_api = APIRouter(
-    prefix="/api", dependencies=[Depends(require_reader)], responses=UNAUTHORIZED, tags=["rejected requests"]
+    prefix="/api", dependencies=[Depends(require_reader)], tags=["rejected requests"], route_class=DocumentedRoute
 )
 HOOK_ID_DESCRIPTION = "Only this hook's (X-GitHub-Hook-ID, digits)."
 
 
 class RejectionDocument(BaseModel):
-    minute: str | None = Field(description="The minute the bucket counts (UTC), ISO-8601.")
-    reason: str = Field(description=", ".join(r.value for r in Reason))
+    minute: DateTime | None = Field(description="The minute the bucket counts (UTC), ISO-8601.")
+    reason: Reason = Field(description="Why the requests were refused.")
     status: int = Field(description="The HTTP status the requests were answered.")
     client: str = Field(description=f'The client address; "" unknown, "{MALFORMED}", "{AGGREGATED}" aggregated.')
     event: str = Field(description=f'X-GitHub-Event when well-formed; "" none, "{MALFORMED}", "{AGGREGATED}".')
     hook_id: str = Field(description=f'X-GitHub-Hook-ID when digits; "" none, "{MALFORMED}", "{AGGREGATED}".')
     delivery_id: str = Field(description=f'The newest request\'s X-GitHub-Delivery; "" none, "{MALFORMED}".')
     count: int = Field(description="Requests refused in the bucket.")
-    first_at: str | None
-    last_at: str | None
+    first_at: DateTime | None
+    last_at: DateTime | None
     aggregated: bool = Field(
         description="Past the cap of distinct buckets a minute: every client, event and hook of the reason."
     )
@@ -39,7 +41,7 @@ class RejectionDocument(BaseModel):
     @classmethod
     def of(cls, b: RejectionBucket) -> RejectionDocument:
         return cls(
-            minute=iso(b.minute), reason=b.reason.value, status=b.reason.status, client=b.client, event=b.event,
+            minute=iso(b.minute), reason=b.reason, status=b.reason.status, client=b.client, event=b.event,
             hook_id=b.hook_id, delivery_id=b.delivery_id, count=b.count, first_at=iso(b.first_at),
             last_at=iso(b.last_at), aggregated=b.aggregated,
         )  # fmt: skip
