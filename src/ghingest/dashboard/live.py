@@ -116,6 +116,13 @@ def _resume_point(last_event_id: str | None, after: str | None) -> str | None:
     return None
 
 
+async def live_context(request: Request, *, follows: bool = True) -> dict[str, str]:
+    """What a page's template needs to follow the feed (`base.html`: the cursor it was rendered at, and with it the
+    Live indicator); nothing for a page that does not follow it (an older page of a list stays as it is), which
+    then shows no indicator."""
+    return {"live_seq": await runtime_of(request).backend.feed.latest()} if follows else {}
+
+
 @router.get("/live")
 async def live(
     request: Request,
