@@ -15,11 +15,11 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-import uvicorn
 
 from ghingest.app import samples, sender
 from ghingest.app.asgi import Application
 from ghingest.app.http_limits import uvicorn_config
+from ghingest.app.listener import Listener
 from ghingest.app.runtime import Runtime
 from ghingest.app.settings import Settings, load_settings
 
@@ -76,7 +76,8 @@ def free_port() -> int:
 
 class ThreadedServer:
     """A real uvicorn server running the application in a thread, on its own event loop, configured as the
-    command line configures it (`uvicorn_config`: the HTTP limits of the runtime's settings)."""
+    command line configures it (`uvicorn_config`: the HTTP limits of the runtime's settings; `Listener`: live
+    streams end when it begins to shut down)."""
 
     def __init__(self, runtime: Runtime, *, read_side: bool = True, migrate: bool = True) -> None:
         if migrate:
@@ -87,7 +88,7 @@ class ThreadedServer:
         config = uvicorn_config(
             self.app, runtime.settings, metrics=runtime.metrics, host="127.0.0.1", port=self.port, loop="uvloop"
         )
-        self.server = uvicorn.Server(config)
+        self.server = Listener(config, runtime=runtime)
         self.thread = threading.Thread(target=self.server.run, name="test-server", daemon=True)
         self.url = f"http://127.0.0.1:{self.port}"
 

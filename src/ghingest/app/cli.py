@@ -106,15 +106,16 @@ def _port_free(settings: Settings) -> None:
 def _listen(application: Any, settings: Settings, *, receives_webhooks: bool, **options: Any) -> None:
     """Serve `application` (an `Application` or the FastAPI app of `create_api`) with uvicorn on the configured
     address, with the HTTP limits of `settings` (`http_limits.uvicorn_config`: the one place they are set); say
-    it is ready once it accepts connections (after the runtime started and the socket listens)."""
-    import uvicorn
+    it is ready once it accepts connections (after the runtime started and the socket listens). A `Listener`: live
+    streams end when it begins to shut down, and SIGTERM is a clean stop (exit 0)."""
     from uvicorn.config import STARTUP_FAILURE
 
     from ghingest.app.asgi import Application
     from ghingest.app.banner import ready_banner
     from ghingest.app.http_limits import uvicorn_config
+    from ghingest.app.listener import Listener, exit_cleanly_on_sigterm, exit_promptly
 
-    class Server(uvicorn.Server):
+    class Server(Listener):
         async def startup(self, sockets: list[Any] | None = None) -> None:
             await super().startup(sockets=sockets)
             if self.started and not self.should_exit:
@@ -122,11 +123,13 @@ def _listen(application: Any, settings: Settings, *, receives_webhooks: bool, **
 
     runtime = application.runtime if isinstance(application, Application) else application.state.runtime
     _open_file_limit(settings.http_max_connections)
-    server = Server(uvicorn_config(application, settings, metrics=runtime.metrics, **options))
+    server = Server(uvicorn_config(application, settings, metrics=runtime.metrics, **options), runtime=runtime)
+    exit_cleanly_on_sigterm()
     with contextlib.suppress(KeyboardInterrupt):
         server.run()
     if not server.started:
         sys.exit(STARTUP_FAILURE)
+    exit_promptly()
 
 
 def _open_file_limit(connections: int) -> None:

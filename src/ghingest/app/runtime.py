@@ -60,6 +60,7 @@ class Runtime:
     # flushed by `start`'s task while this process serves (a Lambda handler flushes it itself).
     rejections: RejectionRecorder | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _closing: asyncio.Event = field(default_factory=asyncio.Event)  # `begin_shutdown` was called
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _github: GitHubApi | None = None
 
@@ -215,9 +216,20 @@ class Runtime:
         self._tasks.append(asyncio.create_task(lease.keep(self._stop), name="track-lease"))
         self._tasks.append(asyncio.create_task(tracker.run(self._stop, may_run=lease), name="track"))
 
+    @property
+    def closing(self) -> asyncio.Event:
+        """Set when the server begins to shut down (`begin_shutdown`), before it waits for open responses: what
+        would keep a response open (a live stream) ends when it is set."""
+        return self._closing
+
+    def begin_shutdown(self) -> None:
+        """The server stops accepting and waits for open responses (`app.listener.Listener`): end the long ones."""
+        self._closing.set()
+
     async def start(self) -> None:
         await self.backend.resources.start()
         self._stop = asyncio.Event()
+        self._closing = asyncio.Event()
         if self.hook_allowlist is not None:  # in every process that receives webhooks, whatever its roles
             self._tasks.append(asyncio.create_task(self.hook_allowlist.run(self._stop), name="hook-allowlist"))
         if self.rejections is not None:

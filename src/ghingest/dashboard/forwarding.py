@@ -1,13 +1,15 @@
 """The dashboard's forwarding pages: destinations with their counters, dead letters with bulk retry.
 
-A delivery's forwards and attempts are shown on its page (`_forwards.html`, included by `delivery.html`).
+A delivery's forwards and attempts are shown on its page (`_forwards.html`, included by `delivery.html`, and
+alone at `/deliveries/{id}/forwards`, which the page fetches when a forward of the delivery changes). The
+destinations and the first page of dead letters follow the change feed's forwards (`dashboard.js`).
 Retrying is a state-changing POST: signed in, same origin, the session's CSRF token, and the operator role
 (`OperatorPost`).
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
@@ -17,19 +19,36 @@ from ghingest.app import operations
 from ghingest.app.forward_api import destination_states
 from ghingest.app.runtime import runtime_of
 from ghingest.core.int64 import Int64
-from ghingest.dashboard.errors import PageRoute
+from ghingest.dashboard.errors import PageRoute, error_page
+from ghingest.dashboard.live import live_context
 from ghingest.dashboard.security import CurrentUser, OperatorPost
 from ghingest.dashboard.templating import NavItem, renderer_of
-from ghingest.ports import ForwardView, ReplaySelection
+from ghingest.ports import DeliveryView, ReplaySelection
 
 router = APIRouter(include_in_schema=False, route_class=PageRoute)
 NAV = NavItem("Forwarding", "/forwarding", ("/forwarding",))
 PAGE_SIZE = 50
 
 
-async def forwards_of(request: Request, delivery_id: str) -> list[ForwardView]:
-    """A delivery's forwards with their attempts, for its page."""
-    return list(await runtime_of(request).backend.forward_log.forwards_of(delivery_id))
+async def forwards_context(request: Request, delivery: DeliveryView) -> dict[str, Any]:
+    """What `_forwards.html` shows of a delivery: its forwards with their attempts, the destinations it can be
+    forwarded again to, and the notice of a forward again just made."""
+    runtime = runtime_of(request)
+    return {
+        "delivery": delivery,
+        "forwards": list(await runtime.backend.forward_log.forwards_of(delivery.delivery_id)),
+        "forward_destinations": sorted(runtime.route_table().destinations),
+        "forwarded_again": request.query_params.get("forwarded"),
+    }
+
+
+@router.get("/deliveries/{delivery_id}/forwards")
+async def forwards_section(request: Request, _user: CurrentUser, delivery_id: str) -> Response:
+    """The forwards section of a delivery's page alone (the page fetches it when the delivery's forwards change)."""
+    view = await runtime_of(request).backend.reads.get_delivery(delivery_id)
+    if view is None:
+        return error_page(request, "Not found", "No such delivery.", status_code=404)
+    return renderer_of(request).page(request, "_forwards.html", await forwards_context(request, view))
 
 
 @router.get("/forwarding")
@@ -42,6 +61,7 @@ async def destinations_page(request: Request, _user: CurrentUser) -> Response:
         "routes": runtime.route_table().routes,
         "routes_file": str(routes.path) if routes is not None and routes.path is not None else None,
         "routes_error": routes.last_error if routes is not None else None,
+        **await live_context(request),
     }
     return renderer_of(request).page(request, "forwarding.html", context)
 
@@ -61,6 +81,7 @@ async def dead_letters_page(
         "destinations": sorted({s.destination for s in await runtime.backend.forward_log.stats()}),
         "next_before": items[-1].id if len(views) > PAGE_SIZE else None,
         "retried": request.query_params.get("retried"),
+        **await live_context(request, follows=before is None),
     }
     return renderer_of(request).page(request, "dead_letters.html", context)
 

@@ -20,6 +20,8 @@ from ghingest.core.pagination import InvalidCursor
 from ghingest.core.releases import ReleaseState
 from ghingest.dashboard import charts
 from ghingest.dashboard.errors import PageRoute, bad_request, error_page
+from ghingest.dashboard.forwarding import forwards_context
+from ghingest.dashboard.live import live_context
 from ghingest.dashboard.notes import notes_of
 from ghingest.dashboard.security import CurrentUser, OperatorPost, safe_next
 from ghingest.dashboard.templating import pretty_payload, renderer_of
@@ -74,10 +76,6 @@ async def _chart(request: Request, repository: str | None) -> charts.Chart | Non
     if repository is None:
         cache.at, cache.chart = time.monotonic(), chart
     return chart
-
-
-async def _live_seq(request: Request) -> str:
-    return await runtime_of(request).backend.feed.latest()
 
 
 def _bad_cursor(request: Request) -> Response:
@@ -138,7 +136,7 @@ async def releases_page(
         "cursor": cursor or "",
         "states": [s.value for s in ReleaseState],
         "chart": await _chart(request, None) if not cursor else None,
-        "live_seq": await _live_seq(request),
+        **await live_context(request, follows=not cursor),
     }
     return renderer_of(request).page(request, "releases.html", context)
 
@@ -155,7 +153,7 @@ async def release_page(request: Request, _user: CurrentUser, release_id: Int64) 
         if delivery is not None:
             deliveries[entry.delivery_id] = pretty_payload(delivery.content_kind, delivery.body)
     notes = await notes_of(request).html(release_id, view.record.content.body)
-    context = {"release": view, "notes": notes, "payloads": deliveries, "live_seq": await _live_seq(request)}
+    context = {"release": view, "notes": notes, "payloads": deliveries, **await live_context(request)}
     return renderer_of(request).page(request, "release.html", context)
 
 
@@ -174,7 +172,7 @@ async def repository_page(
         "page": page,
         "cursor": cursor or "",
         "chart": await _chart(request, repository) if not cursor else None,
-        "live_seq": await _live_seq(request),
+        **await live_context(request, follows=not cursor),
     }
     return renderer_of(request).page(request, "repository.html", context)
 
@@ -214,7 +212,7 @@ async def events_page(
         "cursor": cursor or "",
         "event_names": EVENT_NAMES,
         "action_names": action_names(filters["event"]),
-        "live_seq": await _live_seq(request),
+        **await live_context(request, follows=not cursor),
     }
     return renderer_of(request).page(request, "events.html", context)
 
@@ -225,14 +223,11 @@ async def delivery_page(request: Request, _user: CurrentUser, delivery_id: str) 
     if view is None:
         return error_page(request, "Not found", "No such delivery.", status_code=404)
     context = {
-        "delivery": view,
         "payload": pretty_payload(view.content_kind, view.body),
         "release_id": view.release_id,
         "reprocessed": request.query_params.get("reprocessed") == "1",
-        "forwards": list(await runtime_of(request).backend.forward_log.forwards_of(delivery_id)),
-        "forward_destinations": sorted(runtime_of(request).route_table().destinations),
-        "forwarded_again": request.query_params.get("forwarded"),
-        "live_seq": await _live_seq(request),
+        **await forwards_context(request, view),
+        **await live_context(request),
     }
     return renderer_of(request).page(request, "delivery.html", context)
 

@@ -19,6 +19,9 @@ Leases are visibility timeouts, so a crashed claimer's jobs come back by themsel
 `recover` releases nothing. Receipt handles are the claiming process's own (`release` and the messages of
 `record_attempts` need them); a result for a job this process did not claim is recorded all the same, and its
 message is left to come back and be found done.
+
+Each transaction that moves a job (an attempt, a release, a replay) puts a `forward` change of its delivery on the
+change feed (`feed.transact_with_changes`).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import structlog
 
 from ghingest.adapters.aws import keys
 from ghingest.adapters.aws.clients import condition_failed, is_error, reason, visibility
+from ghingest.adapters.aws.feed import transact_with_changes
 from ghingest.adapters.aws.items import stored_delivery, string_attributes
 from ghingest.adapters.aws.job_items import (
     FINAL,
@@ -43,6 +47,7 @@ from ghingest.adapters.aws.job_items import (
     attempt_item,
     attempt_job_update,
     forward_job,
+    job_update,
     notice_body,
     notice_job_id,
 )
@@ -80,6 +85,7 @@ class _Held:
     token: str
     attempts: int
     replay: bool
+    delivery_id: str
 
 
 class AwsForwardQueue:
@@ -193,7 +199,9 @@ class AwsForwardQueue:
             return None
         job = from_item(answer["Attributes"])
         with self._lock:
-            self._held[job_id] = _Held(message, token, int(job["attempts"]), bool(job["replay"]))
+            self._held[job_id] = _Held(
+                message, token, int(job["attempts"]), bool(job["replay"]), str(job["delivery_id"])
+            )
         self._keep(message)
         return job
 
@@ -239,23 +247,22 @@ class AwsForwardQueue:
         with self._lock:
             held = self._held.get(r.job_id)
         if held is not None:
-            attempts, replay, token = held.attempts, held.replay, held.token
+            attempts, replay, token, delivery_id = held.attempts, held.replay, held.token, held.delivery_id
         else:
             job = get(self._db, keys.job(r.job_id))
             if job is None or job["status"] != ForwardStatus.DELIVERING.value:
                 return  # not being delivered any more
-            attempts, replay, token = int(job["attempts"]), bool(job["replay"]), None
+            attempts, replay, token, delivery_id = int(job["attempts"]), bool(job["replay"]), None, job["delivery_id"]
         if not can_move(ForwardStatus.DELIVERING, r.next_status):
             return
         table = self._db.table
+        entries = [
+            attempt_job_update(table, r, attempts, token),
+            put_new(table, attempt_item(r, attempt_id, attempts + 1, replay)),
+            attempt_counts_update(table, r),
+        ]
         try:
-            self._db.clients.dynamodb.transact_write_items(
-                TransactItems=[
-                    attempt_job_update(table, r, attempts, token),
-                    put_new(table, attempt_item(r, attempt_id, attempts + 1, replay)),
-                    attempt_counts_update(table, r),
-                ]
-            )
+            transact_with_changes(self._db, entries, [("forward", str(delivery_id))])
         except Exception as exc:
             if not condition_failed(exc):
                 raise
@@ -301,19 +308,14 @@ class AwsForwardQueue:
             held = self._forget(job_id)
             if held is None:
                 continue
+            plain = {"now": now, "delivering": ForwardStatus.DELIVERING.value, "token": held.token}
+            update = job_update(
+                self._db.table, job_id, _RELEASE, "#status = :delivering AND claim_token = :token", plain
+            )
             try:
-                self._db.clients.dynamodb.update_item(
-                    TableName=self._db.table,
-                    Key=key(keys.job(job_id)),
-                    UpdateExpression=_RELEASE,
-                    ConditionExpression="#status = :delivering AND claim_token = :token",
-                    ExpressionAttributeNames=STATUS_NAMES,
-                    ExpressionAttributeValues=values(
-                        now=now, delivering=ForwardStatus.DELIVERING.value, token=held.token
-                    ),
-                )
+                transact_with_changes(self._db, [update], [("forward", held.delivery_id)])
             except Exception as exc:
-                if not is_error(exc, "ConditionalCheckFailedException"):
+                if not condition_failed(exc):
                     raise
                 continue  # not this claim's any more
             self._hide(held.message, 0, least=0)

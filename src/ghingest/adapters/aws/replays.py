@@ -4,7 +4,8 @@ queue's `enqueue_replays`), each as memory's.
 
 A replay job is one generation above the latest job of its (delivery, destination) and supersedes the dead ones,
 in one transaction: the latest job gets the new one as its successor on the condition that it has none, and a
-first job puts the original-job guard, so that generations never repeat and a concurrent replay reads again.
+first job puts the original-job guard, so that generations never repeat and a concurrent replay reads again. The
+transaction puts a `forward` change of the delivery on the change feed (`feed.transact_with_changes`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from ghingest.adapters.aws import keys
 from ghingest.adapters.aws.clients import condition_failed
+from ghingest.adapters.aws.feed import transact_with_changes
 from ghingest.adapters.aws.job_items import (
     STATUS_NAMES,
     counts_update,
@@ -84,7 +86,7 @@ def _replay(db: TableContext, seq: int, destination: str, route: str | None, job
         entries.append(successor_update(table, latest, job_id))
     entries += [supersede_update(table, j) for j in dead if j is not latest]
     try:
-        db.clients.dynamodb.transact_write_items(TransactItems=entries)
+        transact_with_changes(db, entries, [("forward", delivery_id)])
     except Exception as exc:
         if condition_failed(exc):
             return None

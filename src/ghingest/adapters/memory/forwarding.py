@@ -3,8 +3,9 @@ attempt, and per-destination counters.
 
 A claim moves a job to `delivering` and its `next_attempt_at` to the lease's end, so a job whose forwarder died is
 due again when its lease runs out. Attempts move jobs as `core.forward_states` allows (a job that is no longer
-being delivered records nothing). One process holds a memory database, so at a forwarder's start every lease is a
-crashed (or stopped) forwarder's: `single_forwarder`.
+being delivered records nothing). Every operation that moves jobs appends a `forward` change per delivery it
+touched to the change feed, under the same lock. One process holds a memory database, so at a forwarder's start
+every lease is a crashed (or stopped) forwarder's: `single_forwarder`.
 """
 
 from __future__ import annotations
@@ -54,26 +55,29 @@ class MemoryForwardQueue:
         if not results:
             return
         with self._db.transaction() as db:
-            for result in results:
-                _record_attempt(db, result)
+            moved = [_record_attempt(db, result) for result in results]
+            _note_forwards(db, [delivery_id for delivery_id in moved if delivery_id is not None])
+        self._db.changed.notify()
         self._db.forward_work.notify()
 
     async def release(self, job_ids: Sequence[int]) -> int:
         with self._db.transaction() as db:
             released = _release(db, [db.jobs[i] for i in job_ids if i in db.jobs])
-        if released:
-            self._db.forward_work.notify()
-        return released
+        return self._released(released)
 
     async def recover(self) -> int:
         with self._db.transaction() as db:
             released = _release(db, list(db.jobs.values()))
+        return self._released(released)
+
+    def _released(self, released: int) -> int:
         if released:
+            self._db.changed.notify()
             self._db.forward_work.notify()
         return released
 
     async def enqueue_replays(self, targets: Sequence[ReplayTarget]) -> int:
-        created = 0
+        replayed: list[str] = []  # the delivery id of each job created
         with self._db.transaction() as db:
             now = db.now()
             for seq, destination, route in targets:
@@ -98,10 +102,12 @@ class MemoryForwardQueue:
                     next_attempt_at=now,
                 )
                 ids.append(db.last_job)
-                created += 1
-        if created:
+                replayed.append(row.delivery.delivery_id)
+            _note_forwards(db, replayed)
+        if replayed:
+            self._db.changed.notify()
             self._db.forward_work.notify()
-        return created
+        return len(replayed)
 
     async def wait_for_work(self, timeout: float) -> None:
         # Only a wake-up, no check of due jobs: a pump waits while it holds jobs, and the method names no destination.
@@ -204,10 +210,16 @@ def _forward_job(db: MemoryDatabase, job: JobRow) -> ForwardJob:
     )
 
 
-def _record_attempt(db: MemoryDatabase, r: AttemptResult) -> None:
+def _note_forwards(db: MemoryDatabase, delivery_ids: Sequence[str]) -> None:
+    """A `forward` change per delivery among `delivery_ids`, in order (one per delivery and operation)."""
+    db.changes += [("forward", delivery_id) for delivery_id in dict.fromkeys(delivery_ids)]
+
+
+def _record_attempt(db: MemoryDatabase, r: AttemptResult) -> str | None:
+    """Record one attempt; the delivery id of its job when it moved the job on."""
     job = db.jobs.get(r.job_id)
     if job is None or job.status is not ForwardStatus.DELIVERING or not can_move(job.status, r.next_status):
-        return  # not being delivered any more (its lease ran out and it went elsewhere)
+        return None  # not being delivered any more (its lease ran out and it went elsewhere)
     delivered = r.next_status is ForwardStatus.DELIVERED
     done = r.next_status in (ForwardStatus.DELIVERED, ForwardStatus.DEAD)
     error = r.error if r.error is not None else (None if r.status_code is None else f"HTTP {r.status_code}")
@@ -242,17 +254,17 @@ def _record_attempt(db: MemoryDatabase, r: AttemptResult) -> None:
     else:
         stats.failed += 1
         stats.last_error, stats.last_error_at = error, r.started_at
+    return job.delivery_id
 
 
 def _release(db: MemoryDatabase, jobs: list[JobRow]) -> int:
     """Make the leased ones among `jobs` due now; how many."""
     now = db.now()
-    released = 0
-    for job in jobs:
-        if job.status is ForwardStatus.DELIVERING:
-            job.next_attempt_at = now
-            released += 1
-    return released
+    released = [job for job in jobs if job.status is ForwardStatus.DELIVERING]
+    for job in released:
+        job.next_attempt_at = now
+    _note_forwards(db, [job.delivery_id for job in released])
+    return len(released)
 
 
 def _replay_targets(db: MemoryDatabase, s: ReplaySelection) -> list[ReplayTarget]:

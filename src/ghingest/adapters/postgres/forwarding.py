@@ -8,6 +8,8 @@
   holds, `recover` only leases that ran out (due again anyway); an attempt is recorded only for a job this
   forwarder still holds, so a forwarder whose lease ran out and whose job went to another records nothing.
 - Forwarders are woken by NOTIFY (jobs created, released, replayed or due again), with polling as the fallback.
+- A transaction that moves jobs (an attempt, a release, a recovery, a replay) ends with a `forward` change per
+  delivery it touched (`store.append_changes`: under the change feed's lock, so that changes commit in order).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from typing import Any
 
 import psycopg.errors
 
-from ghingest.adapters.postgres.connection import FORWARDS, PostgresResources, clean, pyformat
+from ghingest.adapters.postgres.connection import CHANGES, FORWARDS, PostgresResources, clean, pyformat
+from ghingest.adapters.postgres.store import append_changes
 from ghingest.adapters.sql import forwarding as sql
 from ghingest.core.forward_states import ForwardStatus
 from ghingest.ports.forwarding import (
@@ -47,15 +50,18 @@ _ATTEMPT = pyformat(sql.ATTEMPT)
 _STATS = pyformat(sql.STATS)
 _RELEASE = (
     "UPDATE forward_jobs SET next_attempt_at = %s, lease_owner = NULL"
-    " WHERE id = ANY(%s) AND status = 'delivering' AND lease_owner = %s"
+    " WHERE id = ANY(%s) AND status = 'delivering' AND lease_owner = %s RETURNING delivery_id"
 )
 # At a forwarder's start, no lease can be known to be a crashed forwarder's (another may be delivering): only
 # leases that ran out (due again already) lose their owner, so that a forwarder that comes back late records
 # nothing over another's attempt.
-_RECOVER = "UPDATE forward_jobs SET lease_owner = NULL WHERE status = 'delivering' AND next_attempt_at <= %s"
+_RECOVER = (
+    "UPDATE forward_jobs SET lease_owner = NULL WHERE status = 'delivering' AND next_attempt_at <= %s"
+    " RETURNING delivery_id"
+)
 _SUPERSEDE = pyformat(sql.SUPERSEDE)
-_INSERT_REPLAY = pyformat(sql.INSERT_REPLAY) + " ON CONFLICT DO NOTHING"  # a concurrent replay made that generation
-_NOTIFY = f"SELECT pg_notify('{FORWARDS}', '')"
+# ON CONFLICT: a concurrent replay made that generation.
+_INSERT_REPLAY = pyformat(sql.INSERT_REPLAY) + " ON CONFLICT DO NOTHING RETURNING delivery_id"
 
 
 class PostgresForwardQueue:
@@ -77,18 +83,20 @@ class PostgresForwardQueue:
     async def record_attempts(self, results: Sequence[AttemptResult]) -> None:
         if not results:
             return
+        moved: list[str] = []  # the delivery id of each job an attempt moved on
         async with self._db.transaction() as conn, conn.cursor() as cursor:
             for result in results:
                 await cursor.execute(_RECORD, clean((*sql.record_params(result), self.owner)))
                 row = await cursor.fetchone()
                 if row is None:
                     continue  # not held any more (its lease ran out and it went elsewhere)
-                attempt, stats = sql.logged_params(result, *row)
+                attempt, stats = sql.logged_params(result, *row[:3])
                 await cursor.execute(_ATTEMPT, clean(attempt))
                 await cursor.execute(_STATS, clean(stats))
-            if any(r.next_status is ForwardStatus.RETRY for r in results):
-                await cursor.execute(_NOTIFY)
-        self._db.notify_local(FORWARDS)
+                moved.append(row[3])
+            retried = any(r.next_status is ForwardStatus.RETRY for r in results)
+            await append_changes(cursor, self._changes(moved), *([FORWARDS] if retried else []))
+        self._db.notify_local(CHANGES, FORWARDS)
 
     async def release(self, job_ids: Sequence[int]) -> int:
         if not job_ids:
@@ -99,27 +107,33 @@ class PostgresForwardQueue:
         return await self._update(_RECOVER, (self._db.clock.now(),))
 
     async def _update(self, statement: str, params: tuple[Any, ...]) -> int:
-        async with self._db.transaction() as conn:
-            count = (await conn.execute(statement, params)).rowcount
-            if count:
-                await conn.execute(_NOTIFY)
-        if count:
-            self._db.notify_local(FORWARDS)
-        return count
+        async with self._db.transaction() as conn, conn.cursor() as cursor:
+            await cursor.execute(statement, params)
+            delivery_ids = [row[0] for row in await cursor.fetchall()]
+            if delivery_ids:
+                await append_changes(cursor, self._changes(delivery_ids), FORWARDS)
+        if delivery_ids:
+            self._db.notify_local(CHANGES, FORWARDS)
+        return len(delivery_ids)
 
     async def enqueue_replays(self, targets: Sequence[ReplayTarget]) -> int:
         if not targets:
             return 0
         at = self._db.clock.now()
-        created = 0
+        replayed: list[str] = []  # the delivery id of each job created
         async with self._db.transaction() as conn, conn.cursor() as cursor:
             for seq, destination, route in targets:
                 await cursor.execute(_SUPERSEDE, clean((seq, destination)))
                 await cursor.execute(_INSERT_REPLAY, clean((destination, route, destination, at, at, seq)))
-                created += cursor.rowcount
-            await cursor.execute(_NOTIFY)
-        self._db.notify_local(FORWARDS)
-        return created
+                replayed += [row[0] for row in await cursor.fetchall()]
+            await append_changes(cursor, self._changes(replayed), FORWARDS)
+        self._db.notify_local(CHANGES, FORWARDS)
+        return len(replayed)
+
+    def _changes(self, delivery_ids: Sequence[str]) -> list[tuple[str, str, float]]:
+        """A `forward` change per delivery among `delivery_ids`, in order (one per delivery and transaction)."""
+        at = self._db.clock.now()
+        return [("forward", delivery_id, at) for delivery_id in dict.fromkeys(delivery_ids)]
 
     async def wait_for_work(self, timeout: float) -> None:
         # Only a wake-up, no check of due jobs: a pump waits while it holds jobs, and the method names no destination.

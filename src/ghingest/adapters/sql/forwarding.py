@@ -36,7 +36,8 @@ INSERT_JOB = (
 RECORD = (
     "UPDATE forward_jobs SET status = ?, attempts = attempts + 1, first_attempt_at = coalesce(first_attempt_at, ?),"
     " last_attempt_at = ?, last_status_code = ?, last_error = ?, next_attempt_at = coalesce(?, next_attempt_at),"
-    " completed_at = ? WHERE id = ? AND status = 'delivering'{held} RETURNING delivery_seq, attempts, replay"
+    " completed_at = ? WHERE id = ? AND status = 'delivering'{held}"
+    " RETURNING delivery_seq, attempts, replay, delivery_id"
 )
 ATTEMPT = (
     "INSERT INTO forward_attempts (job_id, delivery_seq, destination, number, replay, started_at, latency,"
@@ -118,7 +119,8 @@ def record_params(r: AttemptResult) -> tuple[Any, ...]:
 
 
 def logged_params(r: AttemptResult, delivery_seq: int, number: int, replay: Any) -> tuple[tuple[Any, ...], ...]:
-    """`ATTEMPT`'s and `STATS`' parameters for an attempt `RECORD` moved its job for (what it returned)."""
+    """`ATTEMPT`'s and `STATS`' parameters for an attempt `RECORD` moved its job for (what it returned, but the
+    delivery id)."""
     delivered = r.next_status is ForwardStatus.DELIVERED
     error = _error_of(r)
     attempt = (

@@ -44,7 +44,7 @@ class SqliteDatabase:
         self.inbox = SqliteInbox(self.writer, self.reader, self.work, clock=clock)
         self.store = SqliteStore(self.writer, self.changed, self.forward_work, clock=clock)
         self.reads = SqliteReads(self.reader)
-        self.forwards = SqliteForwardQueue(self.writer, self.forward_work, clock=clock)
+        self.forwards = SqliteForwardQueue(self.writer, self.forward_work, self.changed, clock=clock)
         self.forward_log = SqliteForwardLog(self.reader)
         self.feed = SqliteChangeFeed(self.reader, self.changed)
         self.sessions = SqliteSessionRevocations(self.writer, self.reader, clock=clock)

@@ -3,7 +3,8 @@
 Jobs are created (`ghingest.adapters.sql.forwarding.INSERT_JOB`) inside the store's transaction that marks their
 delivery processed, so a forward can never be lost between the two. Claims set `status = 'delivering'` and move
 `next_attempt_at` to the lease's end, so a job whose forwarder died is simply due again when its lease runs out.
-Every write goes through the single writer thread (group commit); reads use the query-only pool.
+Every write goes through the single writer thread (group commit); reads use the query-only pool. A write that moves
+jobs (an attempt, a release, a replay) adds a `forward` change per delivery to the change feed in its transaction.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlalchemy.engine import Connection
 from ghingest.adapters.sql import forwarding as sql
 from ghingest.adapters.sqlite.notifier import Notifier
 from ghingest.adapters.sqlite.reader import SqliteReader
+from ghingest.adapters.sqlite.store import INSERT_CHANGE
 from ghingest.adapters.sqlite.writer import SqliteWriter
 from ghingest.core.forward_states import ForwardStatus
 from ghingest.ports.clock import SYSTEM_CLOCK, Clock
@@ -38,6 +40,7 @@ _CLAIM = (
     " RETURNING id, delivery_seq, delivery_id, destination, route, replay, attempts, received_at, first_attempt_at"
 )
 _RECORD = sql.RECORD.format(held="")
+_INSERT_REPLAY = sql.INSERT_REPLAY + " RETURNING delivery_id"
 
 
 class SqliteForwardQueue:
@@ -45,9 +48,10 @@ class SqliteForwardQueue:
     # left is a crashed process's.
     capabilities = ForwardQueueCapabilities(single_forwarder=True)
 
-    def __init__(self, writer: SqliteWriter, work: Notifier, *, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(self, writer: SqliteWriter, work: Notifier, changed: Notifier, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self._writer = writer
         self._work = work
+        self._changed = changed  # the change feed's wake-up
         self._clock = clock
 
     async def claim(self, destination: str, *, limit: int, lease_seconds: float) -> Sequence[ForwardJob]:
@@ -76,11 +80,14 @@ class SqliteForwardQueue:
         if not results:
             return
 
+        at = self._clock.now()
+
         def record(conn: sqlite3.Connection) -> None:
-            for result in results:
-                _record_attempt(conn, result)
+            moved = [_record_attempt(conn, result) for result in results]
+            _note_forwards(conn, [delivery_id for delivery_id in moved if delivery_id is not None], at)
 
         await self._writer.run(record)
+        self._changed.notify()
         if any(r.next_status is ForwardStatus.RETRY for r in results):
             self._work.notify()
 
@@ -96,10 +103,21 @@ class SqliteForwardQueue:
         return await self._release("", [])
 
     async def _release(self, condition: str, params: list[Any]) -> int:
-        update = "UPDATE forward_jobs SET next_attempt_at = ? WHERE status = 'delivering'" + condition  # noqa: S608 - fixed text
-        values = [self._clock.now(), *params]
-        released: int = await self._writer.run(lambda conn: conn.execute(update, values).rowcount)
+        update = (
+            "UPDATE forward_jobs SET next_attempt_at = ? WHERE status = 'delivering'"  # noqa: S608 - fixed text
+            + condition
+            + " RETURNING delivery_id"
+        )
+        at = self._clock.now()
+
+        def release(conn: sqlite3.Connection) -> int:
+            delivery_ids = [row[0] for row in conn.execute(update, [at, *params]).fetchall()]
+            _note_forwards(conn, delivery_ids, at)
+            return len(delivery_ids)
+
+        released: int = await self._writer.run(release)
         if released:
+            self._changed.notify()
             self._work.notify()
         return released
 
@@ -109,13 +127,17 @@ class SqliteForwardQueue:
         at = self._clock.now()
 
         def enqueue(conn: sqlite3.Connection) -> int:
-            created = 0
+            replayed: list[str] = []  # the delivery id of each job created
             for seq, destination, route in targets:
                 conn.execute(sql.SUPERSEDE, (seq, destination))
-                created += conn.execute(sql.INSERT_REPLAY, (destination, route, destination, at, at, seq)).rowcount
-            return created
+                rows = conn.execute(_INSERT_REPLAY, (destination, route, destination, at, at, seq)).fetchall()
+                replayed += [row[0] for row in rows]
+            _note_forwards(conn, replayed, at)
+            return len(replayed)
 
         created: int = await self._writer.run(enqueue)
+        if created:
+            self._changed.notify()
         self._work.notify()
         return created
 
@@ -162,10 +184,17 @@ class SqliteForwardLog:
         return sql.forward_views(rows)
 
 
-def _record_attempt(conn: sqlite3.Connection, r: AttemptResult) -> None:
+def _record_attempt(conn: sqlite3.Connection, r: AttemptResult) -> str | None:
+    """Record one attempt; the delivery id of its job when it moved the job on."""
     row = conn.execute(_RECORD, sql.record_params(r)).fetchone()
     if row is None:
-        return  # the job is not being delivered any more (its lease ran out and it went elsewhere)
-    attempt, stats = sql.logged_params(r, *row)
+        return None  # the job is not being delivered any more (its lease ran out and it went elsewhere)
+    attempt, stats = sql.logged_params(r, *row[:3])
     conn.execute(sql.ATTEMPT, attempt)
     conn.execute(sql.STATS, stats)
+    return str(row[3])
+
+
+def _note_forwards(conn: sqlite3.Connection, delivery_ids: Sequence[str], at: float) -> None:
+    """A `forward` change per delivery among `delivery_ids`, in order (one per delivery and transaction)."""
+    conn.executemany(INSERT_CHANGE, [("forward", delivery_id, at) for delivery_id in dict.fromkeys(delivery_ids)])
