@@ -12,6 +12,8 @@ from ghingest.ports.feed import Change, ChangeFeed
 from ghingest.ports.forwarding import (
     AttemptResult,
     AttemptView,
+    DestinationActivity,
+    DestinationPause,
     DestinationStats,
     ForwardJob,
     ForwardLog,
@@ -20,6 +22,7 @@ from ghingest.ports.forwarding import (
     ForwardView,
     ReplaySelection,
     ReplayTarget,
+    DestinationTest,
 )
 from ghingest.ports.github_sync import GitHubSyncState
 from ghingest.ports.inbox import Claimed, Inbox, InboxCapabilities, Settle, Settlement
@@ -47,6 +50,8 @@ __all__ = [
     "Claimed",
     "Clock",
     "DeliveryView",
+    "DestinationActivity",
+    "DestinationPause",
     "DestinationStats",
     "EventQuery",
     "EventView",
@@ -75,4 +80,5 @@ __all__ = [
     "Store",
     "StoreCapabilities",
     "SystemClock",
+    "DestinationTest",
 ]
