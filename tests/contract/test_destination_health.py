@@ -76,6 +76,7 @@ async def test_a_paused_destination_is_claimed_by_no_one_until_it_is_resumed(bac
 
     waiter = asyncio.ensure_future(backend.forwards.wait_for_work(60.0))
     await let_waiters_start()
+    assert await backend.forwards.paused() == [pause]  # (a round trip: the waiter has looked at the queues)
     assert await backend.forwards.resume("ci") == pause
     await asyncio.wait_for(waiter, 10.0)  # pumps hear of it at once
     assert await backend.forwards.resume("ci") is None

@@ -96,7 +96,7 @@ def figures(seconds: float, attempts: Sequence[tuple[float, str]]) -> WindowFigu
     )
 
 
-def judge(windows: Sequence[WindowFigures], recent: Sequence[RecentAttempt], *, now: float) -> Health:
+def judge(windows: Sequence[WindowFigures], recent: Sequence[RecentAttempt]) -> Health:
     """The state of a destination from its windows (any order) and its most recent attempts (newest first)."""
     by_size = sorted(windows, key=lambda w: w.seconds)
     window = next((w for w in by_size if w.attempts), None)
@@ -105,10 +105,9 @@ def judge(windows: Sequence[WindowFigures], recent: Sequence[RecentAttempt], *, 
         return Health(HealthState.IDLE, f"no attempt in the last {span(longest)}", None)
     rate = window.delivered / window.attempts
     where = f"in the last {span(window.seconds)}"
-    latest = [a for a in recent[:RECENT] if a.started_at >= now - window.seconds]
-    if len(latest) == min(RECENT, window.attempts) and not any(a.delivered for a in latest):
-        what = "the last attempt" if len(latest) == 1 else f"the {len(latest)} most recent attempts"
-        return Health(HealthState.FAILING, f"{what} failed", window.seconds)
+    # With fewer than `RECENT` attempts in the window, all of them failed is a rate of 0: failing by the rate.
+    if window.attempts >= RECENT and len(recent) >= RECENT and not any(a.delivered for a in recent[:RECENT]):
+        return Health(HealthState.FAILING, f"the {RECENT} most recent attempts failed", window.seconds)
     if rate < FAILING_BELOW:
         return Health(HealthState.FAILING, f"success rate {rate:.1%} {where}", window.seconds)
     if rate < DEGRADED_BELOW:

@@ -123,10 +123,11 @@ class MemoryForwardQueue:
         with self._db.transaction() as db:
             pause = db.pauses.pop(destination, None)
             if pause is not None:
-                paused_for = db.now() - pause.paused_at
+                now = db.now()
                 for job in db.jobs.values():
-                    if job.destination == destination and job.status in ACTIVE and job.first_attempt_at is not None:
-                        job.first_attempt_at += paused_for
+                    held_back = job.status in ACTIVE and job.next_attempt_at <= now
+                    if job.destination == destination and held_back and job.first_attempt_at is not None:
+                        job.first_attempt_at += max(0.0, now - pause.paused_at)
         if pause is not None:
             self._db.forward_work.notify()
         return pause

@@ -156,7 +156,7 @@ class PostgresForwardQueue:
                 return None
             pause = sql.pause_of(row)
             await cursor.execute(_UNPAUSE, (destination,))
-            await cursor.execute(_CREDIT_PAUSE, (max(0.0, at - pause.paused_at), destination))
+            await cursor.execute(_CREDIT_PAUSE, (max(0.0, at - pause.paused_at), destination, at))
             await cursor.execute(_NOTIFY)
         self._db.notify_local(FORWARDS)
         return pause

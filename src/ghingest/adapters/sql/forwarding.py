@@ -295,10 +295,11 @@ PAUSE = (
 )
 PAUSE_OF = "SELECT destination, paused_by, paused_at FROM forward_destinations WHERE destination = ? AND paused_at IS NOT NULL"
 UNPAUSE = "UPDATE forward_destinations SET paused_by = NULL, paused_at = NULL WHERE destination = ?"
-# The time paused does not count towards `max_age`: a job's first attempt moves later by as much.
+# The time paused does not count towards the `max_age` of a job it held back (due when it ends): the job's first
+# attempt moves later by as much. Parameters: the time paused, the destination, now.
 CREDIT_PAUSE = (
     f"UPDATE forward_jobs SET first_attempt_at = first_attempt_at + ? WHERE destination = ? AND {ACTIVE}"  # noqa: S608
-    " AND first_attempt_at IS NOT NULL"
+    " AND next_attempt_at <= ? AND first_attempt_at IS NOT NULL"
 )
 PAUSED = (
     "SELECT destination, paused_by, paused_at FROM forward_destinations WHERE paused_at IS NOT NULL"

@@ -143,7 +143,7 @@ class SqliteForwardQueue:
                 return None
             pause = sql.pause_of(row)
             conn.execute(sql.UNPAUSE, (destination,))
-            conn.execute(sql.CREDIT_PAUSE, (max(0.0, at - pause.paused_at), destination))
+            conn.execute(sql.CREDIT_PAUSE, (max(0.0, at - pause.paused_at), destination, at))
             return pause
 
         pause: DestinationPause | None = await self._writer.run(resume)
