@@ -42,7 +42,11 @@ def test_the_hour_is_judged_and_the_day_only_when_the_hour_had_no_attempt() -> N
     day_failing = window(DAY, 100, 10)
     assert judge([window(HOUR, 20, 20), day_failing], latest(True, True, True)).state is HealthState.HEALTHY
     quiet = judge([window(HOUR, 0, 0), window(DAY, 10, 10)], latest(True, age=2 * HOUR))
-    assert (quiet.state, quiet.reason, quiet.window) == (HealthState.HEALTHY, "success rate 100.0% in the last 24 hours", DAY)
+    assert (quiet.state, quiet.reason, quiet.window) == (
+        HealthState.HEALTHY,
+        "success rate 100.0% in the last 24 hours",
+        DAY,
+    )
 
 
 def test_the_most_recent_attempts_all_failed_is_failing_whatever_the_rate() -> None:
@@ -75,7 +79,9 @@ def test_thresholds(attempts: int, delivered: int, dead: int, state: HealthState
     data=st.data(),
     recent=st.lists(st.booleans(), max_size=5),
 )
-def test_the_state_follows_the_rate_and_the_recent_attempts(attempts: int, data: st.DataObject, recent: list[bool]) -> None:
+def test_the_state_follows_the_rate_and_the_recent_attempts(
+    attempts: int, data: st.DataObject, recent: list[bool]
+) -> None:
     delivered = data.draw(st.integers(0, attempts))
     recent = recent[:attempts]
     health = judge([window(HOUR, attempts, delivered), window(DAY, attempts, delivered)], latest(*recent))

@@ -15,6 +15,7 @@ from ghingest.ports.forwarding import (
     DestinationActivity,
     DestinationPause,
     DestinationStats,
+    DestinationTest,
     ForwardJob,
     ForwardLog,
     ForwardQueue,
@@ -22,7 +23,6 @@ from ghingest.ports.forwarding import (
     ForwardView,
     ReplaySelection,
     ReplayTarget,
-    DestinationTest,
 )
 from ghingest.ports.github_sync import GitHubSyncState
 from ghingest.ports.inbox import Claimed, Inbox, InboxCapabilities, Settle, Settlement
@@ -53,6 +53,7 @@ __all__ = [
     "DestinationActivity",
     "DestinationPause",
     "DestinationStats",
+    "DestinationTest",
     "EventQuery",
     "EventView",
     "ForwardJob",
@@ -80,5 +81,4 @@ __all__ = [
     "Store",
     "StoreCapabilities",
     "SystemClock",
-    "DestinationTest",
 ]

@@ -293,7 +293,9 @@ PAUSE = (
     " paused_at = coalesce(forward_destinations.paused_at, excluded.paused_at)"
     " RETURNING destination, paused_by, paused_at"
 )
-PAUSE_OF = "SELECT destination, paused_by, paused_at FROM forward_destinations WHERE destination = ? AND paused_at IS NOT NULL"
+PAUSE_OF = (
+    "SELECT destination, paused_by, paused_at FROM forward_destinations WHERE destination = ? AND paused_at IS NOT NULL"
+)
 UNPAUSE = "UPDATE forward_destinations SET paused_by = NULL, paused_at = NULL WHERE destination = ?"
 # The time paused does not count towards the `max_age` of a job it held back (due when it ends): the job's first
 # attempt moves later by as much. Parameters: the time paused, the destination, now.

@@ -221,7 +221,8 @@ def _window(conn: Connection, destination: str, seconds: float, now: float) -> W
     if not counts[0]:
         return sql.window_figures(seconds, counts, None, None)
     p50, p95 = (
-        conn.exec_driver_sql(_LATENCY_AT, (destination, since, nearest_rank(counts[0], f))).scalar() for f in (0.5, 0.95)
+        conn.exec_driver_sql(_LATENCY_AT, (destination, since, nearest_rank(counts[0], f))).scalar()
+        for f in (0.5, 0.95)
     )
     return sql.window_figures(seconds, counts, p50, p95)
 
