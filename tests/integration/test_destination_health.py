@@ -87,6 +87,7 @@ def test_a_pause_holds_every_forward_and_the_resume_delivers_them_all(world: Wor
         assert (ci["queued"], ci["attempts"], ci["dead"]) == (12, 0, 0)  # they wait; nothing is attempted
         assert not world.ci.delivery_ids() & ids
         assert ci["paused"]["paused_at"] is not None
+        assert 'ghingest_forward_destination_paused{destination="ci"} 1.0' in api.get("/metrics").text
 
         resumed = api.post("/api/destinations/ci/resume")
         assert resumed.status_code == 200, resumed.text
@@ -100,6 +101,7 @@ def test_a_pause_holds_every_forward_and_the_resume_delivers_them_all(world: Wor
         assert (hour["window_seconds"], hour["attempts"], hour["delivered"]) == (3600, 12, 12)
         assert 0 < hour["p50_ms"] <= hour["p95_ms"]
         assert api.post("/api/destinations/ci/resume").json()["paused"] is None  # resuming again: nothing to do
+        assert 'ghingest_forward_destination_paused{destination="ci"} 0.0' in api.get("/metrics").text
 
 
 def test_a_test_delivery_is_a_ping_signed_with_the_destinations_secret_and_no_attempt(world: World) -> None:

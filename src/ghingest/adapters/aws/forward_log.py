@@ -3,7 +3,7 @@
 per-destination counts (one `DESTS` item each, moved in the same transactions as the jobs). Replay selections are
 `replays`'.
 
-Health (pattern 20): every attempt item is in its destination's gsi3 partition `ATTS#<destination>`, sorted by its
+Health (pattern 22): every attempt item is in its destination's gsi3 partition `ATTS#<destination>`, sorted by its
 start. A window reads the longest window's items (start, latency and outcome only) and counts and ranks them here,
 with `core.destination_health.figures`: its cost grows with the attempts of the last 24 hours. The most recent
 attempts are the partition's last few; recovery, its first delivered attempt after the last error.

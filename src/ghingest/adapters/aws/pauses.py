@@ -1,4 +1,4 @@
-"""Paused destinations and test deliveries on DynamoDB (docs/aws/dynamodb.md, pattern 20): one `PAUSED` item per
+"""Paused destinations and test deliveries on DynamoDB (docs/aws/dynamodb.md, pattern 22): one `PAUSED` item per
 paused destination, one `PINGS` item per destination with its last test delivery.
 
 A paused destination's jobs are *parked*: a notice of one that comes due (received by a claim or delivered to the
