@@ -123,8 +123,10 @@ class AwsJobs:
                 log.error("forward.dispatch_error", jobs=len(job_ids), error=reason(exc))
 
     def sweep_now(self, older_than: float, limit: int = 1000) -> int:
-        """Dispatch (blocking) the jobs still undispatched `older_than` seconds after their creation; how many."""
+        """Dispatch (blocking) the jobs still undispatched `older_than` seconds after their creation (a paused
+        destination's excepted); how many."""
         before = keys.t(self._db.clock.now() - older_than)
+        held_back = pauses.paused_names(self._db)  # a paused destination's jobs stay parked
         found: list[int] = []
         for item in query(
             self._db,
@@ -132,6 +134,8 @@ class AwsJobs:
             KeyConditionExpression="gsi3pk = :marker AND gsi3sk < :before",
             ExpressionAttributeValues=values(marker=keys.UNDISPATCHED, before=before),
         ):
+            if item["destination"] in held_back:
+                continue
             found.append(int(item["job_id"]))
             if len(found) >= limit:
                 break
