@@ -8,6 +8,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+import structlog
 from typer.testing import CliRunner, Result
 
 from ghingest.app.cli import app
@@ -22,12 +23,16 @@ def destinations() -> Iterator[tuple[Destination, Destination]]:
 
 
 @pytest.fixture
-def cli(tmp_path: Path, destinations: tuple[Destination, Destination]) -> Callable[..., Result]:
+def cli(tmp_path: Path, destinations: tuple[Destination, Destination]) -> Iterator[Callable[..., Result]]:
     ci, down = destinations
     routes = tmp_path / "routes.toml"
     routes.write_text(
         routes_toml(
-            {"ci": {"url": ci.url, "secret": "ci-secret-0123456"}, "down": {"url": down.url, "secret": "down-secret"}},
+            {
+                "ci": {"url": ci.url, "secret": "ci-secret-0123456"},
+                "down": {"url": down.url, "secret": "down-secret"},
+                "gone": {"url": "http://127.0.0.1:9/hook/s3cr3t", "secret": "gone-secret", "timeout": 2},
+            },
             [{"name": "all", "destinations": ["ci", "down"]}],
         )
     )
@@ -44,7 +49,11 @@ def cli(tmp_path: Path, destinations: tuple[Destination, Destination]) -> Callab
     def run(*args: str) -> Result:
         return runner.invoke(app, ["destinations", *args], env=env)
 
-    return run
+    logging = structlog.get_config()  # the command configures logging onto the runner's output, closed after it
+    try:
+        yield run
+    finally:
+        structlog.configure(**logging)
 
 
 def test_list_pause_resume_and_test_with_their_exit_codes(
@@ -59,7 +68,7 @@ def test_list_pause_resume_and_test_with_their_exit_codes(
     listed = run("list", "--json")
     assert listed.exit_code == 0, listed.output
     by_name = {d["name"]: d for d in orjson.loads(listed.output)}
-    assert sorted(by_name) == ["ci", "down"]
+    assert sorted(by_name) == ["ci", "down", "gone"]
     assert by_name["ci"]["paused"]["paused_by"].endswith("(cli)")
     assert by_name["down"]["health"] == {"state": "idle", "reason": "no attempt in the last 24 hours"}
     table = run("list")
@@ -76,6 +85,10 @@ def test_list_pause_resume_and_test_with_their_exit_codes(
     assert refused.output.startswith("down: HTTP 503 in ")
     assert "maintenance" in refused.output
     assert len(down.received) == 1
+    unreachable = run("test", "gone")
+    assert unreachable.exit_code == 1
+    assert unreachable.output.startswith("gone: ConnectFailed: cannot connect to 127.0.0.1:9")
+    assert "s3cr3t" not in unreachable.output  # a URL's path may hold a token
 
     resumed = run("resume", "ci")
     assert resumed.exit_code == 0

@@ -129,15 +129,25 @@ async def send_test_delivery(runtime: Runtime, name: str, *, by: str) -> Destina
         headers={"x-github-hook-id": str(hook_id)},
         body=orjson.dumps(ping_payload(destination, hook_id=hook_id, now=time.time())),
     )
-    transport = forwarder.DEFAULT_TRANSPORT(forwarder.transport_options(destination))
+    options = forwarder.transport_options(destination)
+    hidden = forwarder.secrets_of(options)
+    status_code: int | None = None
+    excerpt: str | None = None
     sent_at = time.time()
     t0 = time.perf_counter()
     try:
-        status_code, error, excerpt, _ = await forwarder.send(
-            transport, forwarder.target_of(destination.url), destination, request
-        )
-    finally:
-        await transport.close()
+        transport = forwarder.DEFAULT_TRANSPORT(options)
+    except Exception as exc:  # an unreadable `ca_bundle`, say: the answer is the reason, as an attempt's would be
+        error: str | None = f"the destination's client cannot be built: {forwarder.describe(exc, secrets=hidden)}"
+    else:
+        try:
+            status_code, error, excerpt, _ = await forwarder.send(
+                transport, forwarder.target_of(destination.url), destination, request
+            )
+        except Exception as exc:  # unforeseen, as an attempt's: recorded as the answer
+            error = forwarder.describe(exc, secrets=hidden)
+        finally:
+            await transport.close()
     test = DestinationTest(
         destination=name,
         delivery_id=delivery_id,

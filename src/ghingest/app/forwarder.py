@@ -245,7 +245,7 @@ class Forwarder:
             return self._transport_factory(options)
         except Exception as exc:
             self._log.exception("forward.transport_error", destination=name)
-            return _Unusable(describe(exc, secrets=_secrets_of(options)))
+            return _Unusable(describe(exc, secrets=secrets_of(options)))
 
     async def _attempt(
         self, transport: ForwardTransport, target: str, destination: Destination, job: ForwardJob
@@ -267,7 +267,7 @@ class Forwarder:
                 verdict = classify(status_code)
         except Exception as exc:  # unforeseen: recorded as this attempt's error, transient (the policy still ends it)
             self._log.exception("forward.attempt_error", delivery_id=job.delivery_id, destination=destination.name)
-            error = describe(exc, secrets=_secrets_of(transport_options(destination)))
+            error = describe(exc, secrets=secrets_of(transport_options(destination)))
             verdict = Verdict.TRANSIENT
         latency = time.perf_counter() - t0
         attempts = job.attempts + 1
@@ -375,7 +375,7 @@ async def send(
     except TimeoutError:
         return None, f"timeout after {destination.timeout:g} s", None, None
     except (TransportError, OSError) as exc:
-        return None, describe(exc, secrets=_secrets_of(transport_options(destination))), None, None
+        return None, describe(exc, secrets=secrets_of(transport_options(destination))), None, None
     excerpt = answer.body.decode("utf-8", errors="replace").strip()[:EXCERPT_CHARS] or None
     return answer.status, None, excerpt, parse_retry_after(answer.headers.get("retry-after"), now=time.time())
 
@@ -448,7 +448,7 @@ def describe(exc: BaseException, *, secrets: Sequence[str] = ()) -> str:
     return text[:ERROR_CHARS]
 
 
-def _secrets_of(options: TransportOptions) -> list[str]:
+def secrets_of(options: TransportOptions) -> list[str]:
     """What an error message must not show: the URL's path and query (a chat hook's token often is one) and the
     proxy URL's user information."""
     found: list[str] = []
