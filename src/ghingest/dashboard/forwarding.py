@@ -38,7 +38,9 @@ async def destinations_page(request: Request, _user: CurrentUser) -> Response:
     runtime = runtime_of(request)
     overview = await destinations.overview(runtime)
     routes = runtime.routes
+    names = {d.name for d in overview}  # a notice names a destination there is, never any text of the URL's
     done = {action: request.query_params.get(action) for action in ("paused", "resumed", "tested")}
+    done = {action: name if name in names else None for action, name in done.items()}
     tested = next((d.test for d in overview if d.name == done["tested"]), None)
     context = {
         "destinations": overview,
