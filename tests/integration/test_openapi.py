@@ -120,7 +120,13 @@ def test_every_api_operation_takes_the_bearer_token_and_documents_401(document: 
 
 def test_writes_take_a_bearer_token_only_and_the_operator_role(document: dict[str, Any]) -> None:
     writes = [op for path, method, op in _operations(document) if path.startswith("/api/") and method == "post"]
-    assert {op["operationId"] for op in writes} == {"replayForwards", "reprocessDeliveries"}
+    assert {op["operationId"] for op in writes} == {
+        "replayForwards",
+        "reprocessDeliveries",
+        "pauseDestination",
+        "resumeDestination",
+        "sendTestDelivery",
+    }
     for operation in writes:
         assert operation["security"] == [{"bearer": []}]
         assert {"400", "401", "403", "413"} <= set(operation["responses"])

@@ -231,7 +231,12 @@ async def get_metrics(runtime: RuntimeDep) -> Response:
     with contextlib.suppress(StoreUnavailable):
         runtime.metrics.inbox_depth.set(await runtime.backend.inbox.depth())
     with contextlib.suppress(StoreUnavailable):
+        known = set()
         for stats in await runtime.backend.forward_log.stats():
+            known.add(stats.destination)
             runtime.metrics.forward_queue_depth.labels(stats.destination).set(stats.queued)
             runtime.metrics.forward_dead_letters.labels(stats.destination).set(stats.dead)
+        paused = {p.destination for p in await runtime.backend.forwards.paused()}
+        for name in known | paused:
+            runtime.metrics.forward_paused.labels(name).set(1 if name in paused else 0)
     return Response(runtime.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -438,6 +438,10 @@ from ghingest.app.github_cli import reconcile, track  # noqa: E402 - as replay
 app.command()(reconcile)
 app.command()(track)
 
+from ghingest.app.destinations_cli import destinations_app  # noqa: E402 - as replay
+
+app.add_typer(destinations_app, name="destinations")
+
 
 def main() -> None:
     try:

@@ -1,26 +1,31 @@
-"""The forwarding API: destinations with their counters, a delivery's forwards and attempts, dead letters, replays.
+"""The forwarding API: destinations with their counters and health, a delivery's forwards and attempts, dead
+letters, replays; pausing, resuming and testing a destination.
 
-Reads take the same bearer token as the rest of `/api`. A replay changes state, so it needs the operator role and
-takes a bearer token only (never a browser session, which has the dashboard's CSRF-protected form instead).
+Reads take the same bearer token as the rest of `/api`. A replay, a pause, a resume and a test delivery change state,
+so they need the operator role and take a bearer token only (never a browser session, which has the dashboard's
+CSRF-protected forms instead).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
-from ghingest.app import operations
+from ghingest.app import destinations, operations
 from ghingest.app.api import INVALID_SELECTION, NOT_FOUND, RuntimeDep
 from ghingest.app.api_models import DELIVERY_ID, EXAMPLE_TIME, DateTime, examples
-from ghingest.app.auth import require_bearer, require_operator, require_reader
+from ghingest.app.auth import Principal, require_bearer, require_operator, require_reader
+from ghingest.app.destinations import DestinationOverview, UnknownDestination, origin_of
 from ghingest.app.openapi import DocumentedRoute
 from ghingest.app.runtime import Runtime
+from ghingest.core.destination_health import HealthState as HealthStatus
+from ghingest.core.destination_health import WindowFigures
 from ghingest.core.forward_states import ForwardStatus
 from ghingest.core.int64 import Int64
 from ghingest.core.time import iso, parse_iso
-from ghingest.ports import AttemptView, DestinationStats, ForwardView, ReplaySelection
+from ghingest.ports import AttemptView, DestinationTest, ForwardView, ReplaySelection
 
 forwarding = APIRouter(
     prefix="/api", dependencies=[Depends(require_reader)], tags=["forwarding"], route_class=DocumentedRoute
@@ -124,20 +129,103 @@ class Forward(BaseModel):
         )
 
 
+class HealthWindow(BaseModel):
+    window_seconds: float = Field(description="3600 (the last hour) or 86400 (the last 24 hours).")
+    attempts: int = Field(description="Attempts that started in the window (test deliveries are not attempts).")
+    delivered: int
+    failed: int
+    dead: int = Field(description="Attempts that dead-lettered their forward.")
+    success_rate: float | None
+    p50_ms: float | None = Field(description="Median attempt latency (nearest rank).")
+    p95_ms: float | None
+
+    @classmethod
+    def of(cls, w: WindowFigures) -> HealthWindow:
+        return cls(
+            window_seconds=w.seconds, attempts=w.attempts, delivered=w.delivered, failed=w.failed, dead=w.dead,
+            success_rate=w.success_rate, p50_ms=_ms(w.p50), p95_ms=_ms(w.p95),
+        )  # fmt: skip
+
+
+class HealthState(BaseModel):
+    state: HealthStatus = Field(description="`idle`: no attempt in the last 24 hours.")
+    reason: str = Field(description="Why, in words: e.g. 'success rate 80.0% in the last hour'.")
+
+
+class PauseState(BaseModel):
+    paused_by: str
+    paused_at: DateTime | None
+
+
+class PingResult(BaseModel):
+    destination: str
+    delivery_id: str = Field(description="The ping's X-GitHub-Delivery.")
+    sent_by: str
+    sent_at: DateTime | None
+    delivered: bool = Field(description="The destination answered 2xx.")
+    status_code: int | None = Field(description="The destination's HTTP status; null when there was no answer.")
+    latency_ms: float
+    error: str | None
+    response_excerpt: str | None = Field(description="The first 500 characters of the answer's body.")
+
+    @classmethod
+    def of(cls, t: DestinationTest) -> PingResult:
+        return cls(
+            destination=t.destination, delivery_id=t.delivery_id, sent_by=t.sent_by, sent_at=iso(t.sent_at),
+            delivered=t.delivered, status_code=t.status_code, latency_ms=round(t.latency * 1000, 3), error=t.error,
+            response_excerpt=t.response_excerpt,
+        )  # fmt: skip
+
+
 class DestinationState(BaseModel):
     name: str
     configured: bool = Field(description="False for a destination that only has stored forwards.")
     url: str | None = Field(description="Scheme, host and port only (a path may hold a token).")
     queued: int = Field(description="Forwards pending, awaiting a retry, or in flight.")
     dead: int = Field(description="Dead-lettered forwards not replayed.")
-    attempts: int
+    attempts: int = Field(description="All time.")
     delivered: int
     failed: int
-    success_rate: float | None = Field(description="Delivered attempts per attempt, 0 to 1; null: none yet.")
+    success_rate: float | None = Field(description="All time; see `windows` for the recent figures.")
     last_attempt_at: DateTime | None
     last_success_at: DateTime | None
     last_error: str | None
     last_error_at: DateTime | None
+    last_error_recovered_at: DateTime | None = Field(
+        default=None, description="The first successful attempt after the last error; null while not recovered."
+    )
+    health: HealthState
+    windows: list[HealthWindow] = Field(description="The last hour and the last 24 hours, by attempt start.")
+    paused: PauseState | None = Field(default=None, description="Set while paused: its jobs wait, none is attempted.")
+    last_test: PingResult | None = None
+
+    @classmethod
+    def of(cls, d: DestinationOverview) -> DestinationState:
+        s = d.stats
+        return cls(
+            name=d.name,
+            configured=d.configured is not None,
+            url=origin_of(d.configured.url) if d.configured is not None else None,
+            queued=s.queued if s else 0,
+            dead=s.dead if s else 0,
+            attempts=s.attempts if s else 0,
+            delivered=s.delivered if s else 0,
+            failed=s.failed if s else 0,
+            success_rate=s.success_rate if s else None,
+            last_attempt_at=iso(s.last_attempt_at) if s else None,
+            last_success_at=iso(s.last_success_at) if s else None,
+            last_error=s.last_error if s else None,
+            last_error_at=iso(s.last_error_at) if s else None,
+            last_error_recovered_at=iso(d.recovered_at) if d.last_error_recovered else None,
+            health=HealthState(state=d.health.state, reason=d.health.reason),
+            windows=[HealthWindow.of(w) for w in d.windows],
+            paused=PauseState(paused_by=d.pause.paused_by, paused_at=iso(d.pause.paused_at)) if d.pause else None,
+            last_test=PingResult.of(d.test) if d.test is not None else None,
+        )
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 3)
 
 
 class DeadLetterPage(BaseModel):
@@ -170,36 +258,15 @@ class ReplayResult(BaseModel):
     dry_run: bool
 
 
-def origin_of(url: str) -> str:
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://{rest.split('/', 1)[0].rsplit('@', 1)[-1]}"
+async def destination_states(runtime: Runtime) -> list[DestinationState]:
+    return [DestinationState.of(d) for d in await destinations.overview(runtime)]
 
 
-def destination_states(runtime: Runtime, stats: list[DestinationStats]) -> list[DestinationState]:
-    table = runtime.route_table()
-    by_name = {s.destination: s for s in stats}
-    states = []
-    for name in sorted(set(table.destinations) | set(by_name)):
-        s = by_name.get(name)
-        configured = table.destinations.get(name)
-        states.append(
-            DestinationState(
-                name=name,
-                configured=configured is not None,
-                url=origin_of(configured.url) if configured is not None else None,
-                queued=s.queued if s else 0,
-                dead=s.dead if s else 0,
-                attempts=s.attempts if s else 0,
-                delivered=s.delivered if s else 0,
-                failed=s.failed if s else 0,
-                success_rate=s.success_rate if s else None,
-                last_attempt_at=iso(s.last_attempt_at) if s else None,
-                last_success_at=iso(s.last_success_at) if s else None,
-                last_error=s.last_error if s else None,
-                last_error_at=iso(s.last_error_at) if s else None,
-            )
-        )
-    return states
+async def destination_state(runtime: Runtime, name: str) -> DestinationState:
+    for state in await destination_states(runtime):
+        if state.name == name:
+            return state
+    raise UnknownDestination(name)
 
 
 class InvalidReplay(ValueError):
@@ -252,8 +319,7 @@ async def replay_selection(runtime: Runtime, body: ReplayRequest) -> ReplaySelec
 
 @forwarding.get("/destinations", response_model=list[DestinationState], summary="Forward destinations and counters")
 async def list_destinations(runtime: RuntimeDep) -> list[DestinationState]:
-    """Every configured destination, and any that only has stored forwards, with its queue and counters."""
-    return destination_states(runtime, list(await runtime.backend.forward_log.stats()))
+    return await destination_states(runtime)
 
 
 @forwarding.get(
@@ -298,3 +364,55 @@ async def replay_forwards(runtime: RuntimeDep, body: ReplayRequest) -> ReplayRes
         raise HTTPException(400, detail=str(exc)) from None
     count = await operations.replay(runtime.backend, selection, dry_run=body.dry_run)
     return ReplayResult(count=count, dry_run=body.dry_run)
+
+
+_OPERATOR_BEARER = [Depends(require_operator), Depends(require_bearer)]
+
+
+def _principal(request: Request) -> Principal:
+    principal: Principal = request.state.principal
+    return principal
+
+
+@forwarding.post(
+    "/destinations/{name}/pause",
+    response_model=DestinationState,
+    responses=NOT_FOUND,
+    dependencies=_OPERATOR_BEARER,
+    summary="Pause a destination: its forwards wait, none is attempted, until it is resumed",
+)
+async def pause_destination(runtime: RuntimeDep, request: Request, name: str) -> DestinationState:
+    try:
+        await destinations.pause_destination(runtime, name, by=_principal(request).name)
+        return await destination_state(runtime, name)
+    except UnknownDestination as exc:
+        raise HTTPException(404, detail=str(exc)) from None
+
+
+@forwarding.post(
+    "/destinations/{name}/resume",
+    response_model=DestinationState,
+    responses=NOT_FOUND,
+    dependencies=_OPERATOR_BEARER,
+    summary="Resume a paused destination: its waiting forwards are attempted at once",
+)
+async def resume_destination(runtime: RuntimeDep, request: Request, name: str) -> DestinationState:
+    try:
+        await destinations.resume_destination(runtime, name, by=_principal(request).name)
+        return await destination_state(runtime, name)
+    except UnknownDestination as exc:
+        raise HTTPException(404, detail=str(exc)) from None
+
+
+@forwarding.post(
+    "/destinations/{name}/test",
+    response_model=PingResult,
+    responses=NOT_FOUND,
+    dependencies=_OPERATOR_BEARER,
+    summary="Send a signed GitHub ping to a configured destination now, and say what it answered",
+)
+async def send_test_delivery(runtime: RuntimeDep, request: Request, name: str) -> PingResult:
+    try:
+        return PingResult.of(await destinations.send_test_delivery(runtime, name, by=_principal(request).name))
+    except UnknownDestination as exc:
+        raise HTTPException(404, detail=str(exc)) from None

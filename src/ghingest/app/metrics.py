@@ -86,6 +86,12 @@ class Metrics:
             ["destination"],
             registry=self.registry,
         )
+        self.forward_paused = Gauge(
+            "ghingest_forward_destination_paused",
+            "1 while an operator has paused the destination (its forwards wait), else 0.",
+            ["destination"],
+            registry=self.registry,
+        )
         self.routes_reloads = Counter(
             "ghingest_routes_reloads_total",
             "Reloads of the route file, by result (ok, error; an error keeps the running routes).",

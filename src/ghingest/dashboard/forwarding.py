@@ -1,10 +1,11 @@
-"""The dashboard's forwarding pages: destinations with their counters, dead letters with bulk retry.
+"""The dashboard's forwarding pages: destinations with their health, counters and controls (pause, resume, send a
+test delivery), dead letters with bulk retry.
 
 A delivery's forwards and attempts are shown on its page (`_forwards.html`, included by `delivery.html`, and
 alone at `/deliveries/{id}/forwards`, which the page fetches when a forward of the delivery changes). The
 destinations and the first page of dead letters follow the change feed's forwards (`dashboard.js`).
-Retrying is a state-changing POST: signed in, same origin, the session's CSRF token, and the operator role
-(`OperatorPost`).
+Retrying, pausing, resuming and testing are state-changing POSTs: signed in, same origin, the session's CSRF
+token, and the operator role (`OperatorPost`); each redirects back to the page, which says what was done.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 
-from ghingest.app import operations
-from ghingest.app.forward_api import destination_states
+from ghingest.app import destinations, operations
+from ghingest.app.destinations import UnknownDestination, origin_of
 from ghingest.app.runtime import runtime_of
 from ghingest.core.int64 import Int64
 from ghingest.dashboard.errors import PageRoute, error_page
@@ -54,10 +55,17 @@ async def forwards_section(request: Request, _user: CurrentUser, delivery_id: st
 @router.get("/forwarding")
 async def destinations_page(request: Request, _user: CurrentUser) -> Response:
     runtime = runtime_of(request)
-    states = destination_states(runtime, list(await runtime.backend.forward_log.stats()))
+    overview = await destinations.overview(runtime)
     routes = runtime.routes
+    names = {d.name for d in overview}  # a notice names a destination there is, never any text of the URL's
+    done = {action: request.query_params.get(action) for action in ("paused", "resumed", "tested")}
+    done = {action: name if name in names else None for action, name in done.items()}
+    tested = next((d.test for d in overview if d.name == done["tested"]), None)
     context = {
-        "destinations": states,
+        "destinations": overview,
+        "origin_of": origin_of,
+        "done": done,
+        "tested": tested,
         "routes": runtime.route_table().routes,
         "routes_file": str(routes.path) if routes is not None and routes.path is not None else None,
         "routes_error": routes.last_error if routes is not None else None,
@@ -119,3 +127,37 @@ async def forward_again(
     if await runtime.backend.reads.get_delivery(delivery_id) is not None:
         count = await operations.replay(runtime.backend, ReplaySelection(delivery_id=delivery_id, to=target))
     return RedirectResponse(f"/deliveries/{quote(delivery_id, safe='')}?forwarded={count}", status_code=303)
+
+
+def _back(action: str, name: str) -> RedirectResponse:
+    return RedirectResponse(f"/forwarding?{action}={quote(name, safe='')}#destination-{quote(name)}", status_code=303)
+
+
+@router.post("/forwarding/destinations/{name}/pause")
+async def pause_destination(request: Request, user: OperatorPost, name: str) -> Response:
+    """Pause a destination: its forwards wait until it is resumed."""
+    try:
+        await destinations.pause_destination(runtime_of(request), name, by=user.name)
+    except UnknownDestination as exc:
+        raise HTTPException(404, detail=str(exc)) from None
+    return _back("paused", name)
+
+
+@router.post("/forwarding/destinations/{name}/resume")
+async def resume_destination(request: Request, user: OperatorPost, name: str) -> Response:
+    """Resume a paused destination."""
+    try:
+        await destinations.resume_destination(runtime_of(request), name, by=user.name)
+    except UnknownDestination as exc:
+        raise HTTPException(404, detail=str(exc)) from None
+    return _back("resumed", name)
+
+
+@router.post("/forwarding/destinations/{name}/test")
+async def test_destination(request: Request, user: OperatorPost, name: str) -> Response:
+    """Send a signed ping to a configured destination; the page then shows what it answered."""
+    try:
+        await destinations.send_test_delivery(runtime_of(request), name, by=user.name)
+    except UnknownDestination as exc:
+        raise HTTPException(404, detail=str(exc)) from None
+    return _back("tested", name)

@@ -36,7 +36,7 @@ from typing import Any
 
 import structlog
 
-from ghingest.adapters.aws import keys
+from ghingest.adapters.aws import keys, pauses
 from ghingest.adapters.aws.clients import condition_failed, is_error, reason, visibility
 from ghingest.adapters.aws.feed import transact_with_changes
 from ghingest.adapters.aws.items import stored_delivery, string_attributes
@@ -57,7 +57,14 @@ from ghingest.adapters.aws.replays import create_replays
 from ghingest.adapters.aws.table import TableContext, from_item, get, key, put_new, reserve, values
 from ghingest.core.errors import StoreUnavailable
 from ghingest.core.forward_states import ForwardStatus, can_move
-from ghingest.ports import AttemptResult, ForwardJob, ForwardQueueCapabilities, ReplayTarget
+from ghingest.ports import (
+    AttemptResult,
+    DestinationPause,
+    DestinationTest,
+    ForwardJob,
+    ForwardQueueCapabilities,
+    ReplayTarget,
+)
 
 log = structlog.get_logger("ghingest.aws.forwarding")
 
@@ -123,6 +130,7 @@ class AwsForwardQueue:
         if url is None:
             return []
         now = self._db.clock.now()
+        held_back = pauses.paused_names(self._db)
         taken: list[dict[str, Any]] = []
         while len(taken) < limit:
             answer = self._db.clients.sqs.receive_message(
@@ -136,7 +144,7 @@ class AwsForwardQueue:
                 break
             for m in messages:
                 message = _Message(url, m["ReceiptHandle"], m["MessageId"])
-                job = self._take(message, m["Body"], now, lease_seconds, destination)
+                job = self._take(message, m["Body"], now, lease_seconds, held_back, destination)
                 if job is not None:
                     taken.append(job)
         return self._forward_jobs(taken)
@@ -145,20 +153,28 @@ class AwsForwardQueue:
         with self._lock:
             self._settled.clear()  # one batch per invocation: only this one's messages are asked about
         now = self._db.clock.now()
+        held_back = pauses.paused_names(self._db)
         taken = []
         for r in records:
             url = self._queue_of(str(r["eventSourceARN"]))
             message = _Message(url, str(r["receiptHandle"]), str(r["messageId"]), event_source=True)
-            job = self._take(message, str(r["body"]), now, lease_seconds)
+            job = self._take(message, str(r["body"]), now, lease_seconds, held_back)
             if job is not None:
                 taken.append(job)
         return self._forward_jobs(taken)
 
     def _take(
-        self, message: _Message, body: str, now: float, lease_seconds: float, destination: str | None = None
+        self,
+        message: _Message,
+        body: str,
+        now: float,
+        lease_seconds: float,
+        held_back: frozenset[str],
+        destination: str | None = None,
     ) -> dict[str, Any] | None:
         """Take the job of one notice, or settle the notice: finished with when it names no job to attempt
-        (unknown, done, another destination's), hidden until its job is due when that is later."""
+        (unknown, done, another destination's, a paused destination's: parked), hidden until its job is due when
+        that is later."""
         job_id = notice_job_id(body)
         if job_id is None:
             log.warning("forward.bad_notice", message_id=message.message_id)
@@ -169,6 +185,10 @@ class AwsForwardQueue:
         names = dict(STATUS_NAMES)
         if destination is not None:
             condition += " AND #destination = :destination"
+        paused = {f"paused{n}": name for n, name in enumerate(sorted(held_back)[:99])}  # IN takes up to 100
+        if paused:
+            condition += f" AND NOT #destination IN ({', '.join(':' + p for p in paused)})"
+        if destination is not None or paused:
             names["#destination"] = "destination"
         try:
             answer = self._db.clients.dynamodb.update_item(
@@ -188,6 +208,7 @@ class AwsForwardQueue:
                     until=now + lease_seconds,
                     token=token,
                     **({} if destination is None else {"destination": destination}),
+                    **paused,
                 ),
                 ReturnValues="ALL_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
@@ -195,7 +216,7 @@ class AwsForwardQueue:
         except Exception as exc:
             if not is_error(exc, "ConditionalCheckFailedException"):
                 raise
-            self._not_claimable(message, self._job_after_failure(exc, job_id), now, destination)
+            self._not_claimable(message, self._job_after_failure(exc, job_id), now, held_back, destination)
             return None
         job = from_item(answer["Attributes"])
         with self._lock:
@@ -210,10 +231,18 @@ class AwsForwardQueue:
         return from_item(old) if old is not None else get(self._db, keys.job(job_id))
 
     def _not_claimable(
-        self, message: _Message, job: dict[str, Any] | None, now: float, destination: str | None
+        self,
+        message: _Message,
+        job: dict[str, Any] | None,
+        now: float,
+        held_back: frozenset[str],
+        destination: str | None,
     ) -> None:
         if job is None or ForwardStatus(job["status"]) in FINAL or destination not in (None, job["destination"]):
             self._finish(message)
+            return
+        if job["destination"] in held_back and pauses.park(self._db, job, now):
+            self._finish(message)  # parked: its notice is published again when the destination is resumed
             return
         # Active, not due: another claimer holds it (its lease) or its retry is later. Hidden until then.
         self._hide(message, float(job["next_attempt_at"]) - now)
@@ -336,6 +365,23 @@ class AwsForwardQueue:
         created = await self._db.run("forwards.enqueue_replays", create_replays, self._db, list(targets))
         await self._jobs.dispatch(created)
         return len(created)
+
+    # -- pauses, test deliveries --
+
+    async def pause(self, destination: str, *, by: str) -> DestinationPause:
+        return await self._db.run("forwards.pause", pauses.pause, self._db, destination, by)
+
+    async def resume(self, destination: str) -> DestinationPause | None:
+        ended, parked = await self._db.run("forwards.resume", pauses.unpause, self._db, destination)
+        if parked:
+            await self._jobs.dispatch(parked)
+        return ended
+
+    async def paused(self) -> Sequence[DestinationPause]:
+        return await self._db.run("forwards.paused", pauses.paused, self._db)
+
+    async def record_test(self, test: DestinationTest) -> None:
+        await self._db.run("forwards.record_test", pauses.record_test, self._db, test)
 
     # -- waiting --
 

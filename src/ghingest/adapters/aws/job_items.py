@@ -163,6 +163,8 @@ def attempt_item(r: AttemptResult, attempt_id: int, number: int, replay: bool) -
     return to_item(
         {
             **keys.attempt(r.job_id, number),
+            "gsi3pk": keys.attempts_of(r.destination),
+            "gsi3sk": keys.attempt_sort(r.started_at, attempt_id),
             "attempt_id": attempt_id,
             "job_id": r.job_id,
             "destination": r.destination,

@@ -153,6 +153,27 @@ def destination_counts(destination: str) -> dict[str, str]:
     return {"pk": DESTINATIONS, "sk": destination}
 
 
+PAUSED = "PAUSED"  # one item per paused destination
+PINGS = "PINGS"  # one item per destination: its last test delivery
+
+
+def destination_pause(destination: str) -> dict[str, str]:
+    return {"pk": PAUSED, "sk": destination}
+
+
+def destination_ping(destination: str) -> dict[str, str]:
+    return {"pk": PINGS, "sk": destination}
+
+
+def attempts_of(destination: str) -> str:
+    """gsi3: a destination's attempts, by `attempt_sort` (its health windows, its most recent attempts)."""
+    return f"ATTS#{destination}"
+
+
+def attempt_sort(started_at: float, attempt_id: int) -> str:
+    return f"{t(started_at)}#{n20(attempt_id)}"
+
+
 # sessions
 def session(session_id: str) -> dict[str, str]:
     return {"pk": f"SESSION#{session_id}", "sk": "#"}

@@ -14,13 +14,17 @@ from collections.abc import Sequence
 
 from ghingest.adapters.memory.signal import wait
 from ghingest.adapters.memory.tables import JobRow, MemoryDatabase, StatsRow
+from ghingest.core.destination_health import RecentAttempt, figures
 from ghingest.core.forward_states import ACTIVE, ForwardStatus, can_move
 from ghingest.core.routing import glob_matches
 from ghingest.core.states import DeliveryStatus
 from ghingest.ports import (
     AttemptResult,
     AttemptView,
+    DestinationActivity,
+    DestinationPause,
     DestinationStats,
+    DestinationTest,
     ForwardJob,
     ForwardQueueCapabilities,
     ForwardView,
@@ -42,6 +46,8 @@ class MemoryForwardQueue:
     async def claim(self, destination: str, *, limit: int, lease_seconds: float) -> Sequence[ForwardJob]:
         with self._db.transaction() as db:
             now = db.now()
+            if destination in db.pauses:
+                return []
             due = [j for j in db.jobs.values() if j.destination == destination and j.status in ACTIVE]
             due = [j for j in due if j.next_attempt_at <= now]
             due.sort(key=lambda j: (j.next_attempt_at, j.id))
@@ -116,6 +122,31 @@ class MemoryForwardQueue:
             pass  # closed: raise
         await wait(event, timeout)
 
+    async def pause(self, destination: str, *, by: str) -> DestinationPause:
+        with self._db.transaction() as db:
+            return db.pauses.setdefault(destination, DestinationPause(destination, by, db.now()))
+
+    async def resume(self, destination: str) -> DestinationPause | None:
+        with self._db.transaction() as db:
+            pause = db.pauses.pop(destination, None)
+            if pause is not None:
+                now = db.now()
+                for job in db.jobs.values():
+                    held_back = job.status in ACTIVE and job.next_attempt_at <= now
+                    if job.destination == destination and held_back and job.first_attempt_at is not None:
+                        job.first_attempt_at += max(0.0, now - pause.paused_at)
+        if pause is not None:
+            self._db.forward_work.notify()
+        return pause
+
+    async def paused(self) -> Sequence[DestinationPause]:
+        with self._db.transaction() as db:
+            return [db.pauses[name] for name in sorted(db.pauses)]
+
+    async def record_test(self, test: DestinationTest) -> None:
+        with self._db.transaction() as db:
+            db.tests[test.destination] = test
+
 
 class MemoryForwardLog:
     def __init__(self, database: MemoryDatabase) -> None:
@@ -163,6 +194,37 @@ class MemoryForwardLog:
                     )
                 )
             return stats
+
+    async def activity(self, windows: Sequence[float], *, recent: int) -> Sequence[DestinationActivity]:
+        with self._db.transaction() as db:
+            now = db.now()
+            by_destination: dict[str, list[AttemptView]] = {}
+            for _seq, attempt in db.attempts:
+                by_destination.setdefault(attempt.destination, []).append(attempt)
+            out = []
+            for name in sorted(by_destination):
+                log = sorted(by_destination[name], key=lambda a: (a.started_at, a.id))
+                error_at = db.stats[name].last_error_at if name in db.stats else None
+                recovered = [a.started_at for a in log if a.outcome == "delivered" and error_at is not None
+                             and a.started_at > error_at]  # fmt: skip
+                out.append(
+                    DestinationActivity(
+                        destination=name,
+                        windows=tuple(
+                            figures(w, [(a.latency, a.outcome) for a in log if a.started_at >= now - w])
+                            for w in windows
+                        ),
+                        recent=tuple(
+                            RecentAttempt(a.started_at, a.outcome == "delivered") for a in log[::-1][: max(0, recent)]
+                        ),
+                        recovered_at=min(recovered, default=None),
+                    )
+                )
+            return out
+
+    async def tests(self) -> Sequence[DestinationTest]:
+        with self._db.transaction() as db:
+            return [db.tests[name] for name in sorted(db.tests)]
 
     async def forwards_of(self, delivery_id: str) -> Sequence[ForwardView]:
         with self._db.transaction() as db:

@@ -28,7 +28,7 @@ from ghingest.core.rejections import RejectionBucket
 from ghingest.core.releases import ReleaseChange, ReleaseRecord
 from ghingest.core.states import DeliveryStatus
 from ghingest.core.tracking import TrackedRepository
-from ghingest.ports import AttemptView, Clock
+from ghingest.ports import AttemptView, Clock, DestinationPause, DestinationTest
 
 
 @dataclass(slots=True)
@@ -139,6 +139,8 @@ class MemoryDatabase:
     last_job: int = 0
     attempts: list[tuple[int, AttemptView]] = field(default_factory=list)  # (delivery seq, attempt), in id order
     stats: dict[str, StatsRow] = field(default_factory=dict)
+    pauses: dict[str, DestinationPause] = field(default_factory=dict)  # destination -> its pause
+    tests: dict[str, DestinationTest] = field(default_factory=dict)  # destination -> its last test delivery
     # sessions
     revocations: dict[str, float] = field(default_factory=dict)  # session id -> until
     # GitHub's API: reconciliation's gaps and each hook's last run, the repositories whose releases are polled

@@ -28,7 +28,10 @@ from ghingest.adapters.sql import forwarding as sql
 from ghingest.core.forward_states import ForwardStatus
 from ghingest.ports.forwarding import (
     AttemptResult,
+    DestinationActivity,
+    DestinationPause,
     DestinationStats,
+    DestinationTest,
     ForwardJob,
     ForwardQueueCapabilities,
     ForwardView,
@@ -39,7 +42,7 @@ from ghingest.ports.forwarding import (
 
 _CLAIM = (
     f"WITH due AS (SELECT id FROM forward_jobs WHERE destination = %s AND {sql.ACTIVE}"  # noqa: S608 - fixed text
-    " AND next_attempt_at <= %s ORDER BY next_attempt_at LIMIT %s FOR UPDATE SKIP LOCKED)"
+    f" AND next_attempt_at <= %s AND {sql.NOT_PAUSED} ORDER BY next_attempt_at LIMIT %s FOR UPDATE SKIP LOCKED)"
     " UPDATE forward_jobs j SET status = 'delivering', next_attempt_at = %s, lease_owner = %s"
     " FROM due, deliveries d WHERE j.id = due.id AND d.seq = j.delivery_seq"
     " RETURNING j.id, j.delivery_seq, j.delivery_id, j.destination, j.route, j.replay, j.attempts, j.received_at,"
@@ -62,6 +65,23 @@ _RECOVER = (
 _SUPERSEDE = pyformat(sql.SUPERSEDE)
 # ON CONFLICT: a concurrent replay made that generation.
 _INSERT_REPLAY = pyformat(sql.INSERT_REPLAY) + " ON CONFLICT DO NOTHING RETURNING delivery_id"
+_NOTIFY = f"SELECT pg_notify('{FORWARDS}', '')"
+_PAUSE = pyformat(sql.PAUSE)
+_PAUSE_OF = pyformat(sql.PAUSE_OF) + " FOR UPDATE"
+_UNPAUSE = pyformat(sql.UNPAUSE)
+_CREDIT_PAUSE = pyformat(sql.CREDIT_PAUSE)
+_RECORD_TEST = pyformat(sql.RECORD_TEST)
+# PostgreSQL's percentile_disc is the nearest rank (`core.destination_health.nearest_rank`), as the others compute it.
+_WINDOW = pyformat(
+    sql.WINDOW_COUNTS.replace(
+        " FROM ",
+        ", percentile_disc(0.5) WITHIN GROUP (ORDER BY latency),"
+        " percentile_disc(0.95) WITHIN GROUP (ORDER BY latency) FROM ",
+        1,
+    )
+)
+_RECENT = pyformat(sql.RECENT)
+_RECOVERED = pyformat(sql.RECOVERED)
 
 
 class PostgresForwardQueue:
@@ -139,6 +159,31 @@ class PostgresForwardQueue:
         # Only a wake-up, no check of due jobs: a pump waits while it holds jobs, and the method names no destination.
         await self._db.wait(FORWARDS, timeout)
 
+    async def pause(self, destination: str, *, by: str) -> DestinationPause:
+        rows = await self._db.fetch(_PAUSE, (destination, by, self._db.clock.now()))
+        return sql.pause_of(rows[0])
+
+    async def resume(self, destination: str) -> DestinationPause | None:
+        at = self._db.clock.now()
+        async with self._db.transaction() as conn, conn.cursor() as cursor:
+            await cursor.execute(_PAUSE_OF, (destination,))
+            row = await cursor.fetchone()
+            if row is None:
+                return None
+            pause = sql.pause_of(row)
+            await cursor.execute(_UNPAUSE, (destination,))
+            await cursor.execute(_CREDIT_PAUSE, (max(0.0, at - pause.paused_at), destination, at))
+            await cursor.execute(_NOTIFY)
+        self._db.notify_local(FORWARDS)
+        return pause
+
+    async def paused(self) -> Sequence[DestinationPause]:
+        return [sql.pause_of(row) for row in await self._db.fetch(sql.PAUSED)]
+
+    async def record_test(self, test: DestinationTest) -> None:
+        async with self._db.transaction() as conn:
+            await conn.execute(_RECORD_TEST, clean(sql.ping_params(test)))
+
 
 class PostgresForwardLog:
     def __init__(self, resources: PostgresResources) -> None:
@@ -162,6 +207,31 @@ class PostgresForwardLog:
 
     async def stats(self) -> Sequence[DestinationStats]:
         return sql.destination_stats(await self._db.fetch(sql.STATUS_COUNTS), await self._db.fetch(sql.TOTALS))
+
+    async def activity(self, windows: Sequence[float], *, recent: int) -> Sequence[DestinationActivity]:
+        now = self._db.clock.now()
+        out = []
+        async with self._db.connection() as conn, conn.cursor() as cursor:
+            await cursor.execute(sql.ACTIVE_DESTINATIONS)
+            for name, error_at in await cursor.fetchall():
+                figures = []
+                for seconds in windows:
+                    await cursor.execute(_WINDOW, (name, now - seconds))
+                    counts = await cursor.fetchone()
+                    assert counts is not None  # an aggregate has a row
+                    figures.append(sql.window_figures(seconds, counts[:3], counts[3], counts[4]))
+                await cursor.execute(_RECENT, (name, max(0, recent)))
+                latest = await cursor.fetchall()
+                recovered = None
+                if error_at is not None:
+                    await cursor.execute(_RECOVERED, (name, error_at))
+                    found = await cursor.fetchone()
+                    recovered = found[0] if found is not None else None
+                out.append(sql.destination_activity(name, tuple(figures), latest, recovered))
+        return out
+
+    async def tests(self) -> Sequence[DestinationTest]:
+        return [sql.ping_of(row) for row in await self._db.fetch(sql.TESTS)]
 
     async def forwards_of(self, delivery_id: str) -> Sequence[ForwardView]:
         seq = await self._db.scalar(pyformat(sql.SEQ_OF), (delivery_id,))

@@ -192,6 +192,8 @@ forward_attempts = sa.Table(
     sqlite_autoincrement=True,
 )
 sa.Index("ix_forward_attempts_delivery", forward_attempts.c.delivery_seq, forward_attempts.c.id)
+# 0016: a destination's health windows and most recent attempts
+sa.Index("ix_forward_attempts_destination_started", forward_attempts.c.destination, forward_attempts.c.started_at)
 
 forward_stats = sa.Table(
     "forward_stats",
@@ -204,6 +206,23 @@ forward_stats = sa.Table(
     sa.Column("last_success_at", sa.Float),
     sa.Column("last_error", sa.Text),
     sa.Column("last_error_at", sa.Float),
+)
+
+# What operators set per destination (migration 0016): a pause (no claim takes its jobs while `paused_at` is set),
+# and the last test delivery (a signed `ping`, kept apart from the attempt log).
+forward_destinations = sa.Table(
+    "forward_destinations",
+    metadata,
+    sa.Column("destination", sa.Text, primary_key=True),
+    sa.Column("paused_by", sa.Text),
+    sa.Column("paused_at", sa.Float),
+    sa.Column("test_delivery_id", sa.Text),
+    sa.Column("test_by", sa.Text),
+    sa.Column("test_at", sa.Float),
+    sa.Column("test_latency", sa.Float),
+    sa.Column("test_status_code", sa.Integer),
+    sa.Column("test_error", sa.Text),
+    sa.Column("test_excerpt", sa.Text),
 )
 
 # --- dashboard sessions (migration 0009): sign-outs, so that every process refuses a signed-out cookie -------------

@@ -20,11 +20,15 @@ from ghingest.adapters.sqlite.notifier import Notifier
 from ghingest.adapters.sqlite.reader import SqliteReader
 from ghingest.adapters.sqlite.store import INSERT_CHANGE
 from ghingest.adapters.sqlite.writer import SqliteWriter
+from ghingest.core.destination_health import WindowFigures, nearest_rank
 from ghingest.core.forward_states import ForwardStatus
 from ghingest.ports.clock import SYSTEM_CLOCK, Clock
 from ghingest.ports.forwarding import (
     AttemptResult,
+    DestinationActivity,
+    DestinationPause,
     DestinationStats,
+    DestinationTest,
     ForwardJob,
     ForwardQueueCapabilities,
     ForwardView,
@@ -35,12 +39,16 @@ from ghingest.ports.forwarding import (
 
 _CLAIM = (
     "UPDATE forward_jobs SET status = 'delivering', next_attempt_at = ? WHERE id IN ("  # noqa: S608 - fixed text
-    f" SELECT id FROM forward_jobs WHERE destination = ? AND {sql.ACTIVE} AND next_attempt_at <= ?"
+    f" SELECT id FROM forward_jobs WHERE destination = ? AND {sql.ACTIVE} AND next_attempt_at <= ? AND {sql.NOT_PAUSED}"
     " ORDER BY next_attempt_at LIMIT ?)"
     " RETURNING id, delivery_seq, delivery_id, destination, route, replay, attempts, received_at, first_attempt_at"
 )
 _RECORD = sql.RECORD.format(held="")
 _INSERT_REPLAY = sql.INSERT_REPLAY + " RETURNING delivery_id"
+# SQLite has no percentile function: the value at the nearest rank, by an ordered read of the window's latencies.
+_LATENCY_AT = (
+    "SELECT latency FROM forward_attempts WHERE destination = ? AND started_at >= ? ORDER BY latency LIMIT 1 OFFSET ?"
+)
 
 
 class SqliteForwardQueue:
@@ -48,8 +56,17 @@ class SqliteForwardQueue:
     # left is a crashed process's.
     capabilities = ForwardQueueCapabilities(single_forwarder=True)
 
-    def __init__(self, writer: SqliteWriter, work: Notifier, changed: Notifier, *, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self,
+        writer: SqliteWriter,
+        reader: SqliteReader,
+        work: Notifier,
+        changed: Notifier,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
         self._writer = writer
+        self._reader = reader
         self._work = work
         self._changed = changed  # the change feed's wake-up
         self._clock = clock
@@ -141,12 +158,42 @@ class SqliteForwardQueue:
         self._work.notify()
         return created
 
+    async def pause(self, destination: str, *, by: str) -> DestinationPause:
+        at = self._clock.now()
+        row = await self._writer.run(lambda conn: conn.execute(sql.PAUSE, (destination, by, at)).fetchone())
+        return sql.pause_of(row)
+
+    async def resume(self, destination: str) -> DestinationPause | None:
+        at = self._clock.now()
+
+        def resume(conn: sqlite3.Connection) -> DestinationPause | None:
+            row = conn.execute(sql.PAUSE_OF, (destination,)).fetchone()
+            if row is None:
+                return None
+            pause = sql.pause_of(row)
+            conn.execute(sql.UNPAUSE, (destination,))
+            conn.execute(sql.CREDIT_PAUSE, (max(0.0, at - pause.paused_at), destination, at))
+            return pause
+
+        pause: DestinationPause | None = await self._writer.run(resume)
+        if pause is not None:
+            self._work.notify()
+        return pause
+
+    async def paused(self) -> Sequence[DestinationPause]:
+        rows = await self._reader.run(lambda conn: conn.exec_driver_sql(sql.PAUSED).fetchall())
+        return [sql.pause_of(row) for row in rows]
+
+    async def record_test(self, test: DestinationTest) -> None:
+        await self._writer.run(lambda conn: conn.execute(sql.RECORD_TEST, sql.ping_params(test)))
+
 
 class SqliteForwardLog:
     """Every attempt, per-destination counts, dead letters and replay selections, on the read pool."""
 
-    def __init__(self, reader: SqliteReader) -> None:
+    def __init__(self, reader: SqliteReader, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self._reader = reader
+        self._clock = clock
 
     async def replay_targets(self, selection: ReplaySelection) -> Sequence[ReplayTarget]:
         query, params = sql.replay_query(selection)
@@ -166,6 +213,26 @@ class SqliteForwardLog:
 
         return await self._reader.run(load)
 
+    async def activity(self, windows: Sequence[float], *, recent: int) -> Sequence[DestinationActivity]:
+        now = self._clock.now()
+
+        def load(conn: Connection) -> list[DestinationActivity]:
+            out = []
+            for name, error_at in conn.exec_driver_sql(sql.ACTIVE_DESTINATIONS).fetchall():
+                figures = tuple(_window(conn, name, seconds, now) for seconds in windows)
+                latest = conn.exec_driver_sql(sql.RECENT, (name, max(0, recent))).fetchall()
+                recovered = None
+                if error_at is not None:
+                    recovered = conn.exec_driver_sql(sql.RECOVERED, (name, error_at)).scalar()
+                out.append(sql.destination_activity(name, figures, latest, recovered))
+            return out
+
+        return await self._reader.run(load)
+
+    async def tests(self) -> Sequence[DestinationTest]:
+        rows = await self._reader.run(lambda conn: conn.exec_driver_sql(sql.TESTS).fetchall())
+        return [sql.ping_of(row) for row in rows]
+
     async def forwards_of(self, delivery_id: str) -> Sequence[ForwardView]:
         def load(conn: Connection) -> list[ForwardView]:
             seq = conn.exec_driver_sql(sql.SEQ_OF, (delivery_id,)).scalar()
@@ -182,6 +249,18 @@ class SqliteForwardLog:
         query, params = sql.dead_letters_query(destination, before_id, limit)
         rows = await self._reader.run(lambda conn: conn.exec_driver_sql(query, tuple(params)).fetchall())
         return sql.forward_views(rows)
+
+
+def _window(conn: Connection, destination: str, seconds: float, now: float) -> WindowFigures:
+    since = now - seconds
+    counts = conn.exec_driver_sql(sql.WINDOW_COUNTS, (destination, since)).one()
+    if not counts[0]:
+        return sql.window_figures(seconds, counts, None, None)
+    p50, p95 = (
+        conn.exec_driver_sql(_LATENCY_AT, (destination, since, nearest_rank(counts[0], f))).scalar()
+        for f in (0.5, 0.95)
+    )
+    return sql.window_figures(seconds, counts, p50, p95)
 
 
 def _record_attempt(conn: sqlite3.Connection, r: AttemptResult) -> str | None:
