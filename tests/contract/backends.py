@@ -25,7 +25,7 @@ import pytest
 
 from ghingest.ports import Backend, ManualClock
 
-PORTS = frozenset({"inbox", "store", "reads", "feed", "forwards", "forward_log", "sessions", "github"})
+PORTS = frozenset({"inbox", "store", "reads", "feed", "forwards", "forward_log", "sessions", "github", "audit"})
 FEATURES = frozenset(
     {
         # Leases, due times (retries, forward backoff) and revocation ends follow the injected clock: a test that

@@ -10,6 +10,7 @@ The store creates forward jobs through the same `jobs.AwsJobs` as the forward qu
 
 from __future__ import annotations
 
+from ghingest.adapters.aws.audit import AwsAuditLog
 from ghingest.adapters.aws.clients import AwsClients, clients_for, is_error, unavailable
 from ghingest.adapters.aws.feed import AwsChangeFeed
 from ghingest.adapters.aws.forward_log import AwsForwardLog
@@ -69,5 +70,6 @@ def open_aws_backend(
         forward_log=forward_log if forward_log is not None else AwsForwardLog(db),
         sessions=AwsSessionRevocations(db),
         github=AwsGitHubSyncState(db),
+        audit=AwsAuditLog(db),
         resources=AwsResources(db),
     )

@@ -26,7 +26,7 @@ from ghingest.core.reconcile import Gap, HookScan
 from ghingest.core.releases import ReleaseChange, ReleaseRecord
 from ghingest.core.states import DeliveryStatus
 from ghingest.core.tracking import TrackedRepository
-from ghingest.ports import AttemptView, Clock
+from ghingest.ports import AttemptView, AuditEntry, Clock
 
 
 @dataclass(slots=True)
@@ -144,6 +144,8 @@ class MemoryDatabase:
     scans: dict[str, HookScan] = field(default_factory=dict)  # hook -> its last run
     tracked: dict[str, TrackedRepository] = field(default_factory=dict)  # key -> repository
     leases: dict[str, tuple[str, float]] = field(default_factory=dict)  # name -> (holder, until)
+    # the audit log
+    audit: dict[str, AuditEntry] = field(default_factory=dict)  # id -> entry, in append order
     # wake-ups
     work: Signal = field(default_factory=Signal)  # deliveries may be due
     forward_work: Signal = field(default_factory=Signal)  # forward jobs may be due
