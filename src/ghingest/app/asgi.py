@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp
 
 import ghingest
+from ghingest.app.actions_api import actions
 from ghingest.app.api import api, health
 from ghingest.app.auth import TokenAuthenticator
 from ghingest.app.forward_api import forwarding
@@ -71,7 +72,9 @@ def create_api(
         app.include_router(api)
         app.include_router(forwarding)
         app.include_router(sync)
+        app.include_router(actions)
     if with_read_api and with_dashboard:
+        from ghingest.dashboard import audit as audit_pages
         from ghingest.dashboard import forwarding as forwarding_pages
         from ghingest.dashboard import github as github_pages
         from ghingest.dashboard.mount import mount_dashboard
@@ -79,8 +82,8 @@ def create_api(
         mount_dashboard(
             app,
             runtime,
-            extra_routers=[forwarding_pages.router, github_pages.router],
-            extra_nav=[forwarding_pages.NAV, github_pages.NAV],
+            extra_routers=[forwarding_pages.router, github_pages.router, audit_pages.router],
+            extra_nav=[forwarding_pages.NAV, github_pages.NAV, audit_pages.NAV],
         )
 
     @app.exception_handler(StarletteHTTPException)

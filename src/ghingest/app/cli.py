@@ -15,12 +15,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 import ghingest
-from ghingest.app import operations, samples, sender
+from ghingest.app import audit, operations, samples, sender
 from ghingest.app.credentials import WEBHOOK_SECRET_FILE
 from ghingest.app.logs import configure_logging
 from ghingest.app.settings import ConfigError, Settings, load_settings, without_password
 from ghingest.core.time import parse_iso
 from ghingest.ports import ReprocessSelection
+from ghingest.ports.audit import REPROCESS
 
 if TYPE_CHECKING:
     from ghingest.app.runtime import Runtime
@@ -309,24 +310,36 @@ def reprocess(
     runtime = Runtime.build(settings, run_worker=False, generate_credentials=False)
     selection = ReprocessSelection(delivery_id=delivery, since=since_epoch, failed_only=failed)
 
+    async def work() -> dict[str, Any]:
+        marked = await operations.reprocess(runtime.backend, selection)
+        worker = runtime.worker()
+        with Progress(
+            TextColumn("reprocessing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        ) as progress:
+            task = progress.add_task("reprocess", total=marked)
+            done = 0
+            while (batch := await worker.run_once()) > 0:
+                done += batch
+                progress.update(task, completed=min(done, marked))
+        result: dict[str, Any] = {"queued": marked, "processed": done}
+        if delivery is not None and marked:
+            view = await runtime.backend.reads.get_delivery(delivery)
+            if view is not None:
+                result |= {"status": str(view.status), "delivery_error": view.error}
+        return result
+
     async def main() -> int:
         await runtime.start()
         try:
-            marked = await operations.reprocess(runtime.backend, selection)
-            worker = runtime.worker()
-            with Progress(
-                TextColumn("reprocessing"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=console,
-            ) as progress:
-                task = progress.add_task("reprocess", total=marked)
-                done = 0
-                while (batch := await worker.run_once()) > 0:
-                    done += batch
-                    progress.update(task, completed=min(done, marked))
-            return marked
+            document = audit.reprocess_selection_document(selection)
+            done = await audit.perform(runtime, audit.cli_actor(), REPROCESS, document, work)
+            if done.entry is None:
+                console.print("[yellow]warning:[/yellow] the audit log could not record this reprocessing")
+            return int(done.result["queued"])
         finally:
             await runtime.stop()
 

@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field
 
-from ghingest.app import operations
+from ghingest.app import audit, operations
 from ghingest.app.api import BAD_REQUEST, FORBIDDEN, NOT_FOUND, UNAUTHORIZED, RuntimeDep
 from ghingest.app.auth import TokenAuthenticator, require_operator, require_reader
 from ghingest.app.runtime import Runtime
@@ -238,10 +238,12 @@ async def dead_letters(
     dependencies=[Depends(require_operator), Depends(require_bearer)],
     summary="Forward deliveries again (recorded as replays)",
 )
-async def replay(runtime: RuntimeDep, body: ReplayRequest) -> ReplayResult:
+async def replay(request: Request, runtime: RuntimeDep, body: ReplayRequest) -> ReplayResult:
     try:
         selection = replay_selection(runtime, body)
     except ValueError as exc:
         raise HTTPException(400, detail=str(exc)) from None
-    count = await operations.replay(runtime.backend, selection, dry_run=body.dry_run)
-    return ReplayResult(count=count, dry_run=body.dry_run)
+    if body.dry_run:  # changes nothing: not an action the audit log keeps
+        return ReplayResult(count=await operations.replay(runtime.backend, selection, dry_run=True), dry_run=True)
+    done = await audit.replay(runtime, audit.actor_of(request, request.state.principal.name), selection)
+    return ReplayResult(count=int(done.result["queued"]), dry_run=False)

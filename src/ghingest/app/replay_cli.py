@@ -2,18 +2,20 @@
 
 The command selects (delivery, destination) pairs, then creates replay jobs in chunks under a progress bar; the
 running `ghingest serve` delivers them (its forwarder polls, so it picks them up within a second) and records each
-attempt as a replay. `--dry-run` only counts.
+attempt as a replay. `--dry-run` only counts. The audit log records each replay (`cli:<user>@<host>`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from ghingest.app import audit
 from ghingest.app.forward_api import ReplayRequest, replay_selection
+from ghingest.ports.audit import REPLAY
 
 CHUNK = 200
 
@@ -52,22 +54,29 @@ def replay(
         raise typer.Exit(2) from None
     cli._upgrade(settings)
 
+    async def enqueue() -> dict[str, Any]:
+        forwards = runtime.backend.forwards
+        targets = list(await runtime.backend.forward_log.replay_targets(selection))
+        created = 0
+        with Progress(
+            TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=cli.console
+        ) as progress:
+            task = progress.add_task("replay", total=len(targets))
+            for start in range(0, len(targets), CHUNK):
+                created += await forwards.enqueue_replays(targets[start : start + CHUNK])
+                progress.update(task, completed=min(start + CHUNK, len(targets)))
+        return {"queued": created}
+
     async def main() -> int:
         await runtime.start()
         try:
-            forwards = runtime.backend.forwards
-            targets = list(await runtime.backend.forward_log.replay_targets(selection))
-            if dry_run or not targets:
-                return len(targets)
-            created = 0
-            with Progress(
-                TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=cli.console
-            ) as progress:
-                task = progress.add_task("replay", total=len(targets))
-                for start in range(0, len(targets), CHUNK):
-                    created += await forwards.enqueue_replays(targets[start : start + CHUNK])
-                    progress.update(task, completed=min(start + CHUNK, len(targets)))
-            return created
+            if dry_run:  # changes nothing: not an action the audit log keeps
+                return len(await runtime.backend.forward_log.replay_targets(selection))
+            document = audit.replay_selection_document(selection)
+            done = await audit.perform(runtime, audit.cli_actor(), REPLAY, document, enqueue)
+            if done.entry is None:
+                cli.console.print("[yellow]warning:[/yellow] the audit log could not record this replay")
+            return int(done.result["queued"])
         finally:
             await runtime.stop()
 

@@ -8,19 +8,21 @@ Retrying is a state-changing POST: signed in, same origin, the session's CSRF to
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from ghingest.app import operations
+from ghingest.app import audit, operations
 from ghingest.app.forward_api import destination_states
 from ghingest.app.runtime import runtime_of
 from ghingest.core.int64 import Int64
-from ghingest.dashboard.errors import PageRoute
+from ghingest.dashboard.errors import PageRoute, error_page
+from ghingest.dashboard.flash import flash_target
 from ghingest.dashboard.security import CurrentUser, OperatorPost
 from ghingest.dashboard.templating import NavItem, renderer_of
 from ghingest.ports import ForwardView, ReplaySelection
+from ghingest.ports.audit import FORWARD_AGAIN, RETRY
 
 router = APIRouter(include_in_schema=False, route_class=PageRoute)
 NAV = NavItem("Forwarding", "/forwarding", ("/forwarding",))
@@ -60,41 +62,56 @@ async def dead_letters_page(
         "destination": destination or "",
         "destinations": sorted({s.destination for s in await runtime.backend.forward_log.stats()}),
         "next_before": items[-1].id if len(views) > PAGE_SIZE else None,
-        "retried": request.query_params.get("retried"),
+        "none_selected": request.query_params.get("selected") == "none",
     }
     return renderer_of(request).page(request, "dead_letters.html", context)
+
+
+def _dead_letters_url(destination: str | None, **params: str) -> str:
+    query = urlencode({**({"destination": destination} if destination else {}), **params})
+    return "/forwarding/dead-letters" + (f"?{query}" if query else "")
 
 
 @router.post("/forwarding/dead-letters/retry")
 async def retry_dead_letters(
     request: Request,
-    _user: OperatorPost,
+    user: OperatorPost,
     job_id: Annotated[list[Int64] | None, Form()] = None,
     scope: Annotated[str, Form()] = "selected",
     destination: Annotated[str | None, Form()] = None,
+    confirm: Annotated[str | None, Form()] = None,
 ) -> Response:
-    """Replay the selected dead letters (or every dead letter, of one destination or all) to their destinations."""
+    """Replay the selected dead letters to their destinations; or, once confirmed (`confirm=1`: the confirmation
+    page's form, so that it needs no script), every dead letter (of one destination, or all)."""
+    runtime = runtime_of(request)
+    destination = destination or None
     if scope == "all":
-        selection = ReplaySelection(destination=destination or None, dead_only=True)
+        selection = ReplaySelection(destination=destination, dead_only=True)
+        if confirm != "1":
+            count = await operations.replay(runtime.backend, selection, dry_run=True)
+            context = {"destination": destination or "", "count": count, "back": _dead_letters_url(destination)}
+            return renderer_of(request).page(request, "dead_letters_confirm.html", context)
     else:
         if not job_id:
-            return RedirectResponse("/forwarding/dead-letters?retried=0", status_code=303)
+            return RedirectResponse(_dead_letters_url(destination, selected="none"), status_code=303)
         selection = ReplaySelection(dead_only=True, job_ids=tuple(job_id))
-    count = await operations.replay(runtime_of(request).backend, selection)
-    query = f"retried={count}" + (f"&destination={destination}" if destination and scope == "all" else "")
-    return RedirectResponse(f"/forwarding/dead-letters?{query}", status_code=303)
+    done = await audit.replay(runtime, audit.actor_of(request, user.name), selection, action=RETRY)
+    back = _dead_letters_url(destination)
+    return RedirectResponse(flash_target(request, back, user, done), status_code=303)
 
 
 @router.post("/deliveries/{delivery_id}/forward-again")
 async def forward_again(
-    request: Request, _user: OperatorPost, delivery_id: str, to: Annotated[str | None, Form()] = None
+    request: Request, user: OperatorPost, delivery_id: str, to: Annotated[str | None, Form()] = None
 ) -> Response:
     """Replay one delivery to the destinations it went to, or to a chosen configured destination."""
     runtime = runtime_of(request)
     target = to or None
     if target is not None and target not in runtime.route_table().destinations:
         target = None
-    count = 0
-    if await runtime.backend.reads.get_delivery(delivery_id) is not None:
-        count = await operations.replay(runtime.backend, ReplaySelection(delivery_id=delivery_id, to=target))
-    return RedirectResponse(f"/deliveries/{quote(delivery_id, safe='')}?forwarded={count}", status_code=303)
+    page = f"/deliveries/{quote(delivery_id, safe='')}"
+    if await runtime.backend.reads.get_delivery(delivery_id) is None:
+        return error_page(request, "Not found", "No such delivery.", status_code=404)
+    selection = ReplaySelection(delivery_id=delivery_id, to=target)
+    done = await audit.replay(runtime, audit.actor_of(request, user.name), selection, action=FORWARD_AGAIN)
+    return RedirectResponse(flash_target(request, page, user, done), status_code=303)

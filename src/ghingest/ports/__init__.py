@@ -41,10 +41,10 @@ from ghingest.ports.store import Outcome, Store, StoreCapabilities
 __all__ = [
     "SYSTEM_CLOCK",
     "AttemptResult",
+    "AttemptView",
     "AuditEntry",
     "AuditLog",
     "AuditQuery",
-    "AttemptView",
     "Backend",
     "Change",
     "ChangeFeed",

@@ -93,4 +93,3 @@ def matches(entry: AuditEntry, query: AuditQuery) -> bool:
         and (query.until is None or entry.at < query.until)
         and (query.ok is None or entry.ok == query.ok)
     )
-

@@ -1,5 +1,6 @@
 """The embedded SQLite backend: one database file holding the inbox, the store, the change feed, the forward
-queue, the dashboard's session revocations, the audit log and what ghingest keeps of its conversations with GitHub's API."""
+queue, the dashboard's session revocations, the audit log and what ghingest keeps of its conversations with
+GitHub's API."""
 
 from __future__ import annotations
 
