@@ -150,7 +150,7 @@ def replay_selection_document(selection: ReplaySelection) -> dict[str, Any]:
             "until": iso(selection.until),
             "destination": selection.destination,
             "dead_only": selection.dead_only,
-            "job_ids": len(selection.job_ids) or None,
+            "selected_jobs": len(selection.job_ids) or None,
             "to": selection.to,
         }
     )

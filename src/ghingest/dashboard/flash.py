@@ -71,8 +71,7 @@ async def flash_of(request: Request, principal: Principal) -> Flash | None:
         return None
     if not isinstance(data, dict) or data.get("u") != principal.name:
         return None
-    message = await _message(request, data)
-    ok = bool(data.get("ok"))
+    message, ok = await _message(request, data)
     if data.get("id") is None:
         message += NOT_RECORDED
     return Flash(message, ok)
@@ -82,39 +81,41 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-async def _message(request: Request, data: dict[str, Any]) -> str:
+async def _message(request: Request, data: dict[str, Any]) -> tuple[str, bool]:
+    """The message, and whether it reports success."""
     action, selection, result = str(data.get("a")), dict(data.get("s") or {}), dict(data.get("r") or {})
-    if "error" in result:
-        return f"{LABELS.get(action, action)} failed: {result['error']}"
+    if "error" in result or not data.get("ok"):
+        return f"{LABELS.get(action, action)} failed: {result.get('error', 'unknown error')}", False
     queued = int(result.get("queued", 0))
     if action == REPROCESS:
         delivery_id = selection.get("delivery_id")
         if delivery_id is None:
-            return f"Queued {'1 delivery' if queued == 1 else f'{queued} deliveries'} for reprocessing."
+            return f"Queued {'1 delivery' if queued == 1 else f'{queued} deliveries'} for reprocessing.", True
         return await _reprocessed(request, str(delivery_id), float(data.get("t", 0.0)), queued)
     if action == RETRY:
         if queued == 0:
-            return "Nothing to retry: no dead letter matched."
+            return "Nothing to retry: no dead letter matched.", True
         where = f" to {selection['destination']}" if selection.get("destination") else ""
-        return f"Queued {_plural(queued, 'forward')} again{where}."
+        return f"Queued {_plural(queued, 'forward')} again{where}.", True
     if action == FORWARD_AGAIN:
         if queued == 0:
-            return "Nothing was forwarded: this delivery has no forward to repeat."
-        return f"Queued {_plural(queued, 'forward')} to {selection.get('to') or 'its destinations'}."
-    return f"Queued {_plural(queued, 'forward')}."
+            return "Nothing was forwarded: this delivery has no forward to repeat.", True
+        return f"Queued {_plural(queued, 'forward')} to {selection.get('to') or 'its destinations'}.", True
+    return f"Queued {_plural(queued, 'forward')}.", True
 
 
-async def _reprocessed(request: Request, delivery_id: str, at: float, queued: int) -> str:
+async def _reprocessed(request: Request, delivery_id: str, at: float, queued: int) -> tuple[str, bool]:
+    """A reprocessed delivery's outcome once its processing is newer than the action; "queued" until then."""
     if queued == 0:
-        return "Nothing to reprocess: no such delivery."
+        return "Nothing to reprocess: no such delivery.", True
     try:
         view = await runtime_of(request).backend.reads.get_delivery(delivery_id)
     except StoreUnavailable:
         view = None
     if view is None or view.processed_at is None or view.processed_at < at:
-        return "Queued for reprocessing."
+        return "Queued for reprocessing.", True
     if view.status == DeliveryStatus.FAILED:
-        return f"Reprocessed: failed again: {view.error or 'no reason recorded'}"
+        return f"Reprocessed: failed again: {view.error or 'no reason recorded'}", False
     if view.status == DeliveryStatus.PROCESSED:
-        return "Reprocessed: processed."
-    return "Queued for reprocessing."
+        return "Reprocessed: processed.", True
+    return "Queued for reprocessing.", True
