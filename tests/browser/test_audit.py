@@ -89,7 +89,9 @@ def test_dead_letters_select_all_at_least_one_and_retry_all_after_a_confirmation
     # The bar above the list comes before the table.
     top = bars.first.bounding_box()
     table = page.locator("table.dead-letters").bounding_box()
-    assert top is not None and table is not None and top["y"] < table["y"]
+    assert top is not None
+    assert table is not None
+    assert top["y"] < table["y"]
     _shot(page, "dead-letters", width)
 
     # Nothing selected: say what to do, not "0 forwards queued".
