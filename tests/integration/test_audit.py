@@ -22,6 +22,7 @@ from ghingest.app.users import hash_password
 from ghingest.core.errors import StoreUnavailable
 from ghingest.ports import AuditEntry, AuditQuery, ReprocessSelection
 from tests.conftest import SECRET, TOKEN, ThreadedServer, post_webhook, release, signed, wait_until
+from tests.contract.support import incoming
 from tests.dashboard_support import login_form_token, session_client
 
 PASSWORD = "correct horse battery staple"
@@ -193,19 +194,36 @@ def test_an_audit_log_that_cannot_write_keeps_the_action_and_says_so(tmp_path: P
     settings = load_settings(database_url="memory://", data_dir=tmp_path, webhook_secrets=SECRET, api_tokens=TOKEN)
     runtime = Runtime.build(settings, generate_credentials=False)
 
-    async def scenario() -> audit.Recorded:
-        await runtime.backend.resources.start()
-        assert await runtime.backend.inbox.append(signed_delivery(), received_at=runtime.clock.now())
-        runtime.backend.audit = _BrokenAudit()  # type: ignore[assignment]
-        return await audit.reprocess(runtime, audit.cli_actor(), ReprocessSelection(delivery_id="nope"))
+    async def scenario() -> tuple[audit.Recorded, int]:
+        backend = runtime.backend
+        await backend.resources.start()
+        assert await backend.inbox.append(incoming("kept"), received_at=runtime.clock.now())
+        await runtime.worker().drain()
+        backend.audit = _BrokenAudit()  # type: ignore[assignment]
+        done = await audit.reprocess(runtime, audit.cli_actor(), ReprocessSelection(delivery_id="kept"))
+        return done, await backend.inbox.depth()
 
-    done = asyncio.run(scenario())
+    done, depth = asyncio.run(scenario())
     assert done.entry is None
-    assert done.result == {"queued": 0}
+    assert done.result == {"queued": 1}
+    assert depth == 1  # the delivery is queued again all the same
     assert 'ghingest_audit_write_failures_total{action="reprocess"} 1.0' in runtime.metrics.render().decode()
 
 
-def signed_delivery() -> Any:
-    from tests.contract.support import incoming
+def test_an_action_that_raises_is_recorded_as_failed_and_the_error_goes_on(tmp_path: Path) -> None:
+    settings = load_settings(database_url="memory://", data_dir=tmp_path, webhook_secrets=SECRET, api_tokens=TOKEN)
+    runtime = Runtime.build(settings, generate_credentials=False)
 
-    return incoming("kept")
+    async def broken() -> dict[str, Any]:
+        raise StoreUnavailable("the inbox does not answer")
+
+    async def scenario() -> list[AuditEntry]:
+        await runtime.backend.resources.start()
+        with pytest.raises(StoreUnavailable):
+            await audit.perform(runtime, audit.Actor("olga", "192.0.2.1"), "replay", {"to": "ci"}, broken)
+        return list((await runtime.backend.audit.list(AuditQuery())).items)
+
+    [entry] = asyncio.run(scenario())
+    assert (entry.actor, entry.client, entry.action, entry.ok) == ("olga", "192.0.2.1", "replay", False)
+    assert entry.selection == {"to": "ci"}
+    assert entry.result == {"error": "StoreUnavailable: the inbox does not answer"}
