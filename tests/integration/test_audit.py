@@ -31,7 +31,8 @@ TYPED = "hunter2-typed-by-mistake"
 
 def _settings(folder: Path) -> Settings:
     users = folder / "users"
-    users.write_text(f"olga:{hash_password(PASSWORD)}:operator\n", encoding="utf-8")
+    hashed = hash_password(PASSWORD)
+    users.write_text(f"olga:{hashed}:operator\nvera:{hashed}:viewer\n", encoding="utf-8")
     return load_settings(
         database_url=f"sqlite:///{folder / 'audit.db'}",
         data_dir=folder / "data",
@@ -227,3 +228,16 @@ def test_an_action_that_raises_is_recorded_as_failed_and_the_error_goes_on(tmp_p
     assert (entry.actor, entry.client, entry.action, entry.ok) == ("olga", "192.0.2.1", "replay", False)
     assert entry.selection == {"to": "ci"}
     assert entry.result == {"error": "StoreUnavailable: the inbox does not answer"}
+
+
+def test_viewers_neither_see_nor_read_the_audit_log(server: ThreadedServer) -> None:
+    with httpx.Client(base_url=server.url, timeout=10) as browser:
+        form = login_form_token(browser.get("/login").text)
+        fields = {"login_token": form, "username": "vera", "password": PASSWORD}
+        assert browser.post("/login", data=fields).status_code == 303
+        home = browser.get("/")
+        assert 'href="/audit"' not in home.text
+        page = browser.get("/audit", headers={"Accept": "text/html"})
+        assert page.status_code == 403
+        assert "Operator role required" in page.text
+        assert browser.get("/api/audit").status_code == 403
