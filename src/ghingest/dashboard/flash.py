@@ -65,6 +65,9 @@ async def flash_of(request: Request, principal: Principal) -> Flash | None:
     token = request.query_params.get(PARAM)
     if not token:
         return None
+    # The page's live stream starts from before what the message reads (a reprocessed delivery), so that a change
+    # made meanwhile refreshes it (`live_seq_of`).
+    request.state.live_seq = await runtime_of(request).backend.feed.latest()
     try:
         data: Any = _gate(request).flashes.loads(token, max_age=MAX_AGE)
     except BadSignature:
@@ -75,6 +78,12 @@ async def flash_of(request: Request, principal: Principal) -> Flash | None:
     if data.get("id") is None:
         message += NOT_RECORDED
     return Flash(message, ok)
+
+
+async def live_seq_of(request: Request) -> str:
+    """Where the page's live stream starts: before the flash's reads when there is one, else the feed's latest."""
+    seq: str | None = getattr(request.state, "live_seq", None)
+    return seq if seq is not None else await runtime_of(request).backend.feed.latest()
 
 
 def _plural(n: int, word: str) -> str:

@@ -21,7 +21,7 @@ from ghingest.core.pagination import InvalidCursor
 from ghingest.core.releases import ReleaseState
 from ghingest.dashboard import charts
 from ghingest.dashboard.errors import PageRoute, bad_request, error_page
-from ghingest.dashboard.flash import flash_target
+from ghingest.dashboard.flash import flash_target, live_seq_of
 from ghingest.dashboard.notes import notes_of
 from ghingest.dashboard.security import CurrentUser, OperatorPost, safe_next
 from ghingest.dashboard.templating import pretty_payload, renderer_of
@@ -79,7 +79,7 @@ async def _chart(request: Request, repository: str | None) -> charts.Chart | Non
 
 
 async def _live_seq(request: Request) -> str:
-    return await runtime_of(request).backend.feed.latest()
+    return await live_seq_of(request)
 
 
 def _bad_cursor(request: Request) -> Response:
