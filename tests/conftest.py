@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import socket
 import threading
@@ -36,21 +37,24 @@ def _scrub_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
+def settings_in(folder: Path, **overrides: Any) -> Settings:
+    """The tests' settings: an SQLite file and the data folder in `folder`, the test secret and token, fast polls
+    (for a module-scoped server too: `folder` from `tmp_path_factory`)."""
+    values: dict[str, Any] = {
+        "database_url": f"sqlite:///{folder / 'ghingest.db'}",
+        "data_dir": folder / "data",
+        "webhook_secrets": SECRET,
+        "api_tokens": TOKEN,
+        "worker_poll_interval": 0.05,
+        "worker_retry_base_delay": 0.05,
+    }
+    values.update(overrides)
+    return load_settings(**values)
+
+
 @pytest.fixture
 def make_settings(tmp_path: Path) -> Callable[..., Settings]:
-    def make(**overrides: Any) -> Settings:
-        values: dict[str, Any] = {
-            "database_url": f"sqlite:///{tmp_path / 'ghingest.db'}",
-            "data_dir": tmp_path / "data",
-            "webhook_secrets": SECRET,
-            "api_tokens": TOKEN,
-            "worker_poll_interval": 0.05,
-            "worker_retry_base_delay": 0.05,
-        }
-        values.update(overrides)
-        return load_settings(**values)
-
-    return make
+    return functools.partial(settings_in, tmp_path)
 
 
 @pytest.fixture

@@ -67,7 +67,7 @@ def _entries(server: ThreadedServer, **params: Any) -> list[dict[str, Any]]:
 def test_api_actions_are_recorded_with_the_token_and_the_result(server: ThreadedServer) -> None:
     with _api(server, "second-api-token-0123456789") as api:
         wait_until(lambda: api.get("/api/deliveries/aud-0").json()["status"] == "processed")
-        assert api.post("/api/reprocess", json={"delivery_id": "aud-0"}).json() == {"queued": 1}
+        assert api.post("/api/reprocess", json={"delivery_id": "aud-0"}).json() == {"count": 1}
         assert api.post("/api/reprocess", json={}).status_code == 400  # nothing chosen: refused, not recorded
         assert api.post("/api/replays", json={"delivery_id": "aud-0", "dry_run": True}).status_code == 200
         assert api.post("/api/replays", json={"repository": "nobody/*"}).json() == {"count": 0, "dry_run": False}
@@ -162,8 +162,8 @@ def test_the_command_line_records_reprocess_and_replay(tmp_path: Path, monkeypat
         replayed = runner.invoke(app, ["replay", "--delivery", "cli-bad"])
     finally:
         configure_logging()  # the commands pointed the logs at the runner's output, closed now
-    assert reprocessed.exit_code == 0, reprocessed.output
-    assert replayed.exit_code == 1  # no forward matched (a failed delivery has none)
+    assert reprocessed.exit_code == 1, reprocessed.output  # it failed again
+    assert replayed.exit_code == 3  # no forward matched (a failed delivery has none)
 
     async def entries() -> list[AuditEntry]:
         backend = Runtime.build(settings, generate_credentials=False).backend
@@ -180,7 +180,7 @@ def test_the_command_line_records_reprocess_and_replay(tmp_path: Path, monkeypat
     assert "@" in reprocess.actor
     assert reprocess.client is None
     assert reprocess.selection == {"delivery_id": "cli-bad"}
-    assert reprocess.result["queued"] == 1
+    assert (reprocess.result["queued"], reprocess.result["processed"], reprocess.result["failed_again"]) == (1, 0, 1)
     assert reprocess.result["status"] == "failed"
     assert "PayloadMismatch" in reprocess.result["delivery_error"]
     assert replay.result == {"queued": 0}

@@ -333,6 +333,18 @@ async def require_reader(request: Request) -> None:
     request.state.principal = bearer
 
 
+def require_bearer(request: Request) -> None:
+    """FastAPI dependency: 401 unless the request carries a valid API token in `Authorization: Bearer` (a write
+    that only a script or the CLI makes; a browser session has the dashboard's CSRF-protected forms instead)."""
+    authenticator: TokenAuthenticator = request.app.state.authenticator
+    if not authenticator.valid(authenticator.bearer_of(request)):
+        raise HTTPException(
+            status_code=status.HTTP_401_UNAUTHORIZED,
+            detail="a valid 'Authorization: Bearer <token>' header is required",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
 def require_operator(request: Request) -> None:
     """FastAPI dependency, after `require_reader`: 403 unless the principal has the operator role."""
     principal: Principal | None = getattr(request.state, "principal", None)

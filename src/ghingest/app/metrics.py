@@ -25,6 +25,20 @@ class Metrics:
         self.rejections = Counter(
             "ghingest_rejections_total", "Requests refused, by error code.", ["code"], registry=self.registry
         )
+        self.rejected_requests = Counter(
+            "ghingest_rejected_requests_total",
+            "Webhook requests refused, by reason (wrong_secret, missing_signature, malformed_signature,"
+            " unsupported_algorithm, bad_headers, malformed_payload, too_large, unsupported_media_type,"
+            " forbidden_source): what the Rejected page lists.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.rejections_unrecorded = Counter(
+            "ghingest_rejections_unrecorded_total",
+            "Refused requests counted in no bucket of the rejected-requests log: the buffer was full (the store"
+            " down for long, under a flood).",
+            registry=self.registry,
+        )
         self.inbox_depth = Gauge(
             "ghingest_inbox_depth", "Deliveries recorded but not processed yet.", registry=self.registry
         )

@@ -18,6 +18,7 @@ from ghingest.app.leases import Lease, holder_id
 from ghingest.app.metrics import Metrics
 from ghingest.app.offload import Offload
 from ghingest.app.receiver import WebhookReceiver
+from ghingest.app.rejections import RejectionRecorder
 from ghingest.app.routes_config import Routes, TransportDefaults
 from ghingest.app.settings import ConfigError, Settings
 from ghingest.core.github_hooks import HookRef
@@ -55,6 +56,9 @@ class Runtime:
     # The webhook route's source allow-list, built by `receiver(allowlist=True)` (None: none configured), refreshed
     # by `start` while this process serves.
     hook_allowlist: HookAllowlist | None = None
+    # What the webhook route refused, buffered for the rejected-requests log: built with the first `receiver()`,
+    # flushed by `start`'s task while this process serves (a Lambda handler flushes it itself).
+    rejections: RejectionRecorder | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _github: GitHubApi | None = None
@@ -115,6 +119,8 @@ class Runtime:
             from ghingest.app.hook_allowlist import HookAllowlist
 
             self.hook_allowlist = HookAllowlist.from_settings(s, metrics=self.metrics, clock=self.clock)
+        if self.rejections is None:
+            self.rejections = RejectionRecorder(self.backend.rejections, metrics=self.metrics, clock=self.clock)
         return WebhookReceiver(
             self.backend.inbox,
             self.backend.store,
@@ -125,6 +131,7 @@ class Runtime:
             offload=self.receiver_offload,
             ack_timeout=s.ack_timeout,
             sources=self.hook_allowlist if allowlist else None,
+            rejections=self.rejections,
         )
 
     def route_table(self) -> RouteTable:
@@ -213,6 +220,8 @@ class Runtime:
         self._stop = asyncio.Event()
         if self.hook_allowlist is not None:  # in every process that receives webhooks, whatever its roles
             self._tasks.append(asyncio.create_task(self.hook_allowlist.run(self._stop), name="hook-allowlist"))
+        if self.rejections is not None:
+            self._tasks.append(asyncio.create_task(self.rejections.run(self._stop), name="rejections"))
         if self.run_worker:
             if WORKER in self.roles:
                 self._tasks.append(asyncio.create_task(self.worker().run(self._stop), name="worker"))

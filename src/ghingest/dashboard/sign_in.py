@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from ghingest.app import audit
 from ghingest.app.auth import SignInAttempt
+from ghingest.app.credentials import token_whereabouts
 from ghingest.app.logs import get_logger
 from ghingest.app.proxies import client_address
 from ghingest.app.runtime import runtime_of
@@ -54,6 +55,7 @@ async def _form(
             "error": error,
             "login_token": gate.login_form_token(),
             "passwords": gate.users.configured,
+            "token_hint": token_whereabouts(runtime_of(request).api_tokens),
         },
         status_code=status_code,
     )

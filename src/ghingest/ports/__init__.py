@@ -21,6 +21,7 @@ from ghingest.ports.forwarding import (
     ForwardView,
     ReplaySelection,
     ReplayTarget,
+    TargetDelivery,
 )
 from ghingest.ports.github_sync import GitHubSyncState
 from ghingest.ports.inbox import Claimed, Inbox, InboxCapabilities, Settle, Settlement
@@ -35,6 +36,7 @@ from ghingest.ports.reads import (
     ReprocessSelection,
     Sighting,
 )
+from ghingest.ports.rejections import RejectionLog, RejectionQuery, RejectionSummary
 from ghingest.ports.sessions import SessionRevocations
 from ghingest.ports.store import Outcome, Store, StoreCapabilities
 
@@ -66,6 +68,9 @@ __all__ = [
     "Outcome",
     "ReadCapabilities",
     "Reads",
+    "RejectionLog",
+    "RejectionQuery",
+    "RejectionSummary",
     "ReleaseQuery",
     "ReleaseView",
     "ReplaySelection",
@@ -79,4 +84,5 @@ __all__ = [
     "Store",
     "StoreCapabilities",
     "SystemClock",
+    "TargetDelivery",
 ]

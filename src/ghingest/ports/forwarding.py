@@ -127,6 +127,17 @@ ReplayTarget = tuple[int, str, str | None]  # (the delivery's key in this backen
 
 
 @dataclass(frozen=True, slots=True)
+class TargetDelivery:
+    """What a replay's dry run shows of a delivery it would forward again."""
+
+    seq: int  # the ReplayTarget's key
+    delivery_id: str
+    event: str
+    repository: str | None
+    received_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class ForwardQueueCapabilities:
     single_forwarder: bool = False  # one forwarder per store: at its start, every lease is a crashed one's
 
@@ -164,6 +175,11 @@ class ForwardQueue(Protocol):
 class ForwardLog(Protocol):
     async def replay_targets(self, selection: ReplaySelection) -> Sequence[ReplayTarget]:
         """The (delivery, destination, route) a replay of `selection` creates jobs for."""
+        ...
+
+    async def target_deliveries(self, seqs: Sequence[int]) -> Sequence[TargetDelivery]:
+        """The deliveries of these `ReplayTarget` keys (a dry run's first few), in the order of `seqs`; a key with
+        no delivery is left out."""
         ...
 
     async def stats(self) -> Sequence[DestinationStats]:

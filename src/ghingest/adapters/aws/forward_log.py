@@ -11,9 +11,9 @@ from typing import Any
 
 from ghingest.adapters.aws import keys
 from ghingest.adapters.aws.job_items import attempt_view, forward_view, jobs_of
-from ghingest.adapters.aws.replays import replay_targets
+from ghingest.adapters.aws.replays import replay_targets, target_deliveries
 from ghingest.adapters.aws.table import TableContext, float_or_none, query, values
-from ghingest.ports import DestinationStats, ForwardView, ReplaySelection, ReplayTarget
+from ghingest.ports import DestinationStats, ForwardView, ReplaySelection, ReplayTarget, TargetDelivery
 
 
 class AwsForwardLog:
@@ -22,6 +22,9 @@ class AwsForwardLog:
 
     async def replay_targets(self, selection: ReplaySelection) -> Sequence[ReplayTarget]:
         return await self._db.run("forward_log.replay_targets", replay_targets, self._db, selection)
+
+    async def target_deliveries(self, seqs: Sequence[int]) -> Sequence[TargetDelivery]:
+        return await self._db.run("forward_log.target_deliveries", target_deliveries, self._db, seqs)
 
     async def stats(self) -> Sequence[DestinationStats]:
         return await self._db.run("forward_log.stats", self._stats)

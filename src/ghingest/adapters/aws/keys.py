@@ -204,6 +204,20 @@ def lease(name: str) -> dict[str, str]:
     return {"pk": LEASES, "sk": name}
 
 
+# refused webhook requests: one partition of buckets, by `rejection_sort` (the list's order: newest minute first)
+REJECTIONS = "REJS"
+
+
+def rejection_sort(minute: int, reason: str, client: str, event: str, hook_id: str) -> str:
+    """Sorts as the tuple: no part holds "#" or anything below it (`core.rejections`: addresses, event names, digits,
+    "(malformed)", "~")."""
+    return f"{t(minute)}#{reason}#{client}#{event}#{hook_id}"
+
+
+def rejection(minute: int, reason: str, client: str, event: str, hook_id: str) -> dict[str, str]:
+    return {"pk": REJECTIONS, "sk": rejection_sort(minute, reason, client, event, hook_id)}
+
+
 # the audit log: an entry by id; every entry (gsi1), an action's (gsi2), an actor's (gsi3), by `audit_sort`
 def audit(entry_id: str) -> dict[str, str]:
     return {"pk": f"AUDIT#{entry_id}", "sk": "#"}

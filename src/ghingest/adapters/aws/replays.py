@@ -9,7 +9,7 @@ first job puts the original-job guard, so that generations never repeat and a co
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ghingest.adapters.aws import keys
@@ -28,7 +28,7 @@ from ghingest.core.errors import StoreUnavailable
 from ghingest.core.forward_states import ForwardStatus
 from ghingest.core.routing import glob_matches
 from ghingest.core.states import DeliveryStatus
-from ghingest.ports import ReplaySelection, ReplayTarget
+from ghingest.ports import ReplaySelection, ReplayTarget, TargetDelivery
 
 _TRIES = 4  # a replay that meets a concurrent one reads its jobs again, this many times at most
 
@@ -101,6 +101,19 @@ def _delivery_of_seq(db: TableContext, seq: int) -> dict[str, Any] | None:
         ExpressionAttributeValues=values(shard=keys.deliveries_shard(seq), seq=keys.n20(seq)),
     )
     return next(found, None)
+
+
+def target_deliveries(db: TableContext, seqs: Sequence[int]) -> list[TargetDelivery]:
+    """A dry run's first few targets: one index query per key (`_delivery_of_seq`)."""
+    found = []
+    for seq in seqs:
+        if (d := _delivery_of_seq(db, seq)) is not None:
+            repository = d.get("repository")
+            found.append(
+                TargetDelivery(seq, str(d["delivery_id"]), str(d["event"]), None if repository is None else
+                               str(repository), float(d["received_at"]))
+            )  # fmt: skip
+    return found
 
 
 # --- selecting what to replay ----------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from ghingest.adapters.memory.forwarding import MemoryForwardLog, MemoryForwardQ
 from ghingest.adapters.memory.github_sync import MemoryGitHubSyncState
 from ghingest.adapters.memory.inbox import MemoryInbox
 from ghingest.adapters.memory.reads import MemoryReads
+from ghingest.adapters.memory.rejections import MemoryRejectionLog
 from ghingest.adapters.memory.sessions import MemorySessionRevocations
 from ghingest.adapters.memory.store import MemoryStore
 from ghingest.adapters.memory.tables import MemoryDatabase
@@ -49,6 +50,7 @@ def open_memory_backend(url: str = "memory://", *, clock: Clock = SYSTEM_CLOCK) 
         forward_log=MemoryForwardLog(database),
         sessions=MemorySessionRevocations(database),
         github=MemoryGitHubSyncState(database),
+        rejections=MemoryRejectionLog(database),
         audit=MemoryAuditLog(database),
         resources=MemoryResources(database),
     )

@@ -25,6 +25,7 @@ from ghingest.ports import (
     ForwardView,
     ReplaySelection,
     ReplayTarget,
+    TargetDelivery,
 )
 
 _OUTCOMES = {ForwardStatus.DELIVERED: "delivered", ForwardStatus.RETRY: "retry"}  # anything else: "dead"
@@ -117,6 +118,17 @@ class MemoryForwardLog:
     async def replay_targets(self, selection: ReplaySelection) -> Sequence[ReplayTarget]:
         with self._db.transaction() as db:
             return _replay_targets(db, selection)
+
+    async def target_deliveries(self, seqs: Sequence[int]) -> Sequence[TargetDelivery]:
+        with self._db.transaction() as db:
+            found = []
+            for seq in seqs:
+                if (row := db.deliveries.get(seq)) is not None:
+                    event = db.events.get(seq)
+                    d = row.delivery
+                    repository = event.record.repository if event is not None else None
+                    found.append(TargetDelivery(seq, d.delivery_id, d.event, repository, d.received_at))
+            return found
 
     async def stats(self) -> Sequence[DestinationStats]:
         with self._db.transaction() as db:

@@ -23,6 +23,8 @@ from ghingest.core.events import EventRecord
 from ghingest.core.forward_states import ForwardStatus
 from ghingest.core.processing import StoredDelivery
 from ghingest.core.reconcile import Gap, HookScan
+from ghingest.core.rejections import Key as RejectionKey
+from ghingest.core.rejections import RejectionBucket
 from ghingest.core.releases import ReleaseChange, ReleaseRecord
 from ghingest.core.states import DeliveryStatus
 from ghingest.core.tracking import TrackedRepository
@@ -144,6 +146,8 @@ class MemoryDatabase:
     scans: dict[str, HookScan] = field(default_factory=dict)  # hook -> its last run
     tracked: dict[str, TrackedRepository] = field(default_factory=dict)  # key -> repository
     leases: dict[str, tuple[str, float]] = field(default_factory=dict)  # name -> (holder, until)
+    # refused webhook requests
+    rejections: dict[RejectionKey, RejectionBucket] = field(default_factory=dict)
     # the audit log
     audit: dict[str, AuditEntry] = field(default_factory=dict)  # id -> entry, in append order
     # wake-ups

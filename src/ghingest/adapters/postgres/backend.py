@@ -13,6 +13,7 @@ from ghingest.adapters.postgres.forwarding import PostgresForwardLog, PostgresFo
 from ghingest.adapters.postgres.github_sync import PostgresGitHubSyncState
 from ghingest.adapters.postgres.inbox import PostgresInbox
 from ghingest.adapters.postgres.reads import PostgresReads
+from ghingest.adapters.postgres.rejections import PostgresRejectionLog
 from ghingest.adapters.postgres.sessions import PostgresSessionRevocations
 from ghingest.adapters.postgres.store import PostgresStore
 from ghingest.ports.backend import Backend
@@ -46,6 +47,7 @@ def open_postgres_backend(
         forward_log=PostgresForwardLog(resources),
         sessions=PostgresSessionRevocations(resources),
         github=PostgresGitHubSyncState(resources),
+        rejections=PostgresRejectionLog(resources),
         audit=PostgresAuditLog(resources),
         resources=resources,
     )

@@ -31,6 +31,7 @@ from ghingest.ports.forwarding import (
     ForwardView,
     ReplaySelection,
     ReplayTarget,
+    TargetDelivery,
 )
 
 _CLAIM = (
@@ -138,6 +139,12 @@ class PostgresForwardLog:
         except psycopg.errors.InvalidRegularExpression:  # a glob no name can match (`[z-a]`)
             return []
         return [(int(r[0]), str(r[1]), r[2]) for r in rows]
+
+    async def target_deliveries(self, seqs: Sequence[int]) -> Sequence[TargetDelivery]:
+        if not seqs:
+            return []
+        rows = await self._db.fetch(pyformat(sql.target_deliveries_query(seqs)), list(seqs))
+        return sql.target_deliveries(rows, seqs)
 
     async def stats(self) -> Sequence[DestinationStats]:
         return sql.destination_stats(await self._db.fetch(sql.STATUS_COUNTS), await self._db.fetch(sql.TOTALS))

@@ -7,7 +7,7 @@ subquery in SQLite, `FOR UPDATE SKIP LOCKED` in PostgreSQL), the repository glob
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -22,6 +22,7 @@ from ghingest.ports.forwarding import (
     ForwardJob,
     ForwardView,
     ReplaySelection,
+    TargetDelivery,
 )
 
 ACTIVE = "status IN ('pending', 'retry', 'delivering')"  # the very text of ix_forward_jobs_due's condition
@@ -75,6 +76,22 @@ TOTALS = (
     " FROM forward_stats"
 )
 SEQ_OF = "SELECT seq FROM deliveries WHERE delivery_id = ?"
+
+
+def target_deliveries_query(seqs: Sequence[int]) -> str:
+    """`ForwardLog.target_deliveries`: one `?` per key."""
+    marks = ", ".join("?" * len(seqs))
+    return (
+        "SELECT d.seq, d.delivery_id, d.event, e.repository, d.received_at FROM deliveries d"  # noqa: S608 - marks
+        f" LEFT JOIN events e ON e.seq = d.seq WHERE d.seq IN ({marks})"
+    )
+
+
+def target_deliveries(rows: Iterable[Any], seqs: Sequence[int]) -> list[TargetDelivery]:
+    found = {int(r[0]): TargetDelivery(int(r[0]), str(r[1]), str(r[2]), r[3], float(r[4])) for r in rows}
+    return [found[seq] for seq in seqs if seq in found]
+
+
 ATTEMPTS_OF = f"SELECT {ATTEMPT_COLUMNS} FROM forward_attempts WHERE delivery_seq = ? ORDER BY id"  # noqa: S608
 JOBS_OF = (
     f"SELECT {JOB_COLUMNS} FROM forward_jobs j LEFT JOIN events e ON e.seq = j.delivery_seq"  # noqa: S608

@@ -299,6 +299,23 @@ leases = sa.Table(
     sa.Column("until", sa.Float, nullable=False),  # when it runs out (epoch seconds, on the holders' clock)
 )
 
+# --- refused webhook requests (migration 0014): buckets of `core.rejections`, bounded by age and rows ------------
+
+rejections = sa.Table(
+    "rejections",
+    metadata,
+    sa.Column("minute", sa.BigInteger, primary_key=True),  # epoch seconds of the bucket's minute
+    sa.Column("reason", sa.Text, primary_key=True),  # core.rejections.Reason
+    sa.Column("client", sa.Text, primary_key=True),  # "" unknown, "(malformed)", "~" aggregated
+    sa.Column("event", sa.Text, primary_key=True),
+    sa.Column("hook_id", sa.Text, primary_key=True),
+    sa.Column("delivery_id", sa.Text, nullable=False),  # the newest request's ("" none well-formed)
+    sa.Column("count", sa.BigInteger, nullable=False),
+    sa.Column("first_at", sa.Float, nullable=False),
+    sa.Column("last_at", sa.Float, nullable=False),
+    sa.Column("aggregated", sa.Integer, nullable=False),  # 1: past the cap of distinct keys that minute
+)
+
 # --- the audit log (migration 0015): who started which operator action, when, on what, with what result ---------
 
 audit_log = sa.Table(

@@ -16,6 +16,7 @@ from ghingest.adapters.sqlite.inbox import SqliteInbox
 from ghingest.adapters.sqlite.notifier import Notifier
 from ghingest.adapters.sqlite.reader import SqliteReader
 from ghingest.adapters.sqlite.reads import SqliteReads
+from ghingest.adapters.sqlite.rejections import SqliteRejectionLog
 from ghingest.adapters.sqlite.sessions import SqliteSessionRevocations
 from ghingest.adapters.sqlite.store import SqliteStore
 from ghingest.adapters.sqlite.writer import BUSY_TIMEOUT, SqliteWriter
@@ -50,6 +51,7 @@ class SqliteDatabase:
         self.feed = SqliteChangeFeed(self.reader, self.changed)
         self.sessions = SqliteSessionRevocations(self.writer, self.reader, clock=clock)
         self.github = SqliteGitHubSyncState(self.writer, self.reader, clock=clock)
+        self.rejections = SqliteRejectionLog(self.writer, self.reader, clock=clock)
         self.audit = SqliteAuditLog(self.writer, self.reader)
 
     def upgrade(self) -> None:
@@ -73,6 +75,7 @@ class SqliteDatabase:
             forward_log=self.forward_log,
             sessions=self.sessions,
             github=self.github,
+            rejections=self.rejections,
             audit=self.audit,
             resources=self,
         )

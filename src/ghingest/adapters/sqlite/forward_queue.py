@@ -28,6 +28,7 @@ from ghingest.ports.forwarding import (
     ForwardView,
     ReplaySelection,
     ReplayTarget,
+    TargetDelivery,
 )
 
 _CLAIM = (
@@ -129,6 +130,13 @@ class SqliteForwardLog:
         query, params = sql.replay_query(selection)
         rows = await self._reader.run(lambda conn: conn.exec_driver_sql(query, tuple(params)).fetchall())
         return [(int(r[0]), str(r[1]), r[2]) for r in rows]
+
+    async def target_deliveries(self, seqs: Sequence[int]) -> Sequence[TargetDelivery]:
+        if not seqs:
+            return []
+        query = sql.target_deliveries_query(seqs)
+        rows = await self._reader.run(lambda conn: conn.exec_driver_sql(query, tuple(seqs)).fetchall())
+        return sql.target_deliveries(rows, seqs)
 
     async def stats(self) -> Sequence[DestinationStats]:
         def load(conn: Connection) -> list[DestinationStats]:
