@@ -203,9 +203,11 @@
   }, 30000);
 
   // --- "select all" checkboxes: one ticks (or clears) every checkbox of its form named by data-select-all ------
+  // (hidden until this runs: without a script it could do nothing, and "Retry all" covers that case)
   function selectAll(box) {
     const form = box.form;
     if (!form) return;
+    box.hidden = false;
     const boxes = () =>
       Array.from(form.elements).filter((el) => el.type === "checkbox" && el.name === box.dataset.selectAll);
     form.addEventListener("change", (event) => {
