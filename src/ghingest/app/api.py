@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from ghingest.app import operations
+from ghingest.app import audit
 from ghingest.app.api_models import (
     DELIVERY_ID,
     DateTime,
@@ -172,7 +172,7 @@ class ReprocessResult(BaseModel):
     dependencies=[Depends(require_operator), Depends(require_bearer)],
     summary="Process recorded deliveries again",
 )
-async def reprocess_deliveries(runtime: RuntimeDep, body: ReprocessRequest) -> ReprocessResult:
+async def reprocess_deliveries(request: Request, runtime: RuntimeDep, body: ReprocessRequest) -> ReprocessResult:
     """Rebuild events and releases from the stored raw deliveries (after a parser fix, say), as `ghingest
     reprocess` and the dashboard's Reprocess button do: the selected deliveries are received again and any worker
     processes them; forwarding is not repeated (see `replayForwards`)."""
@@ -183,7 +183,8 @@ async def reprocess_deliveries(runtime: RuntimeDep, body: ReprocessRequest) -> R
     selection = ReprocessSelection(delivery_id=body.delivery_id or None, since=since, failed_only=body.failed_only)
     if selection.delivery_id is None and selection.since is None and not selection.failed_only:
         raise HTTPException(400, detail="choose what to reprocess: a delivery_id, since or failed_only")
-    return ReprocessResult(count=await operations.reprocess(runtime.backend, selection))
+    done = await audit.reprocess(runtime, audit.actor_of(request, request.state.principal.name), selection)
+    return ReprocessResult(count=int(done.result["queued"]))
 
 
 @health.get("/healthz", summary="Liveness: the process answers")

@@ -15,6 +15,7 @@ from starlette.types import ASGIApp
 import ghingest
 from ghingest.app.api import api, health
 from ghingest.app.api_docs import mount_api_docs
+from ghingest.app.audit_api import audit_api
 from ghingest.app.auth import TokenAuthenticator
 from ghingest.app.forward_api import forwarding
 from ghingest.app.openapi import DESCRIPTION, build_openapi, operation_id
@@ -75,8 +76,10 @@ def create_api(
         app.include_router(forwarding)
         app.include_router(sync)
         app.include_router(rejections_api)
+        app.include_router(audit_api)
         mount_api_docs(app)
     if with_read_api and with_dashboard:
+        from ghingest.dashboard import audit as audit_pages
         from ghingest.dashboard import forwarding as forwarding_pages
         from ghingest.dashboard import github as github_pages
         from ghingest.dashboard import rejected as rejected_pages
@@ -85,8 +88,8 @@ def create_api(
         mount_dashboard(
             app,
             runtime,
-            extra_routers=[forwarding_pages.router, github_pages.router, rejected_pages.router],
-            extra_nav=[forwarding_pages.NAV, github_pages.NAV, rejected_pages.NAV],
+            extra_routers=[forwarding_pages.router, github_pages.router, rejected_pages.router, audit_pages.router],
+            extra_nav=[forwarding_pages.NAV, github_pages.NAV, rejected_pages.NAV, audit_pages.NAV],
         )
 
     @app.exception_handler(StarletteHTTPException)

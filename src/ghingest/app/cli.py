@@ -15,13 +15,14 @@ import orjson
 import typer
 
 import ghingest
-from ghingest.app import operations, samples, sender
+from ghingest.app import audit, operations, samples, sender
 from ghingest.app.credentials import WEBHOOK_SECRET_FILE
 from ghingest.app.logs import configure_logging
 from ghingest.app.settings import ConfigError, Settings, load_settings, without_password
 from ghingest.app.terminal import EPILOG, App, ExitCode, bad_flag, bar, console, fail, progress, usage_error
 from ghingest.core.time import parse_iso
 from ghingest.ports import ReprocessSelection
+from ghingest.ports.audit import REPROCESS
 from ghingest.ports.inbox import Settle
 
 if TYPE_CHECKING:
@@ -348,25 +349,39 @@ def reprocess(
     selection = ReprocessSelection(delivery_id=delivery, since=iso_flag("--since", since), failed_only=failed)
     settings = _settings()
     runtime = _runtime(settings, generate=False)
+    settled: Counter[Settle] = Counter()
 
-    async def main() -> tuple[int, Counter[Settle]]:
+    async def work() -> dict[str, Any]:
+        marked = await operations.reprocess(runtime.backend, selection)
+        if marked == 0:
+            return {"queued": 0}
+        worker = runtime.worker()
+        with progress(*bar("reprocessing")) as display:
+            task = display.add_task("reprocess", total=marked)
+            while claimed := await worker.claim():
+                settled.update(s.outcome for s in await worker.handle(claimed))
+                display.update(task, completed=min(settled.total(), marked))
+        result: dict[str, Any] = {
+            "queued": marked,
+            "processed": settled[Settle.DONE],
+            "failed_again": settled[Settle.FAILED] + settled[Settle.RETRY],
+        }
+        if delivery is not None and (view := await runtime.backend.reads.get_delivery(delivery)) is not None:
+            result |= {"status": str(view.status), "delivery_error": view.error}
+        return result
+
+    async def main() -> int:
         await runtime.start()
-        settled: Counter[Settle] = Counter()
         try:
-            marked = await operations.reprocess(runtime.backend, selection)
-            if marked == 0:
-                return 0, settled
-            worker = runtime.worker()
-            with progress(*bar("reprocessing")) as display:
-                task = display.add_task("reprocess", total=marked)
-                while claimed := await worker.claim():
-                    settled.update(s.outcome for s in await worker.handle(claimed))
-                    display.update(task, completed=min(settled.total(), marked))
-            return marked, settled
+            document = audit.reprocess_selection_document(selection)
+            done = await audit.perform(runtime, audit.cli_actor(), REPROCESS, document, work)
+            if done.entry is None:
+                console.print("[yellow]warning:[/yellow] the audit log could not record this reprocessing")
+            return int(done.result["queued"])
         finally:
             await runtime.stop()
 
-    marked, settled = asyncio.run(main())
+    marked = asyncio.run(main())
     if marked == 0:
         raise fail("no delivery matched", ExitCode.NOTHING_MATCHED)
     failed_again = settled[Settle.FAILED] + settled[Settle.RETRY]

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
-from ghingest.app import destinations, operations
+from ghingest.app import audit, destinations, operations
 from ghingest.app.api import INVALID_SELECTION, NOT_FOUND, RuntimeDep
 from ghingest.app.api_models import DELIVERY_ID, EXAMPLE_TIME, DateTime, examples
 from ghingest.app.auth import Principal, require_bearer, require_operator, require_reader
@@ -355,15 +355,17 @@ async def list_dead_letters(
     dependencies=[Depends(require_operator), Depends(require_bearer)],
     summary="Forward deliveries again (recorded as replays)",
 )
-async def replay_forwards(runtime: RuntimeDep, body: ReplayRequest) -> ReplayResult:
+async def replay_forwards(request: Request, runtime: RuntimeDep, body: ReplayRequest) -> ReplayResult:
     """A new forward (generation n+1) per selected delivery and destination, to the original destinations or to
     `to`; a dead forward it supersedes becomes `replayed`. `dry_run` only counts. As `ghingest replay` does."""
     try:
         selection = await replay_selection(runtime, body)
     except InvalidReplay as exc:
         raise HTTPException(400, detail=str(exc)) from None
-    count = await operations.replay(runtime.backend, selection, dry_run=body.dry_run)
-    return ReplayResult(count=count, dry_run=body.dry_run)
+    if body.dry_run:  # changes nothing: not an action the audit log keeps
+        return ReplayResult(count=await operations.replay(runtime.backend, selection, dry_run=True), dry_run=True)
+    done = await audit.replay(runtime, audit.actor_of(request, request.state.principal.name), selection)
+    return ReplayResult(count=int(done.result["queued"]), dry_run=False)
 
 
 _OPERATOR_BEARER = [Depends(require_operator), Depends(require_bearer)]

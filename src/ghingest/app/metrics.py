@@ -123,6 +123,13 @@ class Metrics:
             ["method", "outcome"],
             registry=self.registry,
         )
+        self.audit_write_failures = Counter(
+            "ghingest_audit_write_failures_total",
+            "Audit log entries that could not be written, by action (the action's effect stands; the entry is in"
+            " the error log as audit.not_recorded).",
+            ["action"],
+            registry=self.registry,
+        )
         self.http_refusals = Counter(
             "ghingest_http_refusals_total",
             "Requests or connections cut by an HTTP limit, by reason (header_timeout, body_timeout,"

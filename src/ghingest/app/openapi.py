@@ -62,6 +62,7 @@ TAGS: list[dict[str, str]] = [
     {"name": "forwarding", "description": "Forward destinations, each delivery's forwards and attempts, replays."},
     {"name": "GitHub sync", "description": "Reconciliation with GitHub's delivery log; repositories polled."},
     {"name": "rejected requests", "description": "Webhook requests ghingest refused (401, 400, 403, 413, 415)."},
+    {"name": "audit log", "description": "Who started which operator action or signed in, when, and what came of it."},
     {"name": "webhooks", "description": "GitHub's webhook deliveries (authenticated by signature)."},
     {"name": "operations", "description": "Liveness, readiness and metrics (no authentication)."},
 ]

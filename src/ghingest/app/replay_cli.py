@@ -4,6 +4,7 @@ The command selects (delivery, destination) pairs, then creates replay jobs in c
 running `ghingest serve` delivers them (its forwarder polls, so it picks them up within a second) and records each
 attempt as a replay. `--dry-run` only shows what would be replayed: the count per destination and the first
 deliveries. Nothing selected exits 3, with or without `--dry-run`; an unknown destination is a usage error (2).
+The audit log records each replay (as `cli:<user>@<host>`; a dry run changes nothing and is not recorded).
 """
 
 from __future__ import annotations
@@ -12,16 +13,18 @@ import asyncio
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 import typer
 from rich.table import Table
 
+from ghingest.app import audit
 from ghingest.app.forward_api import InvalidReplay, ReplayRequest, replay_selection
-from ghingest.app.terminal import ExitCode, bad_flag, bar, fail, progress, stdout, usage_error
+from ghingest.app.terminal import ExitCode, bad_flag, bar, console, fail, progress, stdout, usage_error
 from ghingest.core.time import iso
 from ghingest.ports import TargetDelivery
+from ghingest.ports.audit import REPLAY
 
 CHUNK = 200
 FIRST = 10  # deliveries a dry run lists
@@ -75,18 +78,27 @@ def replay(
                 raise bad_flag(FLAGS[exc.field], exc.reason) from None
             targets = list(await runtime.backend.forward_log.replay_targets(selection))
             by_destination = Counter(destination for _seq, destination, _route in targets)
-            if dry_run or not targets:
+            if dry_run:  # changes nothing: not an action the audit log keeps
                 first = list(dict.fromkeys(seq for seq, _destination, _route in targets))[:FIRST]
                 return Replayed(
                     len(targets), by_destination, await runtime.backend.forward_log.target_deliveries(first)
                 )
-            created = 0
-            with progress(*bar("replaying")) as display:
-                task = display.add_task("replay", total=len(targets))
-                for start in range(0, len(targets), CHUNK):
-                    created += await runtime.backend.forwards.enqueue_replays(targets[start : start + CHUNK])
-                    display.update(task, completed=min(start + CHUNK, len(targets)))
-            return Replayed(created, by_destination, ())
+
+            async def enqueue() -> dict[str, Any]:
+                created = 0
+                if targets:
+                    with progress(*bar("replaying")) as display:
+                        task = display.add_task("replay", total=len(targets))
+                        for start in range(0, len(targets), CHUNK):
+                            created += await runtime.backend.forwards.enqueue_replays(targets[start : start + CHUNK])
+                            display.update(task, completed=min(start + CHUNK, len(targets)))
+                return {"queued": created}
+
+            document = audit.replay_selection_document(selection)
+            done = await audit.perform(runtime, audit.cli_actor(), REPLAY, document, enqueue)
+            if done.entry is None:
+                console.print("[yellow]warning:[/yellow] the audit log could not record this replay")
+            return Replayed(int(done.result["queued"]), by_destination, ())
         finally:
             await runtime.stop()
 

@@ -11,20 +11,22 @@ token, and the operator role (`OperatorPost`); each redirects back to the page, 
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 
-from ghingest.app import destinations, operations
+from ghingest.app import audit, destinations, operations
 from ghingest.app.destinations import UnknownDestination, origin_of
 from ghingest.app.runtime import runtime_of
 from ghingest.core.int64 import Int64
 from ghingest.dashboard.errors import PageRoute, error_page
+from ghingest.dashboard.flash import flash_target
 from ghingest.dashboard.live import live_context
 from ghingest.dashboard.security import CurrentUser, OperatorPost
 from ghingest.dashboard.templating import NavItem, renderer_of
 from ghingest.ports import DeliveryView, ReplaySelection
+from ghingest.ports.audit import FORWARD_AGAIN, RETRY
 
 router = APIRouter(include_in_schema=False, route_class=PageRoute)
 NAV = NavItem("Forwarding", "/forwarding", ("/forwarding",))
@@ -32,14 +34,13 @@ PAGE_SIZE = 50
 
 
 async def forwards_context(request: Request, delivery: DeliveryView) -> dict[str, Any]:
-    """What `_forwards.html` shows of a delivery: its forwards with their attempts, the destinations it can be
-    forwarded again to, and the notice of a forward again just made."""
+    """What `_forwards.html` shows of a delivery: its forwards with their attempts and the destinations it can be
+    forwarded again to."""
     runtime = runtime_of(request)
     return {
         "delivery": delivery,
         "forwards": list(await runtime.backend.forward_log.forwards_of(delivery.delivery_id)),
         "forward_destinations": sorted(runtime.route_table().destinations),
-        "forwarded_again": request.query_params.get("forwarded"),
     }
 
 
@@ -88,45 +89,60 @@ async def dead_letters_page(
         "destination": destination or "",
         "destinations": sorted({s.destination for s in await runtime.backend.forward_log.stats()}),
         "next_before": items[-1].id if len(views) > PAGE_SIZE else None,
-        "retried": request.query_params.get("retried"),
+        "none_selected": request.query_params.get("selected") == "none",
         **await live_context(request, follows=before is None),
     }
     return renderer_of(request).page(request, "dead_letters.html", context)
 
 
+def _dead_letters_url(destination: str | None, **params: str) -> str:
+    query = urlencode({**({"destination": destination} if destination else {}), **params})
+    return "/forwarding/dead-letters" + (f"?{query}" if query else "")
+
+
 @router.post("/forwarding/dead-letters/retry")
 async def retry_dead_letters(
     request: Request,
-    _user: OperatorPost,
+    user: OperatorPost,
     job_id: Annotated[list[Int64] | None, Form()] = None,
     scope: Annotated[str, Form()] = "selected",
     destination: Annotated[str | None, Form()] = None,
+    confirm: Annotated[str | None, Form()] = None,
 ) -> Response:
-    """Replay the selected dead letters (or every dead letter, of one destination or all) to their destinations."""
+    """Replay the selected dead letters to their destinations; or, once confirmed (`confirm=1`: the confirmation
+    page's form, so that it needs no script), every dead letter (of one destination, or all)."""
+    runtime = runtime_of(request)
+    destination = destination or None
     if scope == "all":
-        selection = ReplaySelection(destination=destination or None, dead_only=True)
+        selection = ReplaySelection(destination=destination, dead_only=True)
+        if confirm != "1":
+            count = await operations.replay(runtime.backend, selection, dry_run=True)
+            context = {"destination": destination or "", "count": count, "back": _dead_letters_url(destination)}
+            return renderer_of(request).page(request, "dead_letters_confirm.html", context)
     else:
         if not job_id:
-            return RedirectResponse("/forwarding/dead-letters?retried=0", status_code=303)
+            return RedirectResponse(_dead_letters_url(destination, selected="none"), status_code=303)
         selection = ReplaySelection(dead_only=True, job_ids=tuple(job_id))
-    count = await operations.replay(runtime_of(request).backend, selection)
-    query = f"retried={count}" + (f"&destination={destination}" if destination and scope == "all" else "")
-    return RedirectResponse(f"/forwarding/dead-letters?{query}", status_code=303)
+    done = await audit.replay(runtime, audit.actor_of(request, user.name), selection, action=RETRY)
+    back = _dead_letters_url(destination)
+    return RedirectResponse(flash_target(request, back, user, done), status_code=303)
 
 
 @router.post("/deliveries/{delivery_id}/forward-again")
 async def forward_again(
-    request: Request, _user: OperatorPost, delivery_id: str, to: Annotated[str | None, Form()] = None
+    request: Request, user: OperatorPost, delivery_id: str, to: Annotated[str | None, Form()] = None
 ) -> Response:
     """Replay one delivery to the destinations it went to, or to a chosen configured destination."""
     runtime = runtime_of(request)
     target = to or None
     if target is not None and target not in runtime.route_table().destinations:
         target = None
-    count = 0
-    if await runtime.backend.reads.get_delivery(delivery_id) is not None:
-        count = await operations.replay(runtime.backend, ReplaySelection(delivery_id=delivery_id, to=target))
-    return RedirectResponse(f"/deliveries/{quote(delivery_id, safe='')}?forwarded={count}", status_code=303)
+    page = f"/deliveries/{quote(delivery_id, safe='')}"
+    if await runtime.backend.reads.get_delivery(delivery_id) is None:
+        return error_page(request, "Not found", "No such delivery.", status_code=404)
+    selection = ReplaySelection(delivery_id=delivery_id, to=target)
+    done = await audit.replay(runtime, audit.actor_of(request, user.name), selection, action=FORWARD_AGAIN)
+    return RedirectResponse(flash_target(request, page, user, done), status_code=303)
 
 
 def _back(action: str, name: str) -> RedirectResponse:

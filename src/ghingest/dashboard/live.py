@@ -120,7 +120,12 @@ async def live_context(request: Request, *, follows: bool = True) -> dict[str, s
     """What a page's template needs to follow the feed (`base.html`: the cursor it was rendered at, and with it the
     Live indicator); nothing for a page that does not follow it (an older page of a list stays as it is), which
     then shows no indicator."""
-    return {"live_seq": await runtime_of(request).backend.feed.latest()} if follows else {}
+    if not follows:
+        return {}
+    # A page after an action starts from before what its message read (`flash.flash_of`), so that a change made
+    # meanwhile (the reprocessing it reports) refreshes it.
+    seq: str | None = getattr(request.state, "live_seq", None)
+    return {"live_seq": seq if seq is not None else await runtime_of(request).backend.feed.latest()}
 
 
 @router.get("/live")

@@ -88,8 +88,9 @@ def mount_dashboard(
         if "text/html" not in request.headers.get("accept", ""):
             return JSONResponse({"error": "forbidden", "detail": OPERATOR_REQUIRED}, status_code=403)
         message = (
-            "Operator role required: your role (viewer) may read everything, but reprocessing, replaying,"
-            " retrying and forwarding again need the operator role. Ask whoever runs ghingest."
+            "Operator role required: your role (viewer) may read releases, events and forwarding, but"
+            " reprocessing, replaying, retrying, forwarding again and the audit log need the operator role."
+            " Ask whoever runs ghingest."
         )
         context = {"title": "Operator role required", "message": message}
         return renderer_of(request).page(request, "error.html", context, status_code=403)

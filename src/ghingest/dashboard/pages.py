@@ -8,11 +8,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import date, timedelta
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from ghingest.app import operations
+from ghingest.app import audit
 from ghingest.app.runtime import runtime_of
 from ghingest.core.github_events import ACTIONS, EVENTS
 from ghingest.core.int64 import Int64
@@ -20,6 +21,7 @@ from ghingest.core.pagination import InvalidCursor
 from ghingest.core.releases import ReleaseState
 from ghingest.dashboard import charts
 from ghingest.dashboard.errors import PageRoute, bad_request, error_page
+from ghingest.dashboard.flash import flash_target
 from ghingest.dashboard.forwarding import forwards_context
 from ghingest.dashboard.live import live_context
 from ghingest.dashboard.notes import notes_of
@@ -225,7 +227,6 @@ async def delivery_page(request: Request, _user: CurrentUser, delivery_id: str) 
     context = {
         "payload": pretty_payload(view.content_kind, view.body),
         "release_id": view.release_id,
-        "reprocessed": request.query_params.get("reprocessed") == "1",
         **await forwards_context(request, view),
         **await live_context(request),
     }
@@ -233,15 +234,16 @@ async def delivery_page(request: Request, _user: CurrentUser, delivery_id: str) 
 
 
 @router.post("/deliveries/{delivery_id}/reprocess")
-async def reprocess(request: Request, _user: OperatorPost, delivery_id: str) -> Response:
+async def reprocess(request: Request, user: OperatorPost, delivery_id: str) -> Response:
     form = await request.form()
     back = form.get("next")
     # The worker (in this process or another) picks the delivery up at its next poll.
-    await operations.reprocess(runtime_of(request).backend, ReprocessSelection(delivery_id=delivery_id))
+    selection = ReprocessSelection(delivery_id=delivery_id)
+    done = await audit.reprocess(runtime_of(request), audit.actor_of(request, user.name), selection)
     target = safe_next(back if isinstance(back, str) else None)
     if target == "/":
-        target = f"/deliveries/{delivery_id}?reprocessed=1"
-    return RedirectResponse(target, status_code=303)
+        target = f"/deliveries/{quote(delivery_id, safe='')}"
+    return RedirectResponse(flash_target(request, target, user, done), status_code=303)
 
 
 @router.get("/ui/repositories")

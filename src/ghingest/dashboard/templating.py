@@ -39,6 +39,7 @@ class NavItem:
     label: str
     href: str
     prefixes: tuple[str, ...]  # the paths under which this item is the current page
+    operator_only: bool = False  # shown to operators only (its page answers 403 to a viewer)
 
 
 def _parse_time(value: str | float | None) -> datetime | None:
@@ -170,10 +171,12 @@ class Renderer:
 
     def page(self, request: Request, name: str, context: Mapping[str, Any], *, status_code: int = 200) -> HTMLResponse:
         principal = getattr(request.state, "principal", None)
+        flash = getattr(request.state, "flash", None)  # ghingest.dashboard.flash, set by `signed_in`
         path = request.url.path
         current = next((item.href for item in self.nav if any(_under(path, p) for p in item.prefixes)), None)
         html = self.env.get_template(name).render(
-            {"request": request, "principal": principal, "nav": self.nav, "current_nav": current, **context}
+            {"request": request, "principal": principal, "flash": flash, "nav": self.nav, "current_nav": current}
+            | dict(context)
         )
         return HTMLResponse(html, status_code=status_code, headers=dict(SECURITY_HEADERS))
 

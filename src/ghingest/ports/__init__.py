@@ -6,6 +6,7 @@ port has one contract suite in `tests/contract/`, run unchanged against every ad
 backend cannot do something; docs/adr/0012-ports-for-every-backend.md checks each port against each backend).
 """
 
+from ghingest.ports.audit import AuditEntry, AuditLog, AuditQuery
 from ghingest.ports.backend import Backend, Resources
 from ghingest.ports.clock import SYSTEM_CLOCK, Clock, ManualClock, SystemClock
 from ghingest.ports.feed import Change, ChangeFeed
@@ -46,6 +47,9 @@ __all__ = [
     "SYSTEM_CLOCK",
     "AttemptResult",
     "AttemptView",
+    "AuditEntry",
+    "AuditLog",
+    "AuditQuery",
     "Backend",
     "Change",
     "ChangeFeed",

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from ghingest.ports.audit import AuditLog
 from ghingest.ports.feed import ChangeFeed
 from ghingest.ports.forwarding import ForwardLog, ForwardQueue
 from ghingest.ports.github_sync import GitHubSyncState
@@ -43,6 +44,7 @@ class Backend:
     sessions: SessionRevocations
     github: GitHubSyncState  # what reconciliation and release polling keep of their talks with GitHub's API
     rejections: RejectionLog  # refused webhook requests, aggregated and bounded
+    audit: AuditLog  # who started which operator action, and what came of it
     resources: Resources
 
     async def ready(self, *, intake: bool = True) -> None:

@@ -10,6 +10,7 @@ The store creates forward jobs through the same `jobs.AwsJobs` as the forward qu
 
 from __future__ import annotations
 
+from ghingest.adapters.aws.audit import AwsAuditLog
 from ghingest.adapters.aws.clients import AwsClients, clients_for, is_error, unavailable
 from ghingest.adapters.aws.feed import AwsChangeFeed
 from ghingest.adapters.aws.forward_log import AwsForwardLog
@@ -71,5 +72,6 @@ def open_aws_backend(
         sessions=AwsSessionRevocations(db),
         github=AwsGitHubSyncState(db),
         rejections=AwsRejectionLog(db),
+        audit=AwsAuditLog(db),
         resources=AwsResources(db),
     )

@@ -239,6 +239,26 @@ def rejection(minute: int, reason: str, client: str, event: str, hook_id: str) -
     return {"pk": REJECTIONS, "sk": rejection_sort(minute, reason, client, event, hook_id)}
 
 
+# the audit log: an entry by id; every entry (gsi1), an action's (gsi2), an actor's (gsi3), by `audit_sort`
+def audit(entry_id: str) -> dict[str, str]:
+    return {"pk": f"AUDIT#{entry_id}", "sk": "#"}
+
+
+AUDIT = "AUDIT"  # gsi1: every entry
+
+
+def audit_of_action(action: str) -> str:
+    return f"AUDITACT#{action}"
+
+
+def audit_of_actor(actor: str) -> str:
+    return f"AUDITBY#{actor}"
+
+
+def audit_sort(at: float, entry_id: str) -> str:
+    return f"{t(at)}#{entry_id}"
+
+
 # the payload bucket (S3): a body too large for its body item (the claim check)
 def payload(delivery_id: str) -> str:
     return f"payloads/{delivery_id}"

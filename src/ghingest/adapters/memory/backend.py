@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ghingest.adapters.memory.audit import MemoryAuditLog
 from ghingest.adapters.memory.feed import MemoryChangeFeed
 from ghingest.adapters.memory.forwarding import MemoryForwardLog, MemoryForwardQueue
 from ghingest.adapters.memory.github_sync import MemoryGitHubSyncState
@@ -50,5 +51,6 @@ def open_memory_backend(url: str = "memory://", *, clock: Clock = SYSTEM_CLOCK) 
         sessions=MemorySessionRevocations(database),
         github=MemoryGitHubSyncState(database),
         rejections=MemoryRejectionLog(database),
+        audit=MemoryAuditLog(database),
         resources=MemoryResources(database),
     )

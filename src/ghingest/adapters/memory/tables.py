@@ -28,7 +28,7 @@ from ghingest.core.rejections import RejectionBucket
 from ghingest.core.releases import ReleaseChange, ReleaseRecord
 from ghingest.core.states import DeliveryStatus
 from ghingest.core.tracking import TrackedRepository
-from ghingest.ports import AttemptView, Clock, DestinationPause, DestinationTest
+from ghingest.ports import AttemptView, AuditEntry, Clock, DestinationPause, DestinationTest
 
 
 @dataclass(slots=True)
@@ -150,6 +150,8 @@ class MemoryDatabase:
     leases: dict[str, tuple[str, float]] = field(default_factory=dict)  # name -> (holder, until)
     # refused webhook requests
     rejections: dict[RejectionKey, RejectionBucket] = field(default_factory=dict)
+    # the audit log
+    audit: dict[str, AuditEntry] = field(default_factory=dict)  # id -> entry, in append order
     # wake-ups
     work: Signal = field(default_factory=Signal)  # deliveries may be due
     forward_work: Signal = field(default_factory=Signal)  # forward jobs may be due

@@ -6,6 +6,7 @@ beside a PostgreSQL store) and leave `PostgresInbox` unused; the store then reco
 
 from __future__ import annotations
 
+from ghingest.adapters.postgres.audit import PostgresAuditLog
 from ghingest.adapters.postgres.connection import PostgresResources
 from ghingest.adapters.postgres.feed import PostgresChangeFeed
 from ghingest.adapters.postgres.forwarding import PostgresForwardLog, PostgresForwardQueue
@@ -47,5 +48,6 @@ def open_postgres_backend(
         sessions=PostgresSessionRevocations(resources),
         github=PostgresGitHubSyncState(resources),
         rejections=PostgresRejectionLog(resources),
+        audit=PostgresAuditLog(resources),
         resources=resources,
     )

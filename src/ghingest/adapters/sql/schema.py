@@ -334,3 +334,21 @@ rejections = sa.Table(
     sa.Column("last_at", sa.Float, nullable=False),
     sa.Column("aggregated", sa.Integer, nullable=False),  # 1: past the cap of distinct keys that minute
 )
+
+# --- the audit log (migration 0015): who started which operator action, when, on what, with what result ---------
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),  # random (ghingest.app.audit)
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("client", sa.Text),
+    sa.Column("action", sa.Text, nullable=False),
+    sa.Column("selection", sa.Text, nullable=False),  # JSON object
+    sa.Column("result", sa.Text, nullable=False),  # JSON object
+    sa.Column("ok", sa.Boolean, nullable=False),
+)
+sa.Index("ix_audit_log_sort", audit_log.c.at, audit_log.c.id)
+sa.Index("ix_audit_log_action_sort", audit_log.c.action, audit_log.c.at, audit_log.c.id)
+sa.Index("ix_audit_log_actor_sort", audit_log.c.actor, audit_log.c.at, audit_log.c.id)

@@ -1,11 +1,13 @@
 """The embedded SQLite backend: one database file holding the inbox, the store, the change feed, the forward
-queue, the dashboard's session revocations and what ghingest keeps of its conversations with GitHub's API."""
+queue, the dashboard's session revocations, the audit log and what ghingest keeps of its conversations with
+GitHub's API."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from ghingest.adapters.sql import migrate
+from ghingest.adapters.sqlite.audit import SqliteAuditLog
 from ghingest.adapters.sqlite.connection import Synchronous, path_from_url
 from ghingest.adapters.sqlite.feed import SqliteChangeFeed
 from ghingest.adapters.sqlite.forward_queue import SqliteForwardLog, SqliteForwardQueue
@@ -50,6 +52,7 @@ class SqliteDatabase:
         self.sessions = SqliteSessionRevocations(self.writer, self.reader, clock=clock)
         self.github = SqliteGitHubSyncState(self.writer, self.reader, clock=clock)
         self.rejections = SqliteRejectionLog(self.writer, self.reader, clock=clock)
+        self.audit = SqliteAuditLog(self.writer, self.reader)
 
     def upgrade(self) -> None:
         migrate.upgrade(self.url)
@@ -73,5 +76,6 @@ class SqliteDatabase:
             sessions=self.sessions,
             github=self.github,
             rejections=self.rejections,
+            audit=self.audit,
             resources=self,
         )

@@ -286,6 +286,27 @@
     }
   }, 30000);
 
+  // --- "select all" checkboxes: one ticks (or clears) every checkbox of its form named by data-select-all ------
+  // (hidden until this runs: without a script it could do nothing, and "Retry all" covers that case)
+  function selectAll(box) {
+    const form = box.form;
+    if (!form) return;
+    box.hidden = false;
+    const boxes = () =>
+      Array.from(form.elements).filter((el) => el.type === "checkbox" && el.name === box.dataset.selectAll);
+    form.addEventListener("change", (event) => {
+      const all = boxes();
+      if (event.target === box) {
+        for (const el of all) el.checked = box.checked;
+        return;
+      }
+      const ticked = all.filter((el) => el.checked).length;
+      box.checked = ticked > 0 && ticked === all.length;
+      box.indeterminate = ticked > 0 && ticked < all.length;
+    });
+  }
+
   document.querySelectorAll("input[data-typeahead]").forEach(typeahead);
+  document.querySelectorAll("input[data-select-all]").forEach(selectAll);
   follow();
 })();
