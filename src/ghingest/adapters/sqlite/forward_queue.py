@@ -153,6 +153,9 @@ class SqliteForwardLog:
         rows = await self._reader.run(lambda conn: conn.exec_driver_sql(query, tuple(params)).fetchall())
         return sql.forward_views(rows)
 
+    async def dead_lettered_since(self, since: float) -> int:
+        return int(await self._reader.run(lambda conn: conn.exec_driver_sql(sql.DEAD_SINCE, (since,)).scalar()) or 0)
+
 
 def _record_attempt(conn: sqlite3.Connection, r: AttemptResult) -> None:
     row = conn.execute(_RECORD, sql.record_params(r)).fetchone()
