@@ -13,9 +13,10 @@ from ghingest.app.api_models import Delivery, ErrorDocument, Event, EventPage, R
 from ghingest.app.auth import require_reader
 from ghingest.app.runtime import Runtime, runtime_of
 from ghingest.core.errors import StoreUnavailable
+from ghingest.core.forward_states import ForwardStatus
 from ghingest.core.int64 import Int64
 from ghingest.core.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
-from ghingest.core.time import iso_utc, parse_time
+from ghingest.core.time import iso_utc, parse_iso, parse_time
 from ghingest.ports import EventQuery, ReleaseQuery
 
 UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
@@ -84,17 +85,59 @@ async def get_release(runtime: RuntimeDep, release_id: Int64) -> Release:
     return Release.of(view, with_history=True)
 
 
+def _epoch_filter(name: str, value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return parse_iso(value)
+    except ValueError:
+        raise HTTPException(400, detail=f"{name} must be an ISO-8601 time such as 2024-05-01T00:00:00Z") from None
+
+
 @api.get("/events", response_model=EventPage, responses=BAD_REQUEST, summary="List events, newest first")
 async def list_events(
     runtime: RuntimeDep,
-    event: str | None = None,
-    action: str | None = None,
-    repo: str | None = None,
-    status: Literal["processed", "failed"] | None = None,
+    event: Annotated[str | None, Query(description="X-GitHub-Event, e.g. release.")] = None,
+    action: Annotated[str | None, Query(description="The payload's action, e.g. published.")] = None,
+    repo: Annotated[str | None, Query(description="Repository full name, e.g. octo-org/octo-repo.")] = None,
+    status: Annotated[
+        Literal["processed", "failed"] | None, Query(description="What processing made of the delivery.")
+    ] = None,
+    sender: Annotated[str | None, Query(max_length=200, description="The payload's sender.login.")] = None,
+    destination: Annotated[
+        str | None, Query(max_length=200, description="Only events with a forward job to this destination.")
+    ] = None,
+    forward_status: Annotated[
+        ForwardStatus | None,
+        Query(description="Only events with a forward job in this status (to `destination`, if given)."),
+    ] = None,
+    since: Annotated[str | None, Query(description="Received at or after, ISO-8601 date-time.")] = None,
+    until: Annotated[str | None, Query(description="Received before, ISO-8601 date-time.")] = None,
+    delivery_id: Annotated[
+        str | None, Query(max_length=200, description="X-GitHub-Delivery: that one event (or none).")
+    ] = None,
     cursor: Cursor = None,
     limit: Limit = DEFAULT_PAGE_SIZE,
 ) -> EventPage:
-    query = EventQuery(event=event, action=action, repository=repo, status=status, cursor=cursor, limit=limit)
+    if (destination or forward_status) and not runtime.backend.reads.capabilities.event_forward_filters:
+        raise HTTPException(
+            400,
+            detail=f"destination, forward_status: not available on this deployment ({runtime.backend.name})",
+        )
+    query = EventQuery(
+        event=event,
+        action=action,
+        repository=repo,
+        status=status,
+        sender=sender or None,
+        destination=destination or None,
+        forward_status=forward_status,
+        since=_epoch_filter("since", since),
+        until=_epoch_filter("until", until),
+        delivery_id=delivery_id or None,
+        cursor=cursor,
+        limit=limit,
+    )
     page = await runtime.backend.reads.list_events(query)
     return EventPage(items=[Event.of(view) for view in page.items], next_cursor=page.next_cursor)
 

@@ -13,7 +13,8 @@
   }
 
   // --- re-render the page's live region from the server (same URL), keeping focus and filters intact ---------
-  const MIN_REFRESH_MS = 1000;
+  // A page may ask for a slower pace (the overview: its figures change at most that often on the server).
+  const MIN_REFRESH_MS = Math.max(1000, Number(body.dataset.liveMinMs || 0));
   let lastRefresh = 0;
   let pending = null;
   let inFlight = false;
@@ -44,6 +45,8 @@
       const focused = region.contains(document.activeElement) ? document.activeElement : null;
       const focusHref = focused && focused.getAttribute("href");
       region.replaceChildren(...Array.from(fresh.childNodes, (node) => document.importNode(node, true)));
+      // Figures computed before the newest change (another view's, a moment ago): ask again after the throttle.
+      if (fresh.hasAttribute("data-live-behind")) scheduleRefresh();
       if (focused) {
         // Keep the keyboard where it was: the same link in the new content, else the region itself.
         const again = focusHref && region.querySelector('a[href="' + CSS.escape(focusHref) + '"]');
@@ -204,4 +207,5 @@
 
   document.querySelectorAll("input[data-typeahead]").forEach(typeahead);
   follow();
+  if (document.querySelector("[data-live-region][data-live-behind]")) scheduleRefresh();
 })();
