@@ -7,7 +7,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import SCREENSHOTS, sign_in
-from tests.browser.forwarded import forwarded_server
+from tests.event_log_support import forwarded_server
 from tests.conftest import ThreadedServer
 
 pytestmark = pytest.mark.browser

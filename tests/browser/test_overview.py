@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import SCREENSHOTS
-from tests.browser.forwarded import forwarded_server, post, push
+from tests.event_log_support import forwarded_server, post, push
 from tests.conftest import TOKEN, ThreadedServer
 
 pytestmark = pytest.mark.browser
