@@ -51,17 +51,13 @@ async def ids(backend: Any, **filters: Any) -> list[str]:
     return [view.record.delivery_id for view in page.items]
 
 
-async def test_each_event_shows_its_forwards_per_destination_and_its_release(
-    backend: Any, clock: ManualClock
-) -> None:
+async def test_each_event_shows_its_forwards_per_destination_and_its_release(backend: Any, clock: ManualClock) -> None:
     await seeded(backend, clock)
     page = await backend.reads.list_events(EventQuery())
     views = {view.record.delivery_id: view for view in page.items}
     r1 = {(f.destination, f.status, f.status_code) for f in views["r1"].forwards}
     assert r1 == {("ci", ForwardStatus.DELIVERED, 200), ("chat", ForwardStatus.PENDING, None)}
-    assert [(f.destination, f.status, f.status_code) for f in views["p2"].forwards] == [
-        ("ci", ForwardStatus.DEAD, 410)
-    ]
+    assert [(f.destination, f.status, f.status_code) for f in views["p2"].forwards] == [("ci", ForwardStatus.DEAD, 410)]
     assert views["p3"].forwards == ()
     assert views["r1"].release == ReleaseRef(71, "acme/app", "v7.1")
     assert views["p2"].release is None
