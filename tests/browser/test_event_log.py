@@ -4,11 +4,11 @@ touched, the failure's kind, and every filter (screenshots: build/screenshots/ev
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from tests.browser.conftest import SCREENSHOTS, sign_in
-from tests.event_log_support import forwarded_server
 from tests.conftest import ThreadedServer
+from tests.event_log_support import forwarded_server
 
 pytestmark = pytest.mark.browser
 server = forwarded_server  # the `page` fixture's server: one for the module
@@ -20,7 +20,7 @@ def shot(page: Page, name: str) -> None:
     page.screenshot(path=str(SCREENSHOTS / f"events-{name}.png"), full_page=True)
 
 
-def row(page: Page, delivery_id: str) -> object:
+def row(page: Page, delivery_id: str) -> Locator:
     return page.locator(f'tr[data-key="event-{delivery_id}"]')
 
 
@@ -29,12 +29,12 @@ def test_rows_show_forwards_release_and_failure_kind(page: Page, server: Threade
     page.set_viewport_size({"width": width, "height": 900})
     sign_in(page, server)
     page.goto(f"{server.url}/events")
-    release_row = page.locator('tr[data-key="event-rel-1"]')
+    release_row = row(page, "rel-1")
     expect(release_row.locator('.chip[data-destination="ci"]')).to_have_text("ci ✓ 200")
     expect(release_row.locator('.chip[data-destination="chat"]')).to_have_text("chat ✗ dead")
     link = release_row.get_by_role("link", name="octo-org/alpha v7.0.0")
     expect(link).to_have_attribute("href", "/releases/7")
-    bad = page.locator('tr[data-key="event-bad-1"]')
+    bad = row(page, "bad-1")
     expect(bad.locator(".failure-kind")).to_contain_text("Cannot succeed without a code change")
     expect(page.locator("table.events.cards td[data-label='Forwards']").first).to_be_visible()
     shot(page, f"{'desktop' if width > 1000 else 'phone'}")
@@ -49,13 +49,13 @@ def test_each_filter(page: Page, server: ThreadedServer) -> None:
     page.get_by_label("Sender").fill("bob")
     page.get_by_role("button", name="Apply").click()
     expect(page.locator("tbody tr")).to_have_count(1)
-    expect(row(page, "push-1")).to_be_visible()  # type: ignore[attr-defined]
+    expect(row(page, "push-1")).to_be_visible()
     page.goto(f"{server.url}/events")
     page.get_by_label("Forwarded to").fill("chat")
     page.get_by_label("Forward status").select_option("dead")
     page.get_by_role("button", name="Apply").click()
     expect(page.locator("tbody tr")).to_have_count(1)
-    expect(row(page, "rel-1")).to_be_visible()  # type: ignore[attr-defined]
+    expect(row(page, "rel-1")).to_be_visible()
     shot(page, "filtered")
     page.goto(f"{server.url}/events")
     page.get_by_label("Received from (UTC)").fill("2000-01-01T00:00")

@@ -9,8 +9,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import SCREENSHOTS
-from tests.event_log_support import forwarded_server, post, push
 from tests.conftest import TOKEN, ThreadedServer
+from tests.event_log_support import forwarded_server, post, push
 
 pytestmark = pytest.mark.browser
 server = forwarded_server  # the `page` fixture's server: one for the module
@@ -23,10 +23,6 @@ def sign_in_to_landing(page: Page, server: ThreadedServer) -> None:
     page.get_by_label("API token").fill(TOKEN)
     page.get_by_role("button", name="Sign in with token").click()
     page.wait_for_url(f"{server.url}/overview")
-
-
-def stat(page: Page, key: str) -> object:
-    return page.locator(f'[data-stat="{key}"]')
 
 
 @pytest.mark.parametrize("name", WIDTHS.keys())
