@@ -210,3 +210,14 @@ def test_users_file_roles_parse_backward_compatibly(hashed: str) -> None:
     for bad in (f"d:{hashed}:admin", f"d:{hashed}:", "d:not-a-hash:viewer"):
         with pytest.raises(ConfigError, match="line 1"):
             parse_users(bad)
+
+
+def test_a_sign_in_lands_operators_on_the_overview_and_viewers_on_the_releases(server: ThreadedServer) -> None:
+    for name, landing in (("vera", "/"), ("otto", "/overview")):
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            form = login_form_token(client.get("/login").text)
+            signed_in = client.post("/login", data={"username": name, "password": PASSWORD, "login_token": form})
+            assert signed_in.headers["location"] == "/start"
+            assert client.get("/start").headers["location"] == landing, name
+            assert client.get("/").status_code == 200  # a bookmark of / shows the releases to both
+            assert client.get("/overview").status_code == 200
