@@ -139,7 +139,10 @@ def delivery_view(row: MappingRow, sightings: Sequence[Sighting] = ()) -> Delive
     )
 
 
-FORWARD_FILTER_MANY = 1000  # from this many matching forward jobs on, the events walk drives the forward filter
+# From this many matching forward jobs on, the events walk drives the forward filter: fetching M matching seqs costs
+# about M index entries, walking the events about page * events / M probes; they cross near sqrt(page * events),
+# some 7,000 on a million events (measured: 4,500 dead letters of 1M events, 2 ms listed against 18 ms walked).
+FORWARD_FILTER_MANY = 10_000
 
 
 def has_forward_filter(query: EventQuery) -> bool:
@@ -161,6 +164,12 @@ def count_forward_matches(query: EventQuery, *, cap: int = FORWARD_FILTER_MANY) 
     """How many forward jobs the query's forward filter matches, counting no further than `cap`."""
     jobs = _matching_jobs(query, [forward_jobs.c.delivery_seq]).limit(cap)
     return sa.select(sa.func.count()).select_from(jobs.subquery())
+
+
+def _cursor_seq(cursor: str) -> Any:
+    """An event page's cursor: the last seq shown (an int: `decode_cursor` checks its type)."""
+    (last_seq,) = decode_cursor(cursor, types=(int,))
+    return last_seq
 
 
 def select_events(query: EventQuery, *, many_forwards: bool = True) -> sa.Select[Any]:
@@ -188,10 +197,12 @@ def select_events(query: EventQuery, *, many_forwards: bool = True) -> sa.Select
             jobs = _matching_jobs(query, [sa.literal_column("1")]).where(forward_jobs.c.delivery_seq == events.c.seq)
             statement = statement.where(jobs.exists())
         else:
-            statement = statement.where(events.c.seq.in_(_matching_jobs(query, [forward_jobs.c.delivery_seq])))
+            jobs = _matching_jobs(query, [forward_jobs.c.delivery_seq])
+            if query.cursor:
+                jobs = jobs.where(forward_jobs.c.delivery_seq < _cursor_seq(query.cursor))
+            statement = statement.where(events.c.seq.in_(jobs))
     if query.cursor:
-        (last_seq,) = decode_cursor(query.cursor, types=(int,))
-        statement = statement.where(events.c.seq < last_seq)
+        statement = statement.where(events.c.seq < _cursor_seq(query.cursor))
     page = statement.order_by(events.c.seq.desc()).limit(page_size(query.limit) + 1).subquery("page")
     change, release = release_changes.alias("rc"), releases.alias("r")
     return (
