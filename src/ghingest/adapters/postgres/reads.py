@@ -105,9 +105,9 @@ class PostgresReads:
         return page_of(views, page_size(query.limit), queries.event_cursor)
 
     async def deliveries_per_hour(self, *, since: float) -> Sequence[HourCounts]:
-        received = await self._db.fetch_statement(queries.select_received_per_hour(since, _hour))
         outcomes = await self._db.fetch_statement(queries.select_outcomes_per_hour(since, _hour))
-        return queries.hours_of([tuple(r) for r in received], [tuple(r) for r in outcomes])
+        waiting = await self._db.fetch_statement(queries.select_waiting_per_hour(since, _hour))
+        return queries.hours_of([tuple(r) for r in outcomes], [tuple(r) for r in waiting])
 
     async def get_release(self, release_id: int) -> ReleaseView | None:
         rows = await self._db.fetch_statement(queries.select_release(release_id))

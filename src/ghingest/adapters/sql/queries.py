@@ -265,10 +265,17 @@ def with_forwards(views: Sequence[EventView], rows: Iterable[Any]) -> list[Event
 HOUR = 3600
 
 
-def select_received_per_hour(since: float, hour: Callable[[Any], Any]) -> sa.Select[Any]:
-    """Deliveries received per hour from `since`: a range of `ix_deliveries_received_at`, read from the index."""
+def select_waiting_per_hour(since: float, hour: Callable[[Any], Any]) -> sa.Select[Any]:
+    """Deliveries received from `since` that wait (or retry) per hour: the few `received` rows of
+    `delivery_states`, by their delivery's time. Every other delivery has its event (processed, failed)."""
     h = hour(deliveries.c.received_at).label("h")
-    return sa.select(h, sa.func.count()).where(deliveries.c.received_at >= since).group_by(h)
+    return (
+        sa.select(h, sa.func.count())
+        .select_from(delivery_states.join(deliveries, deliveries.c.seq == delivery_states.c.seq))
+        # `+ 0`: not by the time's index (the window's every delivery), but from the few waiting ones
+        .where(delivery_states.c.status == DeliveryStatus.RECEIVED.value, deliveries.c.received_at + 0 >= since)
+        .group_by(h)
+    )
 
 
 def select_outcomes_per_hour(since: float, hour: Callable[[Any], Any]) -> sa.Select[Any]:
@@ -280,15 +287,18 @@ def select_outcomes_per_hour(since: float, hour: Callable[[Any], Any]) -> sa.Sel
     )
 
 
-def hours_of(received: Iterable[Any], outcomes: Iterable[Any]) -> list[HourCounts]:
-    """`select_received_per_hour`'s and `select_outcomes_per_hour`'s rows as `Reads.deliveries_per_hour` answers."""
+def hours_of(outcomes: Iterable[Any], waiting: Iterable[Any]) -> list[HourCounts]:
+    """`select_outcomes_per_hour`'s and `select_waiting_per_hour`'s rows as `Reads.deliveries_per_hour` answers:
+    received = processed + failed + waiting."""
     counts: dict[int, list[int]] = {}
-    for h, n in received:
-        counts.setdefault(int(h), [0, 0, 0])[0] += int(n)
     for h, status, n in outcomes:
         column = {DeliveryStatus.PROCESSED.value: 1, DeliveryStatus.FAILED.value: 2}.get(status)
         if column is not None:
-            counts.setdefault(int(h), [0, 0, 0])[column] += int(n)
+            row = counts.setdefault(int(h), [0, 0, 0])
+            row[0] += int(n)
+            row[column] += int(n)
+    for h, n in waiting:
+        counts.setdefault(int(h), [0, 0, 0])[0] += int(n)
     return [HourCounts(float(h * HOUR), *counts[h]) for h in sorted(counts)]
 
 

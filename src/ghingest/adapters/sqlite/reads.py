@@ -86,9 +86,9 @@ class SqliteReads:
 
     async def deliveries_per_hour(self, *, since: float) -> Sequence[HourCounts]:
         def load(conn: Any) -> list[HourCounts]:
-            received = conn.execute(queries.select_received_per_hour(since, _hour)).fetchall()
             outcomes = conn.execute(queries.select_outcomes_per_hour(since, _hour)).fetchall()
-            return queries.hours_of(received, outcomes)
+            waiting = conn.execute(queries.select_waiting_per_hour(since, _hour)).fetchall()
+            return queries.hours_of(outcomes, waiting)
 
         return await self._reader.run(load)
 
