@@ -100,7 +100,9 @@ def main() -> None:
     quiet = [r[0] for r in conn.execute("SELECT repository FROM releases GROUP BY 1 ORDER BY count(*) LIMIT 20")]
     senders = [r[0] for r in conn.execute("SELECT sender FROM events WHERE seq % 997 = 0 LIMIT 40")]
     delivery_ids = [r[0] for r in conn.execute("SELECT delivery_id FROM events WHERE seq % 4999 = 0 LIMIT 40")]
-    newest = conn.execute("SELECT max(received_at) FROM events").fetchone()[0] or time.time()
+    oldest, newest = conn.execute("SELECT min(received_at), max(received_at) FROM events").fetchone()
+    newest = newest or time.time()
+    oldest = oldest or newest
     conn.close()
     rng = random.Random(7)
     repos = busy + quiet
@@ -120,8 +122,8 @@ def main() -> None:
 
     day_ago = moment(newest - 86_400)
 
-    def day_in_the_past(i: int) -> str:  # a one-day range, 30 to 600 days before the newest event
-        start = newest - 86_400 * (30 + (i * 37) % 570)
+    def day_in_the_past(i: int) -> str:  # a one-day range in the seed's older months
+        start = oldest + (newest - oldest) * (0.1 + (i * 0.037) % 0.7)
         return f"since={moment(start)}&until={moment(start + 86_400)}"
 
     # The event log's filters (issue 12): (name, query string per request), first and deep pages of each.
