@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.conftest import TOKEN, ThreadedServer
+from tests.dashboard_support import session_client
 from tests.event_log_support import forwarded_server
 
 server = forwarded_server
@@ -64,3 +65,11 @@ def test_bad_filter_values_answer_400(api: httpx.Client, params: dict[str, str],
     document = response.json()
     assert set(document) >= {"error", "detail"}
     assert named in document["detail"]
+
+
+def test_the_delivery_page_says_a_shape_mismatch_needs_a_code_change(server: ThreadedServer) -> None:
+    with session_client(server) as client:
+        failed = client.get("/deliveries/bad-1").text
+        assert 'data-failure="shape"' in failed
+        assert "Cannot succeed without a code change" in failed
+        assert "data-failure" not in client.get("/deliveries/push-1").text
