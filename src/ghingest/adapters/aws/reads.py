@@ -20,7 +20,7 @@ from typing import Any
 
 from ghingest.adapters.aws import keys
 from ghingest.adapters.aws.items import event_record, sighted_hooks, sighting, stored_delivery, stored_release
-from ghingest.adapters.aws.job_items import jobs_of
+from ghingest.adapters.aws.job_items import job_ids_of
 from ghingest.adapters.aws.payloads import body_of
 from ghingest.adapters.aws.table import TableContext, batch_get, float_or_none, from_item, get, key, query, to_item
 from ghingest.core.forward_states import ForwardStatus
@@ -261,12 +261,14 @@ class AwsReads:
         return page_of(views, size, lambda view: encode_cursor([view.seq]))
 
     def _event_views(self, found: Sequence[Mapping[str, Any]]) -> list[EventView]:
-        """Events with their forwards (each delivery's job ids from its index partition, then one batch of job
-        items) and their releases (the deliveries' items name them; one batch of release items)."""
+        """Events with their forwards (each delivery's job ids from its index partition: no IN on DynamoDB; then
+        one batch of all their job items) and their releases (the deliveries' items name them; one batch of release
+        items)."""
         ids = [str(a["delivery_id"]) for a in found]
+        job_ids = [job_id for delivery_id in ids for job_id in job_ids_of(self._db, delivery_id)]
         jobs: dict[str, list[dict[str, Any]]] = {}
-        for delivery_id in ids:
-            jobs[delivery_id] = jobs_of(self._db, delivery_id)
+        for job in batch_get(self._db, [keys.job(i) for i in job_ids]):
+            jobs.setdefault(str(job["delivery_id"]), []).append(job)
         release_of = {
             str(d["delivery_id"]): int(d["release_id"])
             for d in batch_get(self._db, [keys.delivery(i) for i in ids])
@@ -277,7 +279,9 @@ class AwsReads:
         for a in found:
             delivery_id = str(a["delivery_id"])
             forwards: dict[str, ForwardOutcome] = {}
-            for job in sorted(jobs[delivery_id], key=lambda j: (str(j["destination"]), int(j.get("generation", 0)))):
+            for job in sorted(
+                jobs.get(delivery_id, ()), key=lambda j: (str(j["destination"]), int(j.get("generation", 0)))
+            ):
                 forwards[str(job["destination"])] = ForwardOutcome(
                     str(job["destination"]),
                     ForwardStatus(job["status"]),
