@@ -27,6 +27,7 @@ from ghingest.app.auth import require_bearer, require_operator, require_reader
 from ghingest.app.openapi import DocumentedRoute
 from ghingest.app.runtime import Runtime, runtime_of
 from ghingest.core.errors import StoreUnavailable
+from ghingest.core.forward_states import ForwardStatus
 from ghingest.core.int64 import Int64
 from ghingest.core.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from ghingest.core.releases import ReleaseState
@@ -112,6 +113,15 @@ async def get_release(runtime: RuntimeDep, release_id: Int64) -> Release:
     return Release.of(view, with_history=True)
 
 
+def _epoch_filter(name: str, value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return parse_iso(value)
+    except ValueError:
+        raise HTTPException(400, detail=f"{name} must be an ISO-8601 time such as 2024-05-01T00:00:00Z") from None
+
+
 @api.get("/events", response_model=EventPage, responses=BAD_REQUEST, summary="List events, newest first")
 async def list_events(
     runtime: RuntimeDep,
@@ -119,15 +129,41 @@ async def list_events(
     action: Annotated[str | None, Query(description="The payload's `action`.", examples=["published"])] = None,
     repo: Repository = None,
     status: Annotated[EventStatus | None, Query(description="Processed, or processing failed.")] = None,
+    sender: Annotated[
+        str | None, Query(max_length=200, description="The payload's `sender.login`.", examples=["hubot"])
+    ] = None,
+    destination: Annotated[
+        str | None, Query(max_length=200, description="Only events with a forward job to this destination.")
+    ] = None,
+    forward_status: Annotated[
+        ForwardStatus | None,
+        Query(description="Only events with a forward job in this status (to `destination`, if given)."),
+    ] = None,
+    since: Annotated[DateTime | None, Query(description="Received at or after.")] = None,
+    until: Annotated[DateTime | None, Query(description="Received before.")] = None,
+    delivery_id: Annotated[
+        str | None, Query(max_length=200, description="X-GitHub-Delivery: that one event (or none).")
+    ] = None,
     cursor: Cursor = None,
     limit: Limit = DEFAULT_PAGE_SIZE,
 ) -> EventPage:
     """Every processed (or failed) delivery as an event, newest first."""
+    if (destination or forward_status) and not runtime.backend.reads.capabilities.event_forward_filters:
+        raise HTTPException(
+            400,
+            detail=f"destination, forward_status: not available on this deployment ({runtime.backend.name})",
+        )
     query = EventQuery(
         event=event,
         action=action,
         repository=repo,
         status=None if status is None else status.value,
+        sender=sender or None,
+        destination=destination or None,
+        forward_status=forward_status,
+        since=_epoch_filter("since", since),
+        until=_epoch_filter("until", until),
+        delivery_id=delivery_id or None,
         cursor=cursor,
         limit=limit,
     )

@@ -10,6 +10,8 @@ from pydantic import BaseModel, Field, WithJsonSchema
 from pydantic.config import JsonDict
 
 from ghingest.core.delivery import ContentKind
+from ghingest.core.forward_states import ForwardStatus
+from ghingest.core.processing import FailureKind, failure_kind
 from ghingest.core.releases import ReleaseState
 from ghingest.core.sources import POLL_SOURCE, WEBHOOK_SOURCE
 from ghingest.core.states import DeliveryStatus
@@ -150,6 +152,19 @@ class ReleasePage(BaseModel):
     next_cursor: str | None = NEXT_CURSOR
 
 
+class EventForward(BaseModel):
+    destination: str
+    status: ForwardStatus
+    status_code: int | None = Field(description="The last attempt's HTTP status, if it had one.")
+    attempts: int
+
+
+class EventRelease(BaseModel):
+    id: int = Field(description="The release's id (GET /api/releases/{id}).")
+    repository: str | None
+    tag: str | None
+
+
 @examples(
     {
         "delivery_id": DELIVERY_ID,
@@ -182,6 +197,16 @@ class Event(BaseModel):
         default=None,
         description="How the payload does not fit GitHub's published schema of its event (still processed).",
     )
+    failure: FailureKind | None = Field(
+        default=None,
+        description="Why a failed delivery failed: 'shape' (cannot succeed without a code change: the payload did"
+        " not have the shape ghingest expects), 'invalid' (the body cannot be parsed) or 'transient' (reprocessing"
+        " may succeed).",
+    )
+    forwards: list[EventForward] = Field(
+        default_factory=list, description="Its forward jobs, the newest per destination."
+    )
+    release: EventRelease | None = Field(default=None, description="The release the delivery changed.")
     received_at: DateTime | None
     processed_at: DateTime | None
 
@@ -200,6 +225,16 @@ class Event(BaseModel):
             status=view.status,
             error=view.error,
             shape_warning=r.shape_warning,
+            failure=None if view.status != DeliveryStatus.FAILED else failure_kind(view.error),
+            forwards=[
+                EventForward(
+                    destination=f.destination, status=f.status.value, status_code=f.status_code, attempts=f.attempts
+                )
+                for f in view.forwards
+            ],
+            release=None
+            if view.release is None
+            else EventRelease(id=view.release.release_id, repository=view.release.repository, tag=view.release.tag),
             received_at=iso(view.received_at),
             processed_at=iso(view.processed_at),
         )

@@ -23,13 +23,14 @@ from ghingest.app.revocations import RevocationCache
 from ghingest.app.runtime import Runtime
 from ghingest.app.users import UsersFile
 from ghingest.core.throttle import SignInThrottle, TokenBuckets
-from ghingest.dashboard import live, pages, sign_in
+from ghingest.dashboard import live, overview, pages, sign_in
 from ghingest.dashboard.notes import NotesRenderer
 from ghingest.dashboard.pages import ChartCache
 from ghingest.dashboard.security import LoginRequired, OperatorRequired, login_url
 from ghingest.dashboard.templating import NavItem, Renderer, renderer_of
 
 NAV: tuple[NavItem, ...] = (
+    NavItem("Overview", "/overview", ("/overview",)),
     NavItem("Releases", "/", ("/", "/releases", "/repos")),
     NavItem("Events", "/events", ("/events", "/deliveries")),
 )
@@ -72,8 +73,9 @@ def mount_dashboard(
     if runtime.settings.live_updates == "poll":
         app.state.dashboard_renderer.env.globals["live_poll_seconds"] = round(runtime.settings.live_poll_interval)
     app.state.dashboard_chart_cache = ChartCache()
+    app.state.dashboard_overview_cache = overview.OverviewCache()
     app.state.dashboard_notes = NotesRenderer(budget=runtime.settings.notes_render_budget)
-    for router in (sign_in.router, live.router, pages.router, *extra_routers):
+    for router in (sign_in.router, live.router, pages.router, overview.router, *extra_routers):
         app.include_router(router)
     app.mount("/static", StaticFiles(packages=[("ghingest.dashboard", "static")]), name="static")
 

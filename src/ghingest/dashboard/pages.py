@@ -15,10 +15,12 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from ghingest.app import audit
 from ghingest.app.runtime import runtime_of
+from ghingest.core.forward_states import ForwardStatus
 from ghingest.core.github_events import ACTIONS, EVENTS
 from ghingest.core.int64 import Int64
 from ghingest.core.pagination import InvalidCursor
 from ghingest.core.releases import ReleaseState
+from ghingest.core.time import parse_iso
 from ghingest.dashboard import charts
 from ghingest.dashboard.errors import PageRoute, bad_request, error_page
 from ghingest.dashboard.flash import flash_target
@@ -34,6 +36,7 @@ PAGE_SIZE = 50
 MAX_RAW_PAYLOADS = 20
 CHART_TTL_SECONDS = 15.0
 EVENT_NAMES = sorted(EVENTS)  # GitHub's published vocabulary (core.github_events, generated)
+FORWARD_STATUSES = tuple(s.value for s in ForwardStatus)
 
 
 def action_names(event: str) -> list[str]:
@@ -179,6 +182,17 @@ async def repository_page(
     return renderer_of(request).page(request, "repository.html", context)
 
 
+def _moment(value: str, errors: list[str], label: str) -> float | None:
+    """A since/until filter (ISO-8601 date-time; no zone: UTC) as epoch seconds; an error for anything else."""
+    if not value:
+        return None
+    try:
+        return parse_iso(value)
+    except ValueError:
+        errors.append(f"{label} must be a date and time such as 2024-05-01T09:30 (UTC); it was ignored.")
+        return None
+
+
 @router.get("/events")
 async def events_page(
     request: Request,
@@ -187,33 +201,65 @@ async def events_page(
     action: str | None = None,
     repo: str | None = None,
     status: str | None = None,
+    sender: str | None = None,
+    destination: str | None = None,
+    forward_status: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    delivery_id: str | None = None,
     cursor: str | None = None,
 ) -> Response:
+    runtime = runtime_of(request)
+    reads = runtime.backend.reads
+    forward_filters = reads.capabilities.event_forward_filters
+    errors: list[str] = []
     filters = {
         "event": _text(event, 100),
         "action": _text(action, 100),
         "repo": _text(repo),
         "status": status if status in ("processed", "failed") else "",
+        "sender": _text(sender, 100),
+        "destination": _text(destination, 200) if forward_filters else "",
+        "forward_status": forward_status if forward_filters and forward_status in FORWARD_STATUSES else "",
+        "since": _text(since, 40),
+        "until": _text(until, 40),
+        "delivery_id": _text(delivery_id, 200),
     }
+    if (destination or forward_status) and not forward_filters:
+        errors.append("Filtering by forwards is not available on this deployment: its store has no index for it.")
     query = EventQuery(
         event=filters["event"] or None,
         action=filters["action"] or None,
         repository=filters["repo"] or None,
         status=filters["status"] or None,
+        sender=filters["sender"] or None,
+        destination=filters["destination"] or None,
+        forward_status=ForwardStatus(filters["forward_status"]) if filters["forward_status"] else None,
+        since=_moment(filters["since"], errors, "From"),
+        until=_moment(filters["until"], errors, "Until"),
+        delivery_id=filters["delivery_id"] or None,
         cursor=cursor or None,
         limit=PAGE_SIZE,
     )
     try:
-        page = await runtime_of(request).backend.reads.list_events(query)
+        page = await reads.list_events(query)
     except InvalidCursor:
         return _bad_cursor(request)
+    if query.delivery_id is not None and not any(v for k, v in filters.items() if k != "delivery_id"):
+        if page.items:  # a delivery id alone: that delivery's page
+            return RedirectResponse(f"/deliveries/{quote(query.delivery_id, safe='')}", status_code=303)
+        errors.append("No event has that delivery id.")
     context = {
         "filters": filters,
         "filtered": any(filters.values()),
+        "errors": errors,
         "page": page,
         "cursor": cursor or "",
         "event_names": EVENT_NAMES,
         "action_names": action_names(filters["event"]),
+        "forward_filters": forward_filters,
+        "forward_statuses": FORWARD_STATUSES,
+        "destinations": sorted(runtime.route_table().destinations),
         **await live_context(request, follows=not cursor),
     }
     return renderer_of(request).page(request, "events.html", context)

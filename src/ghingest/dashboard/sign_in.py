@@ -27,6 +27,7 @@ from ghingest.app.proxies import client_address
 from ghingest.app.runtime import runtime_of
 from ghingest.core.errors import StoreUnavailable
 from ghingest.dashboard.errors import PageRoute
+from ghingest.dashboard.overview import LANDING
 from ghingest.dashboard.security import CheckedPost, gate_of, safe_next
 from ghingest.dashboard.templating import renderer_of
 from ghingest.ports.audit import SIGN_IN, SIGN_IN_FAILED, SIGN_OUT
@@ -119,7 +120,7 @@ async def _outcome(
 
 @router.get("/login")
 async def login_page(request: Request, next: str | None = None, token: str | None = None) -> Response:
-    next_url = safe_next(next)
+    next_url = safe_next(next) if next else LANDING
     if token is not None:
         # A sign-in link: sign in, then redirect to a URL without the token (it must not stay in the history).
         attempt = gate_of(request).sign_in_with_token(token, client_address(request))
@@ -139,7 +140,7 @@ async def login(
     password: Annotated[str | None, Form()] = None,
 ) -> Response:
     gate = gate_of(request)
-    next_url = safe_next(next)
+    next_url = safe_next(next) if next else LANDING
     if not gate.login_form_ok(request, login_token):
         return await _form(request, next_url=next_url, error="The form expired; please try again.", status_code=403)
     error = "Those credentials are not valid."

@@ -18,6 +18,7 @@ from starlette.responses import HTMLResponse
 import ghingest
 from ghingest.core.delivery import ContentKind, payload_bytes
 from ghingest.core.errors import GhingestError
+from ghingest.core.processing import FAILURE_EXPLANATIONS, failure_kind
 from ghingest.core.time import iso_utc, time_of
 
 # No request leaves the app: every asset is ours; no inline script; no inline style attribute.
@@ -153,8 +154,11 @@ def build_environment() -> Environment:
         avatar_hue=avatar_hue,
         initials=initials,
         safe_href=safe_href,
+        failure_kind=failure_kind,
     )
-    env.globals.update(version=ghingest.__version__, query_string=query_string)
+    env.globals.update(
+        version=ghingest.__version__, query_string=query_string, failure_explanations=FAILURE_EXPLANATIONS
+    )
     return env
 
 

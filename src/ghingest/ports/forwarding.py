@@ -261,3 +261,7 @@ class ForwardLog(Protocol):
     ) -> Sequence[ForwardView]:
         """Dead-lettered jobs, newest first (keyset: `before_id`)."""
         ...
+
+    async def dead_lettered_since(self, since: float) -> int:
+        """How many jobs are dead-lettered now that became so at or after `since` (an indexed count)."""
+        ...

@@ -62,6 +62,20 @@ class AwsForwardLog:
             return []
         return await self._db.run("forward_log.dead_letters", self._dead_letters, destination, before_id, limit)
 
+    async def dead_lettered_since(self, since: float) -> int:
+        return await self._db.run("forward_log.dead_lettered_since", self._dead_since, since)
+
+    def _dead_since(self, since: float) -> int:
+        """The sparse `DEAD` partition (dead letters only: few), filtered by when each died."""
+        jobs = query(
+            self._db,
+            IndexName="gsi2",
+            KeyConditionExpression="gsi2pk = :dead",
+            FilterExpression="completed_at >= :since",
+            ExpressionAttributeValues=values(dead=keys.DEAD, since=since),
+        )
+        return sum(1 for _ in jobs)
+
     def _stats(self) -> list[DestinationStats]:
         items = self._destination_items()
         return [

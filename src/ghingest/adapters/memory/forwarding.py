@@ -252,6 +252,14 @@ class MemoryForwardLog:
             dead.sort(key=lambda j: j.id, reverse=True)
             return [_forward_view(db, job, ()) for job in dead[: max(0, limit)]]
 
+    async def dead_lettered_since(self, since: float) -> int:
+        with self._db.transaction() as db:
+            return sum(
+                1
+                for job in db.jobs.values()
+                if job.status is ForwardStatus.DEAD and job.completed_at is not None and job.completed_at >= since
+            )
+
 
 def _forward_job(db: MemoryDatabase, job: JobRow) -> ForwardJob:
     delivery = db.deliveries[job.delivery_seq].delivery

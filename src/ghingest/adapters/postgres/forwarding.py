@@ -246,6 +246,9 @@ class PostgresForwardLog:
         query, params = sql.dead_letters_query(destination, before_id, limit)
         return sql.forward_views(await self._db.fetch(pyformat(query), params))
 
+    async def dead_lettered_since(self, since: float) -> int:
+        return int(await self._db.scalar(pyformat(sql.DEAD_SINCE), (since,)) or 0)
+
 
 def glob_regex(pattern: str) -> str:
     """A glob (`*`, `?`, `[...]`, as SQLite's GLOB reads it) as an anchored POSIX regular expression."""

@@ -99,6 +99,7 @@ def target_deliveries(rows: Iterable[Any], seqs: Sequence[int]) -> list[TargetDe
     return [found[seq] for seq in seqs if seq in found]
 
 
+DEAD_SINCE = "SELECT count(*) FROM forward_jobs WHERE status = 'dead' AND completed_at >= ?"  # ix_forward_jobs_dead_at
 ATTEMPTS_OF = f"SELECT {ATTEMPT_COLUMNS} FROM forward_attempts WHERE delivery_seq = ? ORDER BY id"  # noqa: S608
 JOBS_OF = (
     f"SELECT {JOB_COLUMNS} FROM forward_jobs j LEFT JOIN events e ON e.seq = j.delivery_seq"  # noqa: S608

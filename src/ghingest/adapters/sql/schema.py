@@ -75,6 +75,10 @@ sa.Index(  # 0005: the events page filters by type and action together; partial,
     postgresql_where=events.c.action.is_not(None),
 )
 
+# 0017: the event log's filters by sender and by time, and the overview's hourly counts (read from the index)
+sa.Index("ix_events_sender_seq", events.c.sender, events.c.seq)
+sa.Index("ix_events_received_status", events.c.received_at, events.c.status)
+
 # Hooks that delivered a delivery id already recorded (0008): GitHub gives every hook subscribed to an event the
 # same X-GitHub-Delivery; the first is recorded in `deliveries`, each other (delivery id, hook id) is counted here.
 delivery_sightings = sa.Table(
@@ -173,6 +177,21 @@ sa.Index(
     postgresql_where=sa.text(_ACTIVE_FORWARD),
 )
 sa.Index("ix_forward_jobs_status_destination", forward_jobs.c.status, forward_jobs.c.destination, forward_jobs.c.id)
+# 0017: the event log's forward filters (the events with a job to a destination, in a status), and the overview's
+# count of jobs dead-lettered lately
+sa.Index(
+    "ix_forward_jobs_destination_status_seq",
+    forward_jobs.c.destination,
+    forward_jobs.c.status,
+    forward_jobs.c.delivery_seq,
+)
+sa.Index("ix_forward_jobs_status_seq", forward_jobs.c.status, forward_jobs.c.delivery_seq)
+sa.Index(
+    "ix_forward_jobs_dead_at",
+    forward_jobs.c.completed_at,
+    sqlite_where=sa.text("status = 'dead'"),
+    postgresql_where=sa.text("status = 'dead'"),
+)
 
 forward_attempts = sa.Table(
     "forward_attempts",

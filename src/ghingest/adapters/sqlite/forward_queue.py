@@ -250,6 +250,9 @@ class SqliteForwardLog:
         rows = await self._reader.run(lambda conn: conn.exec_driver_sql(query, tuple(params)).fetchall())
         return sql.forward_views(rows)
 
+    async def dead_lettered_since(self, since: float) -> int:
+        return int(await self._reader.run(lambda conn: conn.exec_driver_sql(sql.DEAD_SINCE, (since,)).scalar()) or 0)
+
 
 def _window(conn: Connection, destination: str, seconds: float, now: float) -> WindowFigures:
     since = now - seconds

@@ -19,7 +19,8 @@
   // ([data-live-section="kind,…"], with an id) that a change of one of its kinds refreshes alone, fetched from its
   // data-live-src (asked with the page's own query: its filters and notices). Refreshes of a part are at least
   // MIN_REFRESH_MS apart, and a change that comes while one is in flight brings another after it.
-  const MIN_REFRESH_MS = 1000;
+  // A page may ask for a slower pace (the overview: its figures change at most that often on the server).
+  const MIN_REFRESH_MS = Math.max(1000, Number(body.dataset.liveMinMs || 0));
   const REGION = "region";
   const parts = new Map(); // part key -> { pending, inFlight, again, last }
 
@@ -108,6 +109,8 @@
       const focusHref = focused && focused.getAttribute("href");
       part.replaceChildren(...Array.from(fresh.childNodes, (node) => document.importNode(node, true)));
       restoreForm(part, form);
+      // Figures computed before the newest change (another view's, a moment ago): ask again after the throttle.
+      if (fresh.hasAttribute("data-live-behind")) scheduleRefresh(key);
       if (focused) {
         // Keep the keyboard where it was: the same link in the new content, else the part itself.
         const again = focusHref && part.querySelector('a[href="' + CSS.escape(focusHref) + '"]');
@@ -287,26 +290,39 @@
   }, 30000);
 
   // --- "select all" checkboxes: one ticks (or clears) every checkbox of its form named by data-select-all ------
-  // (hidden until this runs: without a script it could do nothing, and "Retry all" covers that case)
-  function selectAll(box) {
-    const form = box.form;
-    if (!form) return;
-    box.hidden = false;
-    const boxes = () =>
-      Array.from(form.elements).filter((el) => el.type === "checkbox" && el.name === box.dataset.selectAll);
-    form.addEventListener("change", (event) => {
-      const all = boxes();
-      if (event.target === box) {
-        for (const el of all) el.checked = box.checked;
-        return;
-      }
-      const ticked = all.filter((el) => el.checked).length;
-      box.checked = ticked > 0 && ticked === all.length;
-      box.indeterminate = ticked > 0 && ticked < all.length;
+  // (hidden until this runs: without a script it could do nothing, and "Retry all" covers that case). Delegated, so
+  // that a live refresh that replaces the boxes keeps them working.
+  function showSelectAll(root) {
+    root.querySelectorAll("input[data-select-all]").forEach((box) => {
+      box.hidden = false;
+      syncSelectAll(box);
     });
   }
 
+  function boxesOf(box) {
+    return Array.from(box.form.elements).filter((el) => el.type === "checkbox" && el.name === box.dataset.selectAll);
+  }
+
+  function syncSelectAll(box) {
+    if (!box.form) return;
+    const all = boxesOf(box);
+    const ticked = all.filter((el) => el.checked).length;
+    box.checked = ticked > 0 && ticked === all.length;
+    box.indeterminate = ticked > 0 && ticked < all.length;
+  }
+
+  document.addEventListener("change", (event) => {
+    const el = event.target;
+    if (!(el instanceof HTMLInputElement) || el.type !== "checkbox" || !el.form) return;
+    for (const box of Array.from(el.form.elements).filter((other) => other.dataset && other.dataset.selectAll)) {
+      if (el === box) boxesOf(box).forEach((other) => (other.checked = box.checked));
+      else if (el.name === box.dataset.selectAll) syncSelectAll(box);
+    }
+  });
+  document.addEventListener("ghingest:refreshed", (event) => showSelectAll(event.target));
+
   document.querySelectorAll("input[data-typeahead]").forEach(typeahead);
-  document.querySelectorAll("input[data-select-all]").forEach(selectAll);
+  showSelectAll(document);
   follow();
+  if (document.querySelector("[data-live-region][data-live-behind]")) scheduleRefresh(REGION);
 })();
