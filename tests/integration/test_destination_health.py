@@ -80,7 +80,7 @@ def test_a_pause_holds_every_forward_and_the_resume_delivers_them_all(world: Wor
     with world.api() as api:
         paused = api.post("/api/destinations/ci/pause")
         assert paused.status_code == 200, paused.text
-        assert paused.json()["paused"]["paused_by"] == "api token"
+        assert paused.json()["paused"]["paused_by"] == "api token 1"
         ids = send_releases(api, "held", 12)
         wait_until(lambda: world.chat.delivery_ids() >= ids)  # the other destination flows
         ci = destination(api, "ci")
@@ -132,11 +132,21 @@ def test_a_test_delivery_is_a_ping_signed_with_the_destinations_secret_and_no_at
         ci = destination(api, "ci")
         assert ci["attempts"] == before  # not in the attempt log, not in the health figures
         assert ci["last_test"]["delivery_id"] == result["delivery_id"]
-        assert ci["last_test"]["sent_by"] == "api token"
+        assert ci["last_test"]["sent_by"] == "api token 1"
         api.post("/api/destinations/ci/resume")
+        audited = api.get("/api/audit", params={"actor": "api token 1"}).json()["items"]
+        by_action = {e["action"]: e for e in audited}
+        assert set(by_action) >= {"destination_pause", "destination_test", "destination_resume"}
+        assert all(
+            by_action[a]["selection"] == {"destination": "ci"} for a in ("destination_pause", "destination_test")
+        )
+        assert by_action["destination_test"]["result"] == {"delivery_id": result["delivery_id"], "status_code": 200}
+        assert by_action["destination_test"]["outcome"] == "ok"
+        assert by_action["destination_resume"]["result"]["was_paused"] is True
 
         for action in ("pause", "resume", "test"):
             missing = api.post(f"/api/destinations/nowhere/{action}")
             assert missing.status_code == 404
             assert missing.json() == {"error": "not_found", "detail": "no destination named 'nowhere'"}
+        assert not [e for e in api.get("/api/audit").json()["items"] if e["selection"].get("destination") == "nowhere"]
         assert httpx.post(f"{world.server.url}/api/destinations/ci/pause").status_code == 401

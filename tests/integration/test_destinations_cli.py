@@ -64,17 +64,17 @@ def test_list_pause_resume_and_test_with_their_exit_codes(
     paused = run("pause", "ci")
     assert paused.exit_code == 0, paused.output
     assert "ci paused by " in paused.output
-    assert "(cli)" in paused.output
+    assert "paused by cli:" in paused.output
     listed = run("list", "--json")
     assert listed.exit_code == 0, listed.output
     by_name = {d["name"]: d for d in orjson.loads(listed.output)}
     assert sorted(by_name) == ["ci", "down", "gone"]
-    assert by_name["ci"]["paused"]["paused_by"].endswith("(cli)")
+    assert by_name["ci"]["paused"]["paused_by"].startswith("cli:")
     assert by_name["down"]["health"] == {"state": "idle", "reason": "no attempt in the last 24 hours"}
     table = run("list")
     assert table.exit_code == 0
     assert "no attempt in the last 24 hours" in table.output
-    assert "(cli)" in table.output
+    assert "cli:" in table.output
 
     tested = run("test", "ci")  # while paused: a test delivery is no forward
     assert tested.exit_code == 0, tested.output

@@ -1,9 +1,10 @@
 """Destination health and control: what the API, the dashboard and the CLI show of each destination, and the three
 actions an operator takes on one.
 
-Every action goes through one function here, the one place to audit it: `pause_destination`,
-`resume_destination`, `send_test_delivery`. Each raises `UnknownDestination` for a name that is neither configured
-nor known to the forward log.
+Every action goes through one function here, which records it in the audit log (`app.audit`, as
+`destination_pause`, `destination_resume`, `destination_test`): `pause_destination`, `resume_destination`,
+`send_test_delivery`. Each raises `UnknownDestination` for a name that is neither configured nor known to the forward
+log (nothing is recorded then: nothing was done).
 
 A test delivery is a GitHub `ping` (`zen`, `hook_id`, `hook`), built and re-signed with the destination's secret by
 the very code that builds a forward (`core.routing.build_forward`) and sent now, through the forwarder's client and
@@ -23,13 +24,15 @@ from typing import Any
 
 import orjson
 
-from ghingest.app import forwarder
+from ghingest.app import audit, forwarder
+from ghingest.app.audit import Actor
 from ghingest.app.runtime import Runtime
 from ghingest.core.delivery import ContentKind
 from ghingest.core.destination_health import RECENT, WINDOWS, Health, WindowFigures, judge, recovered
 from ghingest.core.routing import Destination, build_forward
 from ghingest.core.time import iso
 from ghingest.ports import DestinationPause, DestinationStats, DestinationTest
+from ghingest.ports.audit import DESTINATION_PAUSE, DESTINATION_RESUME, DESTINATION_TEST
 
 ZEN = (
     "Responsive is better than fast.", "It's not fully shipped until it's fast.",
@@ -101,24 +104,52 @@ async def _known(runtime: Runtime, name: str) -> None:
     raise UnknownDestination(name)
 
 
-async def pause_destination(runtime: Runtime, name: str, *, by: str) -> DestinationPause:
+async def pause_destination(runtime: Runtime, name: str, *, actor: Actor) -> DestinationPause:
     """Pause a destination: no forwarder claims its jobs until it is resumed; they wait, none is attempted."""
     await _known(runtime, name)
-    return await runtime.backend.forwards.pause(name, by=by)
+    done: list[DestinationPause] = []
+
+    async def work() -> dict[str, Any]:
+        done.append(await runtime.backend.forwards.pause(name, by=actor.name))
+        return {"paused_by": done[0].paused_by, "paused_at": iso(done[0].paused_at)}
+
+    await audit.perform(runtime, actor, DESTINATION_PAUSE, {"destination": name}, work)
+    return done[0]
 
 
-async def resume_destination(runtime: Runtime, name: str, *, by: str) -> DestinationPause | None:
+async def resume_destination(runtime: Runtime, name: str, *, actor: Actor) -> DestinationPause | None:
     """Resume a paused destination (its due jobs at once); the pause it ended, or None if it was not paused."""
     await _known(runtime, name)
-    del by  # who resumed: for the audit log
-    return await runtime.backend.forwards.resume(name)
+    done: list[DestinationPause | None] = []
+
+    async def work() -> dict[str, Any]:
+        done.append(await runtime.backend.forwards.resume(name))
+        ended = done[0]
+        return {"was_paused": False} if ended is None else {"was_paused": True, "paused_by": ended.paused_by}
+
+    await audit.perform(runtime, actor, DESTINATION_RESUME, {"destination": name}, work)
+    return done[0]
 
 
-async def send_test_delivery(runtime: Runtime, name: str, *, by: str) -> DestinationTest:
+async def send_test_delivery(runtime: Runtime, name: str, *, actor: Actor) -> DestinationTest:
     """Send a signed `ping` to a configured destination now; record and return what it answered."""
     destination = runtime.route_table().destinations.get(name)
     if destination is None:
         raise UnknownDestination(name)
+    done: list[DestinationTest] = []
+
+    async def work() -> dict[str, Any]:
+        done.append(test := await _ping(runtime, destination, name, by=actor.name))
+        result: dict[str, Any] = {"delivery_id": test.delivery_id, "status_code": test.status_code}
+        if not test.delivered:
+            result["error"] = test.error or f"answered HTTP {test.status_code}"
+        return result
+
+    await audit.perform(runtime, actor, DESTINATION_TEST, {"destination": name}, work)
+    return done[0]
+
+
+async def _ping(runtime: Runtime, destination: Destination, name: str, *, by: str) -> DestinationTest:
     delivery_id = str(uuid.uuid4())
     hook_id = ping_hook_id(name)
     request = build_forward(

@@ -8,7 +8,6 @@ running forwarder shares: a pause is seen by all of them within a second. Exit c
 from __future__ import annotations
 
 import asyncio
-import getpass
 import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, TypeVar
@@ -18,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ghingest.app.audit import cli_actor
 from ghingest.app.destinations import (
     UnknownDestination,
     pause_destination,
@@ -62,10 +62,6 @@ def _run(action: Callable[[Runtime], Awaitable[T]]) -> T:
         raise fail(str(exc)) from None
 
 
-def _operator() -> str:
-    return f"{getpass.getuser()} (cli)"
-
-
 @destinations_app.command("list")
 def list_destinations(
     as_json: Annotated[
@@ -101,7 +97,7 @@ def pause(name: Name) -> None:
     """Pause a destination: no forwarder takes its forwards (they wait, none is attempted) until it is resumed."""
 
     async def act(runtime: Runtime) -> None:
-        p = await pause_destination(runtime, name, by=_operator())
+        p = await pause_destination(runtime, name, actor=cli_actor())
         typer.echo(f"{name} paused by {p.paused_by} at {iso(p.paused_at)}; its forwards wait")
 
     _run(act)
@@ -112,7 +108,7 @@ def resume(name: Name) -> None:
     """Resume a paused destination: its waiting forwards go out at once."""
 
     async def act(runtime: Runtime) -> None:
-        ended = await resume_destination(runtime, name, by=_operator())
+        ended = await resume_destination(runtime, name, actor=cli_actor())
         if ended is None:
             typer.echo(f"{name} was not paused")
         else:
@@ -124,7 +120,7 @@ def resume(name: Name) -> None:
 @destinations_app.command("test")
 def test(name: Name) -> None:
     """Send a signed GitHub `ping` to a destination now and print what it answered (exit 1 unless 2xx)."""
-    result = _run(lambda runtime: send_test_delivery(runtime, name, by=_operator()))
+    result = _run(lambda runtime: send_test_delivery(runtime, name, actor=cli_actor()))
     answer = f"HTTP {result.status_code}" if result.status_code is not None else result.error
     typer.echo(f"{name}: {answer} in {result.latency * 1000:.0f} ms (delivery {result.delivery_id})")
     if result.response_excerpt:

@@ -385,7 +385,7 @@ def _principal(request: Request) -> Principal:
 )
 async def pause_destination(runtime: RuntimeDep, request: Request, name: str) -> DestinationState:
     try:
-        await destinations.pause_destination(runtime, name, by=_principal(request).name)
+        await destinations.pause_destination(runtime, name, actor=audit.actor_of(request, _principal(request).name))
         return await destination_state(runtime, name)
     except UnknownDestination as exc:
         raise HTTPException(404, detail=str(exc)) from None
@@ -400,7 +400,7 @@ async def pause_destination(runtime: RuntimeDep, request: Request, name: str) ->
 )
 async def resume_destination(runtime: RuntimeDep, request: Request, name: str) -> DestinationState:
     try:
-        await destinations.resume_destination(runtime, name, by=_principal(request).name)
+        await destinations.resume_destination(runtime, name, actor=audit.actor_of(request, _principal(request).name))
         return await destination_state(runtime, name)
     except UnknownDestination as exc:
         raise HTTPException(404, detail=str(exc)) from None
@@ -415,6 +415,10 @@ async def resume_destination(runtime: RuntimeDep, request: Request, name: str) -
 )
 async def send_test_delivery(runtime: RuntimeDep, request: Request, name: str) -> PingResult:
     try:
-        return PingResult.of(await destinations.send_test_delivery(runtime, name, by=_principal(request).name))
+        return PingResult.of(
+            await destinations.send_test_delivery(
+                runtime, name, actor=audit.actor_of(request, _principal(request).name)
+            )
+        )
     except UnknownDestination as exc:
         raise HTTPException(404, detail=str(exc)) from None

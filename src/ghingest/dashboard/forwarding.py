@@ -153,7 +153,7 @@ def _back(action: str, name: str) -> RedirectResponse:
 async def pause_destination(request: Request, user: OperatorPost, name: str) -> Response:
     """Pause a destination: its forwards wait until it is resumed."""
     try:
-        await destinations.pause_destination(runtime_of(request), name, by=user.name)
+        await destinations.pause_destination(runtime_of(request), name, actor=audit.actor_of(request, user.name))
     except UnknownDestination as exc:
         raise HTTPException(404, detail=str(exc)) from None
     return _back("paused", name)
@@ -163,7 +163,7 @@ async def pause_destination(request: Request, user: OperatorPost, name: str) -> 
 async def resume_destination(request: Request, user: OperatorPost, name: str) -> Response:
     """Resume a paused destination."""
     try:
-        await destinations.resume_destination(runtime_of(request), name, by=user.name)
+        await destinations.resume_destination(runtime_of(request), name, actor=audit.actor_of(request, user.name))
     except UnknownDestination as exc:
         raise HTTPException(404, detail=str(exc)) from None
     return _back("resumed", name)
@@ -173,7 +173,7 @@ async def resume_destination(request: Request, user: OperatorPost, name: str) ->
 async def test_destination(request: Request, user: OperatorPost, name: str) -> Response:
     """Send a signed ping to a configured destination; the page then shows what it answered."""
     try:
-        await destinations.send_test_delivery(runtime_of(request), name, by=user.name)
+        await destinations.send_test_delivery(runtime_of(request), name, actor=audit.actor_of(request, user.name))
     except UnknownDestination as exc:
         raise HTTPException(404, detail=str(exc)) from None
     return _back("tested", name)

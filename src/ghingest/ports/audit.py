@@ -25,7 +25,13 @@ FORWARD_AGAIN = "forward_again"  # one delivery forwarded again from its page
 SIGN_IN = "sign_in"
 SIGN_IN_FAILED = "sign_in_failed"  # never with what was typed as the secret
 SIGN_OUT = "sign_out"
-ACTIONS: tuple[str, ...] = (REPROCESS, REPLAY, RETRY, FORWARD_AGAIN, SIGN_IN, SIGN_IN_FAILED, SIGN_OUT)
+DESTINATION_PAUSE = "destination_pause"  # a forward destination paused (its jobs wait)
+DESTINATION_RESUME = "destination_resume"
+DESTINATION_TEST = "destination_test"  # a signed ping sent to a destination; failed unless it answered 2xx
+ACTIONS: tuple[str, ...] = (
+    REPROCESS, REPLAY, RETRY, FORWARD_AGAIN, SIGN_IN, SIGN_IN_FAILED, SIGN_OUT,
+    DESTINATION_PAUSE, DESTINATION_RESUME, DESTINATION_TEST,
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
