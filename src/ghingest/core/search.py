@@ -121,8 +121,8 @@ def _snippet(text: str, spans: list[tuple[int, int]], width: int, *, cut: bool) 
         space = _SPACE.search(text, start, first)
         start = space.end() if space else start
     if end < len(text):  # end at a word
-        space = max((m.start() for m in _SPACE.finditer(text, spans[0][1], end)), default=None)
-        end = end if space is None else space
+        last_space = max((m.start() for m in _SPACE.finditer(text, spans[0][1], end)), default=end)
+        end = last_space
     segments = [Segment("…", False)] if start > 0 else []
     at = start
     for span_start, span_end in spans:

@@ -28,8 +28,6 @@ from ghingest.dashboard.templating import renderer_of
 API_PREFIX = "/api/"
 _PATH_SHOWN = 200  # characters of a path quoted in a message
 
-Handler = Callable[[Request, Any], Coroutine[Any, Any, Response]]
-
 
 def error_page(request: Request, title: str, message: str, *, status_code: int) -> Response:
     return renderer_of(request).page(
@@ -104,11 +102,13 @@ def install_error_pages(app: FastAPI) -> None:
     """Answer a browser's errors with `error.html`: an `HTTPException` (an unknown path, a wrong method, a refusal by
     a dependency) and an unhandled exception (500; the server still logs it). Everything else keeps the handler
     the application installed before this call (the JSON error document)."""
-    json_error: Handler = app.exception_handlers[StarletteHTTPException]
+    json_error = app.exception_handlers[StarletteHTTPException]
 
+    @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if not wants_page(request):
-            return await json_error(request, exc)
+            answer = json_error(request, exc)
+            return answer if isinstance(answer, Response) else await answer
         if exc.status_code in (404, 405):
             await _with_principal(request)
         title, message = _message(request, exc)
@@ -116,11 +116,9 @@ def install_error_pages(app: FastAPI) -> None:
         response.headers.update(exc.headers or {})
         return response
 
+    @app.exception_handler(Exception)
     async def server_error(request: Request, _exc: Exception) -> Response:
         if not wants_page(request):
             return JSONResponse({"error": "internal_server_error", "detail": "internal error"}, status_code=500)
         message = "The dashboard could not answer this request (the error is in the server's log). Try again."
         return error_page(request, "Something went wrong", message, status_code=500)
-
-    app.add_exception_handler(StarletteHTTPException, http_error)
-    app.add_exception_handler(Exception, server_error)
