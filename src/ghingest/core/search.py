@@ -15,6 +15,8 @@ import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
+from ghingest.core.releases import ReleaseContent
+
 _TOKEN = re.compile(r"[^\W_]+")
 _SPACE = re.compile(r"\s")
 EXPLAINED_CHARS = 50_000  # of a field, searched for the words to show (the notes can be far longer)
@@ -40,6 +42,11 @@ class FieldHit:
 
     field: str
     segments: tuple[Segment, ...]
+
+
+def release_fields(content: ReleaseContent) -> dict[str, str | None]:
+    """The fields a release search looks in, by the names an explanation gives them."""
+    return {"tag": content.tag, "name": content.name, "notes": content.body}
 
 
 def _folded(text: str) -> tuple[str, list[int] | None]:
@@ -110,6 +117,10 @@ def explain(fields: Mapping[str, str | None], text: str, *, width: int = SNIPPET
         if spans:
             hits.append(FieldHit(name, _snippet(shown, spans, width, cut=len(value) > len(shown))))
     return tuple(hits)
+
+
+def explain_release(content: ReleaseContent, text: str) -> tuple[FieldHit, ...]:
+    return explain(release_fields(content), text)
 
 
 def _snippet(text: str, spans: list[tuple[int, int]], width: int, *, cut: bool) -> tuple[Segment, ...]:

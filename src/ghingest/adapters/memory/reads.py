@@ -99,7 +99,9 @@ class MemoryReads:
                 and (query.since is None or key[0] >= query.since)
                 and (query.until is None or key[0] < query.until)
                 and (after is None or key < after)
-                and (query.search is None or search.matches((content.tag, content.name, content.body), query.search))
+                and (
+                    query.search is None or search.matches(list(search.release_fields(content).values()), query.search)
+                )
             )
 
         with self._db.transaction() as db:
