@@ -177,7 +177,7 @@ def test_long_repository_names_wrap_only_after_separators(at: Any, server: Threa
     page.set_viewport_size({"width": 240, "height": 900})  # narrower than the owner alone: the last resort
     page.goto(server.url + "/")
     lines = next(n for n in page.evaluate(LINES_OF, ".release-title .repo-name") if "".join(n) == LONG_OWNER)
-    assert lines[-1] == "tool" and len(lines) > 2  # the owner broken inside, and only where nothing else fits
+    assert (lines[-1], len(lines) > 2) == ("tool", True)  # broken inside the owner: nothing else fits
     item = page.locator('[data-key="release-8"]')
     assert item.evaluate("(li) => li.scrollWidth <= li.clientWidth")  # no overflow
 
