@@ -5,8 +5,12 @@ search hit says why it matched. Screenshots: build/screenshots/layout-*.png."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -15,6 +19,8 @@ from playwright.sync_api import Browser, Page, expect
 
 from ghingest.app.runtime import Runtime
 from ghingest.app.settings import load_settings
+from ghingest.core.reconcile import HookScan
+from ghingest.core.tracking import TrackedRepository
 from ghingest.dashboard.errors import PageRoute
 from ghingest.dashboard.security import CurrentUser
 from tests.browser.conftest import SCREENSHOTS, sign_in
@@ -28,7 +34,16 @@ LONG_REPO = "kubernetes-sigs/cluster-api-provider-aws_experimental.mirror-of-the
 LONG_OWNER = "averyverylongorganisation/tool"  # the owner alone fits a phone
 EVIL = "Before <script>window.pwned = 1</script> the zeppelin <b>bold</b> after."
 SEPARATORS = "/-_."
-PAGES = ["/", "/?q=zeppelin", "/events", "/forwarding", "/forwarding/dead-letters", "/releases/7", "/github"]
+PAGES = [
+    "/",
+    "/?q=zeppelin",
+    "/events",
+    "/forwarding",
+    "/forwarding/dead-letters",
+    "/releases/7",
+    "/deliveries/layout-0",
+    "/github",
+]
 
 
 @pytest.fixture(scope="module")
@@ -57,10 +72,43 @@ def server(tmp_path_factory: pytest.TempPathFactory, refusing: Destination) -> I
         forward_poll_interval=0.05,
         routes_file=routes,
     )
+    seeding = Runtime.build(settings, run_worker=False)
+    seeding.backend.resources.upgrade()
+    with ThreadPoolExecutor(1) as thread:  # this thread runs Playwright's event loop
+        thread.submit(asyncio.run, _seed_github(seeding)).result()
     with ThreadedServer(Runtime.build(settings)) as running:
         running.app.api.router.routes.append(PageRoute("/layout-boom", _boom, include_in_schema=False))
         _seed(running)
         yield running
+
+
+async def _seed_github(runtime: Runtime) -> None:
+    """A reconciled hook and a tracked repository (not due for a day: nothing asks GitHub)."""
+    await runtime.start()
+    try:
+        await _save_github(runtime)
+    finally:
+        await runtime.stop()
+
+
+async def _save_github(runtime: Runtime) -> None:
+    now = time.time()
+    hook = f"repo:{LONG_REPO}:123456789"
+    await runtime.backend.github.save_scan(
+        HookScan(
+            hook,
+            last_run_at=now - 60,
+            last_ok_at=None,
+            error="HTTP 502: Bad Gateway",
+            newest_seen_at=None,
+            deliveries_seen=312,
+            requests_made=5,
+        )
+    )
+    tracked = TrackedRepository(key=LONG_REPO.lower(), full_name=LONG_REPO, added_at=now, added_by="cli")
+    await runtime.backend.github.add_tracked(
+        replace(tracked, last_polled_at=now - 30, last_status=304, next_poll_at=now + 86_400)
+    )
 
 
 async def _boom(_user: CurrentUser) -> None:
@@ -137,6 +185,7 @@ LINES_OF = """(selector) => [...document.querySelectorAll(selector)].map((el) =>
 OVERFLOW = """() => ({
   page: document.documentElement.scrollWidth - window.innerWidth,
   wraps: [...document.querySelectorAll('.table-wrap')].map((el) => el.scrollWidth - el.clientWidth),
+  cells: [...document.querySelectorAll('table.cards td')].map((td) => td.scrollHeight - td.clientHeight),
 })"""
 
 
@@ -149,6 +198,7 @@ def test_no_page_scrolls_sideways_and_tables_are_cards_on_a_phone(at: Any, serve
         overflow = page.evaluate(OVERFLOW)
         assert overflow["page"] <= 0, (path, width, overflow)
         assert all(extra <= 1 for extra in overflow["wraps"]), (path, width, overflow)
+        assert all(extra <= 1 for extra in overflow["cells"]), (path, width, overflow)  # a label fits its cell
         _shot(page, _slug(path))
     page.goto(server.url + "/forwarding/dead-letters")
     cell = page.locator("table.cards td[data-label='Destination']").first
