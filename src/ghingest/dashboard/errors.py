@@ -23,6 +23,8 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ghingest.core.errors import StoreUnavailable
+from ghingest.dashboard.security import gate_of
 from ghingest.dashboard.templating import renderer_of
 
 API_PREFIX = "/api/"
@@ -82,7 +84,10 @@ class PageRoute(APIRoute):
 async def _with_principal(request: Request) -> None:
     """The signed-in user, for the navigation of a page no route answered (no route dependency identified them)."""
     if getattr(request.state, "principal", None) is None:
-        request.state.principal = await request.app.state.gate.identify(request)
+        try:
+            request.state.principal = await gate_of(request).identify(request)
+        except StoreUnavailable:  # the session's revocation could not be read: the page goes without navigation
+            request.state.principal = None
 
 
 def _message(request: Request, exc: StarletteHTTPException) -> tuple[str, str]:
