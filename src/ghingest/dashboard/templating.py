@@ -167,7 +167,6 @@ def build_environment() -> Environment:
         avatar_hue=avatar_hue,
         initials=initials,
         safe_href=safe_href,
-        breakable=breakable,
         repo_name=repo_name,
     )
     env.globals.update(version=ghingest.__version__, query_string=query_string)
