@@ -22,6 +22,7 @@ import httpx
 
 from stats import percentile
 
+OVERVIEW_TTL = 3.0  # ghingest.dashboard.overview.TTL_SECONDS
 SEARCH_WORDS = ("crash", "memory leak", "webhook retry", "arm64", "security", "dashboard export", "pars", "docker")
 
 
@@ -40,7 +41,7 @@ class Bench:
         started = time.perf_counter()
         response = client.get(url)
         elapsed = time.perf_counter() - started
-        if response.status_code != 200:
+        if response.status_code not in (200, 303):  # 303: the event log's delivery id lookup goes to its page
             raise RuntimeError(f"GET {url}: {response.status_code} {response.text[:200]}")
         return elapsed, response
 
@@ -63,7 +64,18 @@ class Bench:
             times.append(self.timed(client, page_url(cursor))[0])
         self.record(name, times)
 
+    def spaced(self, name: str, client: httpx.Client, url: str, count: int, pause: float) -> None:
+        """`count` requests `pause` seconds apart: each past a server-side cache's lifetime (the overview's)."""
+        times = []
+        for _ in range(count):
+            time.sleep(pause)
+            times.append(self.timed(client, url)[0])
+        self.record(name, times)
+
     def record(self, name: str, times: list[float]) -> None:
+        if not times:
+            print(f"{name:55s} (no pages)", flush=True)
+            return
         self.results[name] = {
             "n": len(times),
             "p50_ms": round(percentile(times, 50) * 1000, 1),
@@ -86,6 +98,11 @@ def main() -> None:
     conn = sqlite3.connect(f"file:{args.db}?mode=ro", uri=True)
     busy = [r[0] for r in conn.execute("SELECT repository FROM releases GROUP BY 1 ORDER BY count(*) DESC LIMIT 20")]
     quiet = [r[0] for r in conn.execute("SELECT repository FROM releases GROUP BY 1 ORDER BY count(*) LIMIT 20")]
+    senders = [r[0] for r in conn.execute("SELECT sender FROM events WHERE seq % 997 = 0 LIMIT 40")]
+    delivery_ids = [r[0] for r in conn.execute("SELECT delivery_id FROM events WHERE seq % 4999 = 0 LIMIT 40")]
+    oldest, newest = conn.execute("SELECT min(received_at), max(received_at) FROM events").fetchone()
+    newest = newest or time.time()
+    oldest = oldest or newest
     conn.close()
     rng = random.Random(7)
     repos = busy + quiet
@@ -99,6 +116,29 @@ def main() -> None:
 
     def word(i: int) -> str:
         return quote(SEARCH_WORDS[i % len(SEARCH_WORDS)])
+
+    def moment(epoch: float) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+    day_ago = moment(newest - 86_400)
+
+    def day_in_the_past(i: int) -> str:  # a one-day range in the seed's older months
+        start = oldest + (newest - oldest) * (0.1 + (i * 0.037) % 0.7)
+        return f"since={moment(start)}&until={moment(start + 86_400)}"
+
+    # The event log's filters (issue 12): (name, query string per request), first and deep pages of each.
+    event_filters: list[tuple[str, Callable[[int], str]]] = [
+        ("sender=", lambda i: f"sender={quote(senders[i % len(senders)])}"),
+        ("destination=ci", lambda i: "destination=ci"),
+        ("destination=chat", lambda i: "destination=chat"),
+        ("forward_status=dead", lambda i: "forward_status=dead"),
+        ("destination=chat&forward_status=dead", lambda i: "destination=chat&forward_status=dead"),
+        ("forward_status=pending", lambda i: "forward_status=pending"),
+        ("since= (24 h)", lambda i: f"since={day_ago}"),
+        ("since=&until= (a day long ago)", day_in_the_past),
+        ("event=push&sender=", lambda i: f"event=push&sender={quote(senders[i % len(senders)])}"),
+        ("status=failed&since= (24 h)", lambda i: f"status=failed&since={day_ago}"),
+    ]
 
     b.case("api releases, first page", api, lambda i: "/api/releases")
     b.case("api releases ?repo=", api, lambda i: f"/api/releases?repo={repo(i)}")
@@ -120,6 +160,16 @@ def main() -> None:
            lambda c: f"/api/events?cursor={quote(c)}")  # fmt: skip
     b.deep("api events ?status=failed, deep pages", api, "/api/events?status=failed", args.pages,
            lambda c: f"/api/events?status=failed&cursor={quote(c)}")  # fmt: skip
+    b.case(
+        "api events ?delivery_id=",
+        api,
+        lambda i: f"/api/events?delivery_id={quote(delivery_ids[i % len(delivery_ids)])}",
+    )
+    for label, params in event_filters:
+        b.case(f"api events ?{label}", api, lambda i, p=params: f"/api/events?{p(i)}")
+        fixed = params(0)
+        b.deep(f"api events ?{label}, deep pages", api, f"/api/events?{fixed}", args.pages,
+               lambda c, f=fixed: f"/api/events?{f}&cursor={quote(c)}")  # fmt: skip
     if b.dashboard:
         b.case("page / (releases)", web, lambda i: "/")
         b.case("page /?repo= (filtered)", web, lambda i: f"/?repo={repo(i)}")
@@ -133,6 +183,15 @@ def main() -> None:
         b.deep("page /events deep pages (cursor x100)", web, "/api/events", args.pages,
                lambda c: f"/events?cursor={quote(c)}")  # fmt: skip
         b.case("page /repos/{owner}/{name}", web, lambda i: "/repos/" + repos[i % len(repos)])
+        b.case("page /overview (figures cached)", web, lambda i: "/overview")
+        b.spaced("page /overview (figures computed)", web, "/overview", min(args.repeat, 10), OVERVIEW_TTL + 0.1)
+        b.case("page /events?delivery_id= (lookup)", web,
+               lambda i: f"/events?delivery_id={quote(delivery_ids[i % len(delivery_ids)])}")  # fmt: skip
+        for label, params in event_filters:
+            b.case(f"page /events?{label}", web, lambda i, p=params: f"/events?{p(i)}")
+            fixed = params(0)
+            b.deep(f"page /events?{label}, deep pages", web, f"/api/events?{fixed}", args.pages,
+                   lambda c, f=fixed: f"/events?{f}&cursor={quote(c)}")  # fmt: skip
     else:
         print("dashboard pages: not available (no /login?token= sign-in); measured the API only")
     if args.out:

@@ -7,7 +7,7 @@
 # Placement (2-core machines): the server runs on BENCH_SERVER_CPUS, the load generators on BENCH_LOAD_CPUS
 # (taskset). Defaults: both on all CPUs ("0-1"), as load tool and server would share a small machine anyway;
 # set e.g. BENCH_SERVER_CPUS=1 BENCH_LOAD_CPUS=0 to pin them apart.
-# Knobs: BENCH_PROFILE=scale-out (profiles side by side instead, see below), BENCH_PROFILE=aws (Lambda handlers), BENCH_PROFILE=github (issue 11 only), BENCH_QUICK=1 (short runs, small seed), BENCH_SEED_EVENTS, BENCH_SEED_RELEASES, BENCH_SKIP_READ=1,
+# Knobs: BENCH_PROFILE=scale-out (profiles side by side instead, see below), BENCH_PROFILE=aws (Lambda handlers), BENCH_PROFILE=github (issue 11 only), BENCH_PROFILE=rejections (issue 12 item 3 only), BENCH_QUICK=1 (short runs, small seed), BENCH_SEED_EVENTS, BENCH_SEED_RELEASES, BENCH_SKIP_READ=1,
 # BENCH_NICE=-10 (run server and load generators at that nice level, against other work on a shared machine).
 set -euo pipefail
 
@@ -47,9 +47,16 @@ if [[ ${BENCH_PROFILE:-embedded} == github ]]; then
     --out "$RESULTS/github.txt"
 fi
 
+# BENCH_PROFILE=rejections: only issue 12's rejected-requests figure (500 good req/s with and without 2,000 bad-signature
+# req/s), on the embedded profile.
+REJECTIONS_ONLY=0
+if [[ ${BENCH_PROFILE:-embedded} == rejections ]]; then
+  REJECTIONS_ONLY=1
+fi
+
 # BENCH_PROFILE=scale-out: the scale-out profile (3-node NATS cluster, PostgreSQL, 2 receivers, 2 workers, a
 # dashboard) and the embedded profile, measured the same way in the same run (bench/profiles.py).
-if [[ ${BENCH_PROFILE:-embedded} != embedded ]]; then
+if [[ ${BENCH_PROFILE:-embedded} != embedded && $REJECTIONS_ONLY == 0 ]]; then
   mkdir -p "$RESULTS"
   # BENCH_BASELINE=DIR: another checkout with its own .venv (e.g. `git worktree add DIR <rev>`), measured first.
   exec "$PY" bench/profiles.py --profiles "embedded,${BENCH_PROFILE}" $([[ $QUICK == 1 ]] && echo --quick) \
@@ -109,6 +116,44 @@ while time.time() < deadline:
 PYEOF
 }
 
+# rejection_flood PORT DB: good deliveries in an open loop at 500 req/s, alone and then while wrk sends about
+# 2,000 bad-signature req/s (bench/bad_signature.lua, from another process), on the same server; their ack
+# p50/p99 both ways, the ratio, and the rejected-requests log's rows afterwards (issue 12, item 3).
+rejection_flood() {
+  local port=$1 db=$2 tag
+  tag="rj$(date +%s)"
+  nice -n "$NICE" taskset -c "$LOAD_CPUS" "$PY" bench/openloop.py --port "$port" --bodies "$WORK/bodies.txt" --rate 500 \
+    --duration "$FIXED_SECONDS" --run "${tag}a" --out "$WORK/reject-without.json" >/dev/null
+  wait_drained "$db" 60
+  BENCH_RATE=2000 BENCH_CONNECTIONS=20 nice -n "$NICE" taskset -c "$LOAD_CPUS" \
+    wrk -t2 -c20 -d"$((FIXED_SECONDS + 4))s" --timeout 10s -s bench/bad_signature.lua "http://127.0.0.1:$port/webhooks/github" \
+    >"$WORK/reject-wrk.txt" &
+  local flood=$!
+  sleep 2  # the flood under way before the measured loop starts
+  nice -n "$NICE" taskset -c "$LOAD_CPUS" "$PY" bench/openloop.py --port "$port" --bodies "$WORK/bodies.txt" --rate 500 \
+    --duration "$FIXED_SECONDS" --run "${tag}b" --out "$WORK/reject-with.json" >/dev/null
+  wait "$flood" || true
+  sleep 2  # the receiver's last flush (once a second)
+  "$PY" - "$WORK" "$db" <<'PYEOF' | tee "$WORK/rejections.txt"
+import json, re, sqlite3, sys
+work, db = sys.argv[1], sys.argv[2]
+without = json.load(open(f"{work}/reject-without.json"))
+with_ = json.load(open(f"{work}/reject-with.json"))
+wrk = open(f"{work}/reject-wrk.txt").read()
+m = re.search(r"WRK_RESULT requests=(\d+) duration_us=(\d+) errors_status=(\d+)", wrk)
+bad_rate = int(m.group(1)) / (int(m.group(2)) / 1e6) if m else float("nan")
+conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+rows, counted = conn.execute("SELECT count(*), coalesce(sum(count), 0) FROM rejections").fetchone()
+ratio = with_["ack_p99_ms"] / without["ack_p99_ms"]
+print(f"rejections_bad_rate={bad_rate:.0f}/s (401s: {m.group(3) if m else '?'})")
+print(f"rejections_good_rate={without['achieved_rate']:.0f}/s without, {with_['achieved_rate']:.0f}/s with")
+print(f"rejections_ack_p50_ms={without['ack_p50_ms']:.2f} without, {with_['ack_p50_ms']:.2f} with")
+print(f"rejections_ack_p99_ms={without['ack_p99_ms']:.2f} without, {with_['ack_p99_ms']:.2f} with (ratio {ratio:.2f}: target <= 1.20)")
+print(f"rejections_good_statuses={without['statuses']} without, {with_['statuses']} with")
+print(f"rejections_store_rows={rows} (requests counted in them: {counted})")
+PYEOF
+}
+
 {
   echo "started=$(date -u +%FT%TZ)"
   echo "commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- src 2>/dev/null || echo '+dirty')"
@@ -118,6 +163,16 @@ PYEOF
 
 echo "== preparing signed release payloads"
 "$PY" bench/prep.py --out "$WORK/bodies.txt" --secret "$SECRET" --count 2000 --releases 500 --repos 100
+
+if [[ $REJECTIONS_ONLY == 1 ]]; then
+  PORT=$(free_port)
+  echo "== rejected requests: ghingest serve on 127.0.0.1:$PORT; 500 good req/s without, then with ~2,000 bad-signature req/s"
+  start_server "$WORK/rejections.db" "$PORT"
+  rejection_flood "$PORT" "$WORK/rejections.db"
+  stop_server
+  cp "$WORK/rejections.txt" "$RESULTS/rejections.txt"
+  exit 0
+fi
 
 # --- Issue 2: ingest -------------------------------------------------------------------------------------------
 PORT=$(free_port)
@@ -143,6 +198,8 @@ echo "== ingest: open loop at 500 req/s for ${FIXED_SECONDS}s (ack and end-to-en
 nice -n "$NICE" taskset -c "$LOAD_CPUS" "$PY" bench/openloop.py --port "$PORT" --bodies "$WORK/bodies.txt" --rate 500 \
   --duration "$FIXED_SECONDS" --db "$DB" --run "ol$(date +%s)" --out "$WORK/fixed500.json" >/dev/null
 cat "$WORK/fixed500.json"
+echo "== rejected requests: 500 good req/s without, then with ~2,000 bad-signature req/s (same server)"
+rejection_flood "$PORT" "$DB"
 grep -E "VmHWM|VmRSS" "/proc/$SERVER_PID/status" | tr -s ' \t' ' ' >"$WORK/rss.txt" || true
 "$PY" - "$DB" "$RUN_TAG" >"$WORK/stored.txt" <<'PYEOF'
 import sqlite3, sys
@@ -188,3 +245,4 @@ timeout 600 "$PY" bench/github_bench.py $([[ $QUICK == 1 ]] && echo "--deliverie
 
 echo "loadavg_after=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$WORK/meta.txt"
 "$PY" bench/summary.py "$WORK" | tee "$RESULTS/latest.txt"
+if [[ -f "$WORK/rejections.txt" ]]; then tee -a "$RESULTS/latest.txt" <"$WORK/rejections.txt"; fi

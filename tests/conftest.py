@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import socket
 import threading
@@ -14,11 +15,11 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-import uvicorn
 
 from ghingest.app import samples, sender
 from ghingest.app.asgi import Application
 from ghingest.app.http_limits import uvicorn_config
+from ghingest.app.listener import Listener
 from ghingest.app.runtime import Runtime
 from ghingest.app.settings import Settings, load_settings
 
@@ -36,21 +37,24 @@ def _scrub_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
+def settings_in(folder: Path, **overrides: Any) -> Settings:
+    """The tests' settings: an SQLite file and the data folder in `folder`, the test secret and token, fast polls
+    (for a module-scoped server too: `folder` from `tmp_path_factory`)."""
+    values: dict[str, Any] = {
+        "database_url": f"sqlite:///{folder / 'ghingest.db'}",
+        "data_dir": folder / "data",
+        "webhook_secrets": SECRET,
+        "api_tokens": TOKEN,
+        "worker_poll_interval": 0.05,
+        "worker_retry_base_delay": 0.05,
+    }
+    values.update(overrides)
+    return load_settings(**values)
+
+
 @pytest.fixture
 def make_settings(tmp_path: Path) -> Callable[..., Settings]:
-    def make(**overrides: Any) -> Settings:
-        values: dict[str, Any] = {
-            "database_url": f"sqlite:///{tmp_path / 'ghingest.db'}",
-            "data_dir": tmp_path / "data",
-            "webhook_secrets": SECRET,
-            "api_tokens": TOKEN,
-            "worker_poll_interval": 0.05,
-            "worker_retry_base_delay": 0.05,
-        }
-        values.update(overrides)
-        return load_settings(**values)
-
-    return make
+    return functools.partial(settings_in, tmp_path)
 
 
 @pytest.fixture
@@ -72,7 +76,8 @@ def free_port() -> int:
 
 class ThreadedServer:
     """A real uvicorn server running the application in a thread, on its own event loop, configured as the
-    command line configures it (`uvicorn_config`: the HTTP limits of the runtime's settings)."""
+    command line configures it (`uvicorn_config`: the HTTP limits of the runtime's settings; `Listener`: live
+    streams end when it begins to shut down)."""
 
     def __init__(self, runtime: Runtime, *, read_side: bool = True, migrate: bool = True) -> None:
         if migrate:
@@ -83,7 +88,7 @@ class ThreadedServer:
         config = uvicorn_config(
             self.app, runtime.settings, metrics=runtime.metrics, host="127.0.0.1", port=self.port, loop="uvloop"
         )
-        self.server = uvicorn.Server(config)
+        self.server = Listener(config, runtime=runtime)
         self.thread = threading.Thread(target=self.server.run, name="test-server", daemon=True)
         self.url = f"http://127.0.0.1:{self.port}"
 

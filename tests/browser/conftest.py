@@ -66,7 +66,7 @@ def page(browser: Browser, server: ThreadedServer) -> Iterator[Page]:
 
 
 def sign_in(page: Page, server: ThreadedServer | Any, *, token: str = TOKEN) -> None:
-    page.goto(f"{server.url}/login")
+    page.goto(f"{server.url}/login?next=/")  # without a `next`, an operator lands on the overview
     page.get_by_label("API token").fill(token)
     page.get_by_role("button", name="Sign in with token").click()
     page.wait_for_url(f"{server.url}/")

@@ -35,9 +35,12 @@ LONG_OWNER = "averylongorganisation/tool"  # the owner alone fits a phone
 EVIL = "Before <script>window.pwned = 1</script> the zeppelin <b>bold</b> after."
 SEPARATORS = "/-_."
 PAGES = [
+    "/overview",
     "/",
     "/?q=zeppelin",
     "/events",
+    "/rejected",
+    "/audit",
     "/forwarding",
     "/forwarding/dead-letters",
     "/releases/7",
@@ -124,6 +127,8 @@ def _seed(server: ThreadedServer) -> None:
     with httpx.Client(base_url=server.url, timeout=10) as client:
         for n, payload in enumerate(sent):
             assert post_webhook(client, signed(payload, delivery_id=f"layout-{n}")).status_code == 202
+        forged = signed(sent[0], delivery_id="layout-forged", secret="not the secret")
+        assert post_webhook(client, forged).status_code == 401  # a row on the Rejected page
     with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10) as api:
         wait_until(lambda: len(api.get("/api/releases").json()["items"]) == 3)
         wait_until(lambda: len(api.get("/api/dead-letters").json()["items"]) == 3)
@@ -195,11 +200,11 @@ def test_no_page_scrolls_sideways_and_tables_are_cards_on_a_phone(at: Any, serve
     for path in PAGES:
         page.goto(server.url + path)
         expect(page.locator("main h1").first).to_be_visible()
+        _shot(page, _slug(path))
         overflow = page.evaluate(OVERFLOW)
         assert overflow["page"] <= 0, (path, width, overflow)
         assert all(extra <= 1 for extra in overflow["wraps"]), (path, width, overflow)
         assert all(extra <= 1 for extra in overflow["cells"]), (path, width, overflow)  # a label fits its cell
-        _shot(page, _slug(path))
     page.goto(server.url + "/forwarding/dead-letters")
     cell = page.locator("table.cards td[data-label='Destination']").first
     expect(cell).to_contain_text("ci-with-a-long-destination-name")

@@ -8,11 +8,11 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-import uvicorn
 from playwright.sync_api import Browser, expect
 
 from ghingest.app.asgi import Application
 from ghingest.app.http_limits import uvicorn_config
+from ghingest.app.listener import Listener
 from ghingest.app.runtime import Runtime
 from ghingest.app.settings import Settings
 from tests.browser.conftest import sign_in
@@ -28,7 +28,7 @@ class RestartableServer:
         self.settings = settings
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server: uvicorn.Server | None = None
+        self.server: Listener | None = None
         self.thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -42,7 +42,7 @@ class RestartableServer:
             port=self.port,
             timeout_graceful_shutdown=1,
         )
-        self.server = uvicorn.Server(config)
+        self.server = Listener(config, runtime=runtime)
         self.thread = threading.Thread(target=self.server.run, name="restartable-server", daemon=True)
         self.thread.start()
         deadline = time.monotonic() + 10

@@ -25,7 +25,9 @@ import pytest
 
 from ghingest.ports import Backend, ManualClock
 
-PORTS = frozenset({"inbox", "store", "reads", "feed", "forwards", "forward_log", "sessions", "github"})
+PORTS = frozenset(
+    {"inbox", "store", "reads", "feed", "forwards", "forward_log", "sessions", "github", "rejections", "audit"}
+)
 FEATURES = frozenset(
     {
         # Leases, due times (retries, forward backoff) and revocation ends follow the injected clock: a test that

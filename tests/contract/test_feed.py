@@ -8,11 +8,16 @@ from typing import Any
 import pytest
 
 from ghingest.app.samples import release_payload
+from ghingest.core.forward_states import ForwardStatus
 from ghingest.core.pagination import InvalidCursor
-from ghingest.ports import ManualClock
+from ghingest.core.routing import ForwardTarget
+from ghingest.ports import AttemptResult, ManualClock, ReplaySelection
 from tests.contract.support import incoming, ingest, let_waiters_start
 
 pytestmark = pytest.mark.needs("inbox", "store", "feed")
+
+CI = ForwardTarget("ci", "releases")
+CHAT = ForwardTarget("chat", "chat-route")
 
 
 def kinds(changes: Any) -> list[tuple[str, str]]:
@@ -69,3 +74,54 @@ async def test_wait_for_change_returns_once_there_is_a_change(backend: Any, cloc
     await ingest(backend, [incoming("w", event="push", payload={"ref": "x"})], clock)
     await asyncio.wait_for(waiter, 10.0)
     await asyncio.wait_for(backend.feed.wait_for_change(start, 60.0), 10.0)  # a change after it exists already
+
+
+# --- forwards (kind "forward", ref the delivery id): each change of a delivery's forward jobs ------------------
+
+
+def attempt(job: Any, status: ForwardStatus, clock: ManualClock) -> AttemptResult:
+    return AttemptResult(
+        job_id=job.id, destination=job.destination, started_at=clock.now(), latency=0.1,
+        status_code=200 if status is ForwardStatus.DELIVERED else 500, error=None, response_excerpt=None,
+        next_status=status,
+    )  # fmt: skip
+
+
+@pytest.mark.needs("forwards", "forward_log")
+async def test_every_move_of_a_forward_job_is_a_change_of_its_delivery_in_commit_order(
+    backend: Any, clock: ManualClock
+) -> None:
+    start = await backend.feed.latest()
+    routes = {"d1": [CI, CHAT], "d2": [CI], "d3": []}
+    deliveries = [incoming(d, payload=release_payload(release_id=10 + n)) for n, d in enumerate(routes)]
+    await ingest(backend, deliveries, clock, forwards=routes)
+    created = await backend.feed.changes_since(start)
+    assert kinds(created) == [
+        ("event", "d1"), ("release", "10"), ("forward", "d1"),  # one change for its two jobs
+        ("event", "d2"), ("release", "11"), ("forward", "d2"),
+        ("event", "d3"), ("release", "12"),  # no route: no forward
+    ]  # fmt: skip
+    mark = created[-1].cursor
+
+    chat = list(await backend.forwards.claim("chat", limit=10, lease_seconds=60))
+    assert await backend.feed.changes_since(mark) == []  # a claim is no change (a pump polls)
+    assert await backend.forwards.release([job.id for job in chat]) == 1
+    ci = list(await backend.forwards.claim("ci", limit=10, lease_seconds=60))
+    assert [job.delivery_id for job in ci] == ["d1", "d2"]
+    waiter = asyncio.ensure_future(backend.feed.wait_for_change(await backend.feed.latest(), 60))
+    await let_waiters_start()
+    await backend.forwards.record_attempts(
+        [attempt(ci[0], ForwardStatus.DELIVERED, clock), attempt(ci[1], ForwardStatus.DEAD, clock)]
+    )
+    await asyncio.wait_for(waiter, 10.0)  # an attempt wakes the feed's waiters
+    targets = await backend.forward_log.replay_targets(ReplaySelection(destination="ci", dead_only=True))
+    assert await backend.forwards.enqueue_replays(targets) == 1
+    moved = await backend.feed.changes_since(mark)
+    assert kinds(moved) == [("forward", "d1"), ("forward", "d1"), ("forward", "d2"), ("forward", "d2")]
+    # (released, delivered, dead, replayed) — and a reader resumes from any of them
+    assert kinds(await backend.feed.changes_since(moved[1].cursor)) == kinds(moved[2:])
+    assert kinds(await backend.feed.changes_since(created[2].cursor, limit=2)) == [("event", "d2"), ("release", "11")]
+    if backend.forwards.capabilities.single_forwarder:  # at a start, every lease is a crashed forwarder's
+        assert len(await backend.forwards.claim("chat", limit=10, lease_seconds=60)) == 1
+        assert await backend.forwards.recover() == 1
+        assert kinds(await backend.feed.changes_since(moved[-1].cursor)) == [("forward", "d1")]

@@ -247,6 +247,20 @@ async def test_replay_selections_narrow_and_a_chosen_destination(backend: Any, c
     assert await count(destination="ci", to="elsewhere") == 2
 
 
+async def test_target_deliveries_are_a_dry_runs_first_deliveries(backend: Any, clock: ManualClock) -> None:
+    await routed(backend, clock, {"a": [CI], "b": [CI, CHAT], "c": [CHAT]})
+    targets = await backend.forward_log.replay_targets(ReplaySelection(event="release"))
+    seqs = list(dict.fromkeys(seq for seq, _destination, _route in targets))
+    assert len(seqs) == 3
+    found = await backend.forward_log.target_deliveries([seqs[2], seqs[0], 10**12])  # the order asked; no unknown
+    assert [(d.seq, d.delivery_id, d.event, d.repository) for d in found] == [
+        (seqs[2], "c", "release", "acme/r0"),
+        (seqs[0], "a", "release", "acme/r0"),
+    ]
+    assert found[1].received_at == (await backend.reads.get_delivery("a")).received_at
+    assert await backend.forward_log.target_deliveries([]) == []
+
+
 async def test_wait_for_work_wakes_when_jobs_are_created(backend: Any, clock: ManualClock) -> None:
     waiter = asyncio.ensure_future(backend.forwards.wait_for_work(60.0))
     await let_waiters_start()

@@ -31,7 +31,7 @@ from ghingest.core.errors import StoreUnavailable
 from ghingest.core.reconcile import GapState
 from ghingest.core.sources import is_polled
 from ghingest.core.tracking import first_poll_at, repository_key
-from ghingest.ports import SYSTEM_CLOCK
+from ghingest.ports import SYSTEM_CLOCK, RejectionQuery
 from tests.aws_support import fresh_aws
 from tests.conftest import SECRET, TOKEN, free_port, release, run, signed
 from tests.contract.support import incoming
@@ -221,6 +221,11 @@ def test_a_signed_release_ends_as_a_release_with_history_and_a_duplicate_or_a_ba
             assert [s.count for s in first.sightings] == [1]  # the duplicate: counted, not recorded again
             assert await backend.reads.get_delivery("aws-e2e-forged") is None
             assert await backend.reads.get_release(777) is None
+            # The 401 is in the rejected-requests log, written before its invocation returned.
+            rejected = (await backend.rejections.page(RejectionQuery())).items
+            assert [(b.reason.value, b.delivery_id, b.count) for b in rejected] == [
+                ("wrong_secret", "aws-e2e-forged", 1)
+            ]
         finally:
             await backend.resources.close()
 

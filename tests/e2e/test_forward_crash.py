@@ -95,7 +95,10 @@ def test_replay_from_the_cli_with_a_dry_run_count(serve: ServeProcess, tmp_path:
         assert "choose what to replay" in usage.stderr
         dry = serve.cli("replay", "--dead-only", "--dry-run")
         assert dry.returncode == 0, dry.stderr
-        assert dry.stdout.strip() == "3 forwards would be replayed"
+        assert dry.stdout.splitlines()[0] == "3 forwards would be replayed"
+        assert all(delivery_id in dry.stdout for delivery_id in ids)  # the first deliveries
+        nothing = serve.cli("replay", "--dead-only", "--destination", "audit", "--dry-run")
+        assert nothing.returncode == 3  # nothing matched, as without --dry-run (ADR 0028)
         assert serve.cli("replay", "--dead-only", "--to", "nowhere").returncode == 2
         state["status"] = 200
         done = serve.cli("replay", "--dead-only", "--destination", "ci")

@@ -127,12 +127,12 @@ def test_reprocess_repairs_history_from_the_raw_deliveries(serve: ServeProcess) 
         conn.execute("DELETE FROM events")
     result = serve.cli("reprocess", "--since", "2000-01-01T00:00:00Z")
     assert result.returncode == 0, result.stderr
-    assert "reprocessed 2 deliveries" in result.stderr
+    assert "reprocessed 2 deliveries: 2 processed, 0 failed again" in result.stderr
     with sqlite3.connect(database) as conn:
         assert conn.execute("SELECT tag FROM releases WHERE id = 8").fetchone() == ("v8.0.0",)
         assert conn.execute("SELECT count(*) FROM events WHERE status = 'processed'").fetchone() == (2,)
     nothing = serve.cli("reprocess", "--delivery", "no-such-delivery")
-    assert nothing.returncode == 1
+    assert nothing.returncode == 3  # nothing matched (ADR 0028)
     assert "no delivery matched" in nothing.stderr
     usage = serve.cli("reprocess")
     assert usage.returncode == 2

@@ -197,9 +197,11 @@ def test_events_page_shows_failures_and_reprocesses_them(server: ThreadedServer)
             data={"csrf_token": csrf_of(page.text), "next": "/events?status=failed"},
         )
         assert response.status_code == 303
-        assert response.headers["location"] == "/events?status=failed"
-        # The worker takes it again (and fails again, for good: the payload is still wrong).
+        assert response.headers["location"].startswith("/events?status=failed&flash=")
+        # The worker takes it again (and fails again, for good: the payload is still wrong), and the page says so.
         wait_until(lambda: client.get("/api/deliveries/bad-1").json()["processed_at"] not in (before, None))
+        after = client.get(response.headers["location"]).text
+        assert "Reprocessed: failed again: PayloadMismatch" in after
 
 
 def test_live_stream_sends_changes_after_the_given_point(server: ThreadedServer) -> None:

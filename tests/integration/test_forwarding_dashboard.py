@@ -70,17 +70,29 @@ def test_destinations_delivery_forwards_and_dead_letter_bulk_retry(
             data={"csrf_token": token, "scope": "selected", "job_id": job_ids[:2]},
         )
         assert retried.status_code == 303
-        assert retried.headers["location"] == "/forwarding/dead-letters?retried=2"
+        assert retried.headers["location"].startswith("/forwarding/dead-letters?flash=")
+        assert "Queued 2 forwards again." in client.get(retried.headers["location"]).text
         wait_until(lambda: len(dest.accepted) == 2)
-        rest = client.post("/forwarding/dead-letters/retry", data={"csrf_token": token, "scope": "all"})
-        assert rest.headers["location"].startswith("/forwarding/dead-letters?retried=1")
+        # Nothing selected: no "0 forwards queued", but what to do.
+        none = client.post("/forwarding/dead-letters/retry", data={"csrf_token": token, "scope": "selected"})
+        assert none.headers["location"] == "/forwarding/dead-letters?selected=none"
+        assert "Select at least one dead letter" in client.get(none.headers["location"]).text
+        # "Retry all" asks first (a page with a form: no script needed), and only the confirmation retries.
+        ask = client.post("/forwarding/dead-letters/retry", data={"csrf_token": token, "scope": "all"})
+        assert ask.status_code == 200
+        assert "Retry all dead letters?" in ask.text
+        assert 'name="confirm" value="1"' in ask.text
+        assert len(dest.accepted) == 2
+        rest = client.post("/forwarding/dead-letters/retry", data={"csrf_token": token, "scope": "all", "confirm": "1"})
+        assert rest.headers["location"].startswith("/forwarding/dead-letters?flash=")
+        assert "Queued 1 forward again." in client.get(rest.headers["location"]).text
         wait_until(lambda: dest.delivery_ids() == {"dash-0", "dash-1", "dash-2"})
         wait_until(lambda: 'name="job_id"' not in client.get("/forwarding/dead-letters").text)
         assert "replay 1" in client.get("/deliveries/dash-0").text
         # One delivery, again, from its page.
         assert client.post("/deliveries/dash-1/forward-again", data={"to": "ci"}).status_code == 403
         again = client.post("/deliveries/dash-1/forward-again", data={"csrf_token": token, "to": "ci"})
-        assert again.headers["location"] == "/deliveries/dash-1?forwarded=1"
+        assert again.headers["location"].startswith("/deliveries/dash-1?flash=")
         wait_until(lambda: len(dest.accepted) == 4)
-        assert "1 forward queued again" in client.get(again.headers["location"]).text
+        assert "Queued 1 forward to ci." in client.get(again.headers["location"]).text
     assert httpx.get(f"{server.url}/forwarding", follow_redirects=False).status_code in (302, 303, 307)

@@ -72,6 +72,7 @@ def _signed_in(server: ThreadedServer, name: str) -> Iterator[httpx.Client]:
         form = login_form_token(client.get("/login").text)
         response = client.post("/login", data={"username": name, "password": PASSWORD, "login_token": form})
         assert response.status_code == 303, response.text
+        assert response.headers["location"] == "/start"  # no `next`: the role's landing page
         yield client
 
 
@@ -89,6 +90,8 @@ def _state_changes(client: httpx.Client, csrf: str) -> dict[str, httpx.Response]
 
 def test_a_viewer_sees_no_state_changing_control_and_is_refused_every_one(server: ThreadedServer) -> None:
     with _signed_in(server, "vera") as viewer:
+        assert viewer.get("/start").headers["location"] == "/"  # a sign-in's landing: the releases
+        assert viewer.get("/overview").status_code == 200
         delivery = viewer.get("/deliveries/role-1").text
         assert "role-1" in delivery
         assert "/reprocess" not in delivery
@@ -112,6 +115,8 @@ def test_a_viewer_sees_no_state_changing_control_and_is_refused_every_one(server
 @pytest.mark.parametrize("name", ["otto", "lea"])  # lea's line has no role: operator, as before roles
 def test_an_operator_sees_the_controls_and_may_use_them(server: ThreadedServer, name: str) -> None:
     with _signed_in(server, name) as operator:
+        assert operator.get("/start").headers["location"] == "/overview"  # a sign-in's landing: the overview
+        assert operator.get("/").status_code == 200  # a bookmark of / still shows the releases
         delivery = operator.get("/deliveries/role-1").text
         assert "/reprocess" in delivery
         assert "forward-again" in delivery

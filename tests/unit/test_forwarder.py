@@ -28,7 +28,7 @@ from ghingest.core.delivery import ContentKind
 from ghingest.core.forward_states import ForwardStatus
 from ghingest.core.retry import RetryPolicy
 from ghingest.core.routing import Destination, Route, RouteTable, compile_template
-from ghingest.ports import AttemptResult, ForwardJob, ForwardQueueCapabilities, ReplayTarget
+from ghingest.ports import AttemptResult, DestinationPause, ForwardJob, ForwardQueueCapabilities, ReplayTarget
 
 URL = "https://chat.example.com/hooks/T000/B000/s3cr3t-token?key=k3y"
 
@@ -50,6 +50,8 @@ class FakeQueue:
     claims: int = 0
     record_error: Exception | None = None
     work: asyncio.Event = field(default_factory=asyncio.Event)
+    paused_names: set[str] = field(default_factory=set)
+    released: list[int] = field(default_factory=list)
 
     def add(self, job_id: int, destination: str = "chat", route: str | None = None, body: bytes | None = None) -> None:
         payload = body if body is not None else orjson.dumps(release_payload(tag=f"v{job_id}"))
@@ -63,6 +65,8 @@ class FakeQueue:
 
     async def claim(self, destination: str, *, limit: int, lease_seconds: float) -> Sequence[ForwardJob]:
         self.claims += 1
+        if destination in self.paused_names:
+            return []
         now = time.time()
         due = [
             j
@@ -92,7 +96,13 @@ class FakeQueue:
         self.work.clear()
 
     async def release(self, job_ids: Sequence[int]) -> int:
-        return 0
+        self.released += job_ids
+        for job_id in job_ids:
+            self.jobs[job_id].due = 0.0
+        return len(job_ids)
+
+    async def paused(self) -> Sequence[DestinationPause]:
+        return [DestinationPause(name, "alice", 0.0) for name in sorted(self.paused_names)]
 
     async def recover(self) -> int:
         return 0
@@ -325,3 +335,56 @@ def test_describe_cuts_out_secrets_and_bounds_the_message() -> None:
     assert "token" not in text
     assert len(text) == forwarder_module.ERROR_CHARS
     assert describe(KeyError()) == "KeyError"
+
+
+def test_a_pause_hands_back_the_jobs_a_pump_holds_and_stops_its_claims_until_the_resume() -> None:
+    """The attempt in flight when the pause is seen finishes; the job held behind it goes back to the queue; no
+    claim is made while paused; after the resume every job is delivered, none twice."""
+
+    async def scenario() -> None:
+        queue = FakeQueue()
+        for job_id in range(1, 6):
+            queue.add(job_id)
+        gate = asyncio.Event()
+
+        async def handler(request: SentRequest) -> Answer:
+            if request.headers["X-GitHub-Delivery"] == "d-1":
+                await gate.wait()
+            return Answer(200, {}, b"ok")
+
+        factory, made = answering(handler)
+        one_at_a_time = RouteTable(
+            destinations={"chat": Destination(name="chat", url=URL, secret=b"s", concurrency=1, retry=FAST)}
+        )
+        forwarder = Forwarder(
+            queue, lambda: one_at_a_time, metrics=Metrics(), poll_interval=0.01, supervise_interval=0.01,
+            transport_factory=factory,
+        )  # fmt: skip
+        stop = asyncio.Event()
+        task = asyncio.create_task(forwarder.run(stop))
+
+        async def until(condition: Callable[[], bool]) -> None:
+            deadline = time.monotonic() + 10
+            while not condition():
+                assert time.monotonic() < deadline
+                assert not task.done()
+                await asyncio.sleep(0.005)  # a poll, bounded by the deadline
+
+        try:
+            await until(lambda: bool(made) and len(made[0].requests) == 1)  # d-1 in flight, d-2 held behind it
+            queue.paused_names.add("chat")
+            await until(lambda: queue.released == [2])
+            claims = queue.claims
+            gate.set()
+            await until(lambda: len(queue.results) == 1)
+            await asyncio.sleep(0.1)  # ten supervision rounds: nothing more is claimed or sent
+            assert (queue.claims, len(made[0].requests)) == (claims, 1)
+            queue.paused_names.clear()
+            await until(lambda: len(queue.results) == 5)
+            assert sorted(r.job_id for r in queue.results) == [1, 2, 3, 4, 5]
+            assert all(r.next_status is ForwardStatus.DELIVERED for r in queue.results)
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 10)
+
+    asyncio.run(scenario())

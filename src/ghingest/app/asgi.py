@@ -14,11 +14,14 @@ from starlette.types import ASGIApp
 
 import ghingest
 from ghingest.app.api import api, health
+from ghingest.app.api_docs import mount_api_docs
+from ghingest.app.audit_api import audit_api
 from ghingest.app.auth import TokenAuthenticator
 from ghingest.app.forward_api import forwarding
-from ghingest.app.openapi import build_openapi
+from ghingest.app.openapi import DESCRIPTION, build_openapi, operation_id
 from ghingest.app.proxies import ProxyHeadersMiddleware, TrustedProxies
 from ghingest.app.receiver import PATH
+from ghingest.app.rejections_api import rejections_api
 from ghingest.app.request_guard import RequestGuard, error_code
 from ghingest.app.runtime import Runtime
 from ghingest.app.sync_api import sync
@@ -33,10 +36,10 @@ def create_api(
     with_read_api: bool = True,
     receives_webhooks: bool = False,
 ) -> FastAPI:
-    """Health and metrics; with `with_read_api`, the read and forwarding API (and with `with_dashboard`, the
-    dashboard). Every request passes the `RequestGuard` (body cap, authentication before an `/api` body) first.
-    `/readyz` checks what this process needs: the store, and the inbox when it `receives_webhooks` (or runs the
-    worker)."""
+    """Health and metrics; with `with_read_api`, the read and forwarding API and its page `/docs` (and with
+    `with_dashboard`, the dashboard). Every request passes the `RequestGuard` (body cap, authentication before an
+    `/api` body) first. `/readyz` checks what this process needs: the store, and the inbox when it
+    `receives_webhooks` (or runs the worker)."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -54,10 +57,11 @@ def create_api(
     app = FastAPI(
         title="ghingest",
         version=ghingest.__version__,
-        description="Receive, verify and durably record GitHub webhook deliveries; read releases and events.",
+        description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url=None,  # Swagger UI loads its assets from a CDN; every asset must come from the app
+        docs_url=None,  # FastAPI's page loads Swagger UI from a CDN: ours (`api_docs`) serves it from the package
         redoc_url=None,
+        generate_unique_id_function=operation_id,
     )
     app.state.runtime = runtime
     app.state.readiness = {"intake": receives_webhooks or runtime.run_worker}
@@ -71,6 +75,9 @@ def create_api(
         app.include_router(api)
         app.include_router(forwarding)
         app.include_router(sync)
+        app.include_router(rejections_api)
+        app.include_router(audit_api)
+        mount_api_docs(app)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -93,15 +100,17 @@ def create_api(
 
     # After the JSON error handlers: the dashboard answers a browser's errors with pages in front of them.
     if with_read_api and with_dashboard:
+        from ghingest.dashboard import audit as audit_pages
         from ghingest.dashboard import forwarding as forwarding_pages
         from ghingest.dashboard import github as github_pages
+        from ghingest.dashboard import rejected as rejected_pages
         from ghingest.dashboard.mount import mount_dashboard
 
         mount_dashboard(
             app,
             runtime,
-            extra_routers=[forwarding_pages.router, github_pages.router],
-            extra_nav=[forwarding_pages.NAV, github_pages.NAV],
+            extra_routers=[forwarding_pages.router, github_pages.router, rejected_pages.router, audit_pages.router],
+            extra_nav=[forwarding_pages.NAV, github_pages.NAV, rejected_pages.NAV, audit_pages.NAV],
         )
 
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
@@ -122,12 +131,14 @@ class Application:
             receives_webhooks=True,
         )
         receiver = runtime.receiver(allowlist=True)
-        # The allow-list judges the client behind a trusted proxy, resolved as for every other route (the receiver
-        # is dispatched before the API's middleware); without one, the route sees the TCP peer and nothing more.
+        # The allow-list judges, and the rejected-requests log records, the client behind a trusted proxy, resolved
+        # as for every other route (the receiver is dispatched before the API's middleware); with neither a list
+        # nor a trusted proxy, the route sees the TCP peer and nothing more.
+        proxies = TrustedProxies(runtime.settings.trusted_proxies)
         self.receiver: ASGIApp = (
             receiver
-            if runtime.hook_allowlist is None
-            else ProxyHeadersMiddleware(receiver, proxies=TrustedProxies(runtime.settings.trusted_proxies))
+            if runtime.hook_allowlist is None and not proxies
+            else ProxyHeadersMiddleware(receiver, proxies=proxies)
         )
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:

@@ -89,7 +89,11 @@ class Principal:
         return self.role == "operator"
 
 
-BEARER = Principal("api token", "bearer", csrf="", role="operator")  # an API token is the admin credential
+def bearer_principal(tokens: TokenAuthenticator, token: str | None) -> Principal | None:
+    """The principal of a bearer token: `api token <n>` (its place in `GHINGEST_API_TOKENS`, from 1, so that the
+    audit log tells tokens apart without naming them), an operator (an API token is the admin credential)."""
+    index = tokens.index_of(token) if token else None
+    return None if index is None else Principal(f"api token {index + 1}", "bearer", csrf="", role="operator")
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +127,7 @@ class Gate:
         self._secret = secret.encode("utf-8")
         self._sessions = URLSafeTimedSerializer(secret, salt="ghingest.session")
         self._login_forms = URLSafeTimedSerializer(secret, salt="ghingest.login-form")
+        self.flashes = URLSafeTimedSerializer(secret, salt="ghingest.flash")  # what an action did (dashboard.flash)
         self.max_age = max_age
         self.throttle = throttle
         self.password_pool = password_pool
@@ -139,7 +144,7 @@ class Gate:
         if bearer:
             token = self.tokens.bearer_of(request)
             if token is not None or "authorization" in request.headers:
-                return BEARER if self.tokens.valid(token) else None
+                return bearer_principal(self.tokens, token)
         return await self.from_session(request) or self.from_sso(request)
 
     async def from_session(self, request: Request) -> Principal | None:
@@ -318,13 +323,26 @@ async def require_reader(request: Request) -> None:
             headers={"WWW-Authenticate": "Bearer"},
         )
     authenticator: TokenAuthenticator = request.app.state.authenticator
+    bearer = bearer_principal(authenticator, authenticator.bearer_of(request))
+    if bearer is None:
+        raise HTTPException(
+            status_code=status.HTTP_401_UNAUTHORIZED,
+            detail="a valid 'Authorization: Bearer <token>' header is required",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    request.state.principal = bearer
+
+
+def require_bearer(request: Request) -> None:
+    """FastAPI dependency: 401 unless the request carries a valid API token in `Authorization: Bearer` (a write
+    that only a script or the CLI makes; a browser session has the dashboard's CSRF-protected forms instead)."""
+    authenticator: TokenAuthenticator = request.app.state.authenticator
     if not authenticator.valid(authenticator.bearer_of(request)):
         raise HTTPException(
             status_code=status.HTTP_401_UNAUTHORIZED,
             detail="a valid 'Authorization: Bearer <token>' header is required",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    request.state.principal = BEARER
 
 
 def require_operator(request: Request) -> None:

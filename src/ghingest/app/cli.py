@@ -5,37 +5,34 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+from collections import Counter
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import quote
 
 import orjson
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 import ghingest
-from ghingest.app import operations, samples, sender
+from ghingest.app import audit, operations, samples, sender
 from ghingest.app.credentials import WEBHOOK_SECRET_FILE
 from ghingest.app.logs import configure_logging
 from ghingest.app.settings import ConfigError, Settings, load_settings, without_password
+from ghingest.app.terminal import EPILOG, App, ExitCode, bad_flag, bar, console, fail, progress, usage_error
 from ghingest.core.time import parse_iso
 from ghingest.ports import ReprocessSelection
+from ghingest.ports.audit import REPROCESS
+from ghingest.ports.inbox import Settle
 
 if TYPE_CHECKING:
     from ghingest.app.runtime import Runtime
 
-app = typer.Typer(
-    help="ghingest: receive, verify, record and process GitHub webhook deliveries.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
+app = App(help="ghingest: receive, verify, record and process GitHub webhook deliveries.", epilog=EPILOG)
+db_app = App(help="Database schema commands.")
 app.add_typer(db_app, name="db")
-users_app = typer.Typer(help="Dashboard users (the users file).", no_args_is_help=True)
+users_app = App(help="Dashboard users (the users file).")
 app.add_typer(users_app, name="users")
-console = Console(stderr=True)
 
 
 def _print_version(value: bool) -> None:
@@ -58,8 +55,7 @@ def _settings(**overrides: object) -> Settings:
     try:
         settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
     except ConfigError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+        raise fail(str(exc)) from None
     configure_logging(settings.log_level)
     return settings
 
@@ -71,19 +67,18 @@ def _upgrade(settings: Settings) -> None:
     try:
         open_backend(settings).resources.upgrade()
     except UnsupportedBackend as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+        raise fail(str(exc)) from None
 
 
-def _runtime(settings: Settings, *, run_worker: bool, migrate: bool) -> Runtime:
-    """Build the runtime (an invalid route file or users file is a configuration error) and migrate."""
+def _runtime(settings: Settings, *, run_worker: bool = False, migrate: bool = True, generate: bool = True) -> Runtime:
+    """Build the runtime (an invalid route file or users file is a configuration error) and migrate. `generate`:
+    make the webhook secret and API token on a first start (only the listening commands do)."""
     from ghingest.app.runtime import Runtime
 
     try:
-        runtime = Runtime.build(settings, run_worker=run_worker)
+        runtime = Runtime.build(settings, run_worker=run_worker, generate_credentials=generate)
     except ConfigError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+        raise fail(str(exc)) from None
     if migrate:
         _upgrade(settings)
     return runtime
@@ -102,31 +97,40 @@ def _port_free(settings: Settings) -> None:
             probe.bind((settings.host, settings.port))
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                console.print(
-                    f"[red]error:[/red] {settings.host}:{settings.port} is already in use (another ghingest?):"
+                raise fail(
+                    f"{settings.host}:{settings.port} is already in use (another ghingest?):"
                     " choose another with --port or GHINGEST_PORT"
-                )
-            else:
-                console.print(f"[red]error:[/red] cannot listen on {settings.host}:{settings.port}: {exc.strerror}")
-            raise typer.Exit(2) from None
+                ) from None
+            raise fail(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}") from None
 
 
-def _listen(application: Any, settings: Settings, **options: Any) -> None:
+def _listen(application: Any, settings: Settings, *, receives_webhooks: bool, **options: Any) -> None:
     """Serve `application` (an `Application` or the FastAPI app of `create_api`) with uvicorn on the configured
-    address, with the HTTP limits of `settings` (`http_limits.uvicorn_config`: the one place they are set)."""
-    import uvicorn
+    address, with the HTTP limits of `settings` (`http_limits.uvicorn_config`: the one place they are set); say
+    it is ready once it accepts connections (after the runtime started and the socket listens). A `Listener`: live
+    streams end when it begins to shut down, and SIGTERM is a clean stop (exit 0)."""
     from uvicorn.config import STARTUP_FAILURE
 
     from ghingest.app.asgi import Application
+    from ghingest.app.banner import ready_banner
     from ghingest.app.http_limits import uvicorn_config
+    from ghingest.app.listener import Listener, exit_cleanly_on_sigterm, exit_promptly
+
+    class Server(Listener):
+        async def startup(self, sockets: list[Any] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started and not self.should_exit:
+                ready_banner(console, settings, receives_webhooks=receives_webhooks)
 
     runtime = application.runtime if isinstance(application, Application) else application.state.runtime
     _open_file_limit(settings.http_max_connections)
-    server = uvicorn.Server(uvicorn_config(application, settings, metrics=runtime.metrics, **options))
+    server = Server(uvicorn_config(application, settings, metrics=runtime.metrics, **options), runtime=runtime)
+    exit_cleanly_on_sigterm()
     with contextlib.suppress(KeyboardInterrupt):
         server.run()
     if not server.started:
         sys.exit(STARTUP_FAILURE)
+    exit_promptly()
 
 
 def _open_file_limit(connections: int) -> None:
@@ -163,7 +167,7 @@ def serve(
     _port_free(settings)
     runtime = _runtime(settings, run_worker=True, migrate=migrate)
     first_start_banner(console, runtime)
-    _listen(Application(runtime), settings, loop="uvloop", timeout_graceful_shutdown=10)
+    _listen(Application(runtime), settings, receives_webhooks=True, loop="uvloop", timeout_graceful_shutdown=10)
 
 
 @app.command()
@@ -181,7 +185,8 @@ def receiver(
     _port_free(settings)
     runtime = _runtime(settings, run_worker=False, migrate=migrate)
     receiver_banner(console, runtime)
-    _listen(Application(runtime, read_side=False), settings, loop="uvloop", timeout_graceful_shutdown=10)
+    _listen(Application(runtime, read_side=False), settings, receives_webhooks=True, loop="uvloop",
+            timeout_graceful_shutdown=10)  # fmt: skip
 
 
 @app.command()
@@ -212,8 +217,7 @@ def _run_background_role(role: str) -> None:
     try:
         runtime = Runtime.build(settings, roles=frozenset({role}), generate_credentials=False)
     except ConfigError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+        raise fail(str(exc)) from None
 
     async def main() -> None:
         stopping = asyncio.Event()
@@ -234,43 +238,79 @@ def _run_background_role(role: str) -> None:
 
 @app.command()
 def send(
-    url: Annotated[str, typer.Option(help="Where to POST.")] = "http://127.0.0.1:8080/webhooks/github",
+    url: Annotated[
+        str | None,
+        typer.Option(
+            help="The service's base URL or its webhook URL. Default: where `ghingest serve` listens, from"
+            " GHINGEST_HOST and GHINGEST_PORT."
+        ),
+    ] = None,
     file: Annotated[Path | None, typer.Option(help="A JSON payload file; default: a sample release.")] = None,
     event: Annotated[str, typer.Option(help="X-GitHub-Event.")] = "release",
     secret: Annotated[
         str | None,
         typer.Option(envvar="GHINGEST_SEND_SECRET", help="Webhook secret (default: the configured one)."),
     ] = None,
-    form: Annotated[bool, typer.Option(help="Send as application/x-www-form-urlencoded.")] = False,
+    form: Annotated[bool, typer.Option("--form", help="Send as application/x-www-form-urlencoded.")] = False,
     delivery_id: Annotated[str | None, typer.Option(help="X-GitHub-Delivery (default: a new UUID).")] = None,
-    action: Annotated[str, typer.Option(help="Sample release: the action.")] = "published",
+    action: Annotated[
+        str, typer.Option(help="Sample release: the action (prereleased makes it a pre-release).")
+    ] = "published",
     release_id: Annotated[int, typer.Option(help="Sample release: release.id.")] = 123456789,
     tag: Annotated[str, typer.Option(help="Sample release: tag name.")] = "v1.0.0",
     repo: Annotated[str, typer.Option(help="Sample release: repository full name.")] = "octo-org/octo-repo",
+    prerelease: Annotated[bool, typer.Option("--prerelease", help="Sample release: a pre-release.")] = False,
+    draft: Annotated[bool, typer.Option("--draft", help="Sample release: a draft (not published).")] = False,
+    published_at: Annotated[
+        str | None, typer.Option(help="Sample release: published_at (ISO-8601; default: a fixed time).")
+    ] = None,
+    print_only: Annotated[
+        bool, typer.Option("--print", help="Write the body to stdout as it would be sent; send nothing.")
+    ] = False,
 ) -> None:
-    """Sign and POST a payload exactly as GitHub does (all headers, either content type)."""
+    """Sign and POST a payload exactly as GitHub does (all headers, either content type), then print the answer
+    and a link to the delivery's page."""
+    from ghingest.app.banner import local_url
+    from ghingest.app.receiver import PATH
+
+    payload = _payload(file, action=action, release_id=release_id, tag=tag, repo=repo, prerelease=prerelease,
+                       draft=draft, published_at=published_at)  # fmt: skip
+    if print_only:
+        sys.stdout.buffer.write(sender.encoded(payload, form=form) + b"\n")
+        return
+    base = (url or local_url(_settings())).rstrip("/")
+    base = base.removesuffix(PATH)
+    if secret is None:
+        secret = _configured_secret()
+    request = sender.hookshot_request(payload, event=event, secret=secret, delivery_id=delivery_id, form=form)
+    try:
+        response = sender.send(base + PATH, request)
+    except Exception as exc:
+        raise fail(f"could not reach {base + PATH}: {exc.__class__.__name__}", ExitCode.FAILED) from None
+    typer.echo(f"{response.status_code} {response.text}")
+    if response.status_code >= 300:
+        raise typer.Exit(ExitCode.FAILED)
+    typer.echo(f"Delivery page: {base}/deliveries/{quote(request.headers['X-GitHub-Delivery'], safe='')}")
+
+
+def _payload(
+    file: Path | None, *, action: str, release_id: int, tag: str, repo: str, prerelease: bool, draft: bool,
+    published_at: str | None,
+) -> bytes:  # fmt: skip
+    """The body to send: the file's, or the sample release its flags describe."""
     if file is not None:
         try:
             payload = file.read_bytes()
             orjson.loads(payload)
         except (OSError, orjson.JSONDecodeError) as exc:
-            console.print(f"[red]error:[/red] {file}: not a readable JSON file ({exc.__class__.__name__})")
-            raise typer.Exit(2) from None
-    else:
-        payload = orjson.dumps(
-            samples.release_payload(action=action, release_id=release_id, tag=tag, repository_name=repo)
-        )
-    if secret is None:
-        secret = _configured_secret()
-    request = sender.hookshot_request(payload, event=event, secret=secret, delivery_id=delivery_id, form=form)
-    try:
-        response = sender.send(url, request)
-    except Exception as exc:
-        console.print(f"[red]error:[/red] could not reach {url}: {exc.__class__.__name__}")
-        raise typer.Exit(1) from None
-    typer.echo(f"{response.status_code} {response.text}")
-    if response.status_code >= 300:
-        raise typer.Exit(1)
+            raise bad_flag("--file", f"{file}: not a readable JSON file ({exc.__class__.__name__})") from None
+        return payload
+    iso_flag("--published-at", published_at)
+    release = samples.release_payload(
+        action=action, release_id=release_id, tag=tag, repository_name=repo, draft=draft,
+        prerelease=prerelease or action == "prereleased", published_at=published_at or samples.PUBLISHED_AT,
+    )  # fmt: skip
+    return orjson.dumps(release)
 
 
 def _configured_secret() -> str:
@@ -280,11 +320,20 @@ def _configured_secret() -> str:
     try:
         return webhook_secrets(settings, generate=False).values[0]
     except ConfigError:
-        console.print(
-            "[red]error:[/red] no webhook secret: pass --secret, set GHINGEST_WEBHOOK_SECRETS, or start"
+        raise fail(
+            "no webhook secret: pass --secret, set GHINGEST_WEBHOOK_SECRETS, or start"
             f" `ghingest serve` once to generate {settings.data_dir / WEBHOOK_SECRET_FILE}"
-        )
-        raise typer.Exit(2) from None
+        ) from None
+
+
+def iso_flag(flag: str, value: str | None) -> float | None:
+    """The epoch time of an ISO-8601 flag's value; a usage error naming the flag when it is not one."""
+    if value is None:
+        return None
+    try:
+        return parse_iso(value)
+    except ValueError:
+        raise bad_flag(flag, f"{value!r} is not an ISO-8601 time such as 2024-05-01T00:00:00Z") from None
 
 
 @app.command()
@@ -293,48 +342,57 @@ def reprocess(
     since: Annotated[str | None, typer.Option(help="Every delivery received at or after (ISO-8601).")] = None,
     failed: Annotated[bool, typer.Option("--failed", help="Only deliveries whose processing failed.")] = False,
 ) -> None:
-    """Rebuild events and releases from the stored raw deliveries (after a parser fix, say)."""
-    from ghingest.app.runtime import Runtime
-
+    """Rebuild events and releases from the stored raw deliveries (after a parser fix, say), and say how many were
+    processed and how many failed again (exit 1 if any did; 3 if nothing matched)."""
     if delivery is None and since is None and not failed:
-        console.print("[red]error:[/red] choose what to reprocess: --delivery ID, --since TIME or --failed")
-        raise typer.Exit(2)
-    try:
-        since_epoch = parse_iso(since) if since else None
-    except ValueError:
-        console.print("[red]error:[/red] --since must be an ISO-8601 time such as 2024-05-01T00:00:00Z")
-        raise typer.Exit(2) from None
+        raise usage_error("choose what to reprocess: --delivery ID, --since TIME or --failed")
+    selection = ReprocessSelection(delivery_id=delivery, since=iso_flag("--since", since), failed_only=failed)
     settings = _settings()
-    _upgrade(settings)
-    runtime = Runtime.build(settings, run_worker=False, generate_credentials=False)
-    selection = ReprocessSelection(delivery_id=delivery, since=since_epoch, failed_only=failed)
+    runtime = _runtime(settings, generate=False)
+    settled: Counter[Settle] = Counter()
+
+    async def work() -> dict[str, Any]:
+        marked = await operations.reprocess(runtime.backend, selection)
+        if marked == 0:
+            return {"queued": 0}
+        worker = runtime.worker()
+        with progress(*bar("reprocessing")) as display:
+            task = display.add_task("reprocess", total=marked)
+            while claimed := await worker.claim():
+                settled.update(s.outcome for s in await worker.handle(claimed))
+                display.update(task, completed=min(settled.total(), marked))
+        result: dict[str, Any] = {
+            "queued": marked,
+            "processed": settled[Settle.DONE],
+            "failed_again": settled[Settle.FAILED] + settled[Settle.RETRY],
+        }
+        if delivery is not None and (view := await runtime.backend.reads.get_delivery(delivery)) is not None:
+            result |= {"status": str(view.status), "delivery_error": view.error}
+        return result
 
     async def main() -> int:
         await runtime.start()
         try:
-            marked = await operations.reprocess(runtime.backend, selection)
-            worker = runtime.worker()
-            with Progress(
-                TextColumn("reprocessing"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=console,
-            ) as progress:
-                task = progress.add_task("reprocess", total=marked)
-                done = 0
-                while (batch := await worker.run_once()) > 0:
-                    done += batch
-                    progress.update(task, completed=min(done, marked))
-            return marked
+            document = audit.reprocess_selection_document(selection)
+            done = await audit.perform(runtime, audit.cli_actor(), REPROCESS, document, work)
+            if done.entry is None:
+                console.print("[yellow]warning:[/yellow] the audit log could not record this reprocessing")
+            return int(done.result["queued"])
         finally:
             await runtime.stop()
 
     marked = asyncio.run(main())
     if marked == 0:
-        console.print("no delivery matched")
-        raise typer.Exit(1)
-    console.print(f"reprocessed {marked} deliveries")
+        raise fail("no delivery matched", ExitCode.NOTHING_MATCHED)
+    failed_again = settled[Settle.FAILED] + settled[Settle.RETRY]
+    report = f"reprocessed {marked} deliveries: {settled[Settle.DONE]} processed, {failed_again} failed again"
+    if settled[Settle.RETRY]:
+        report += f" ({settled[Settle.RETRY]} to be retried by a running worker)"
+    if (elsewhere := marked - settled.total()) > 0:
+        report += f"; {elsewhere} taken by a running worker"
+    console.print(report, soft_wrap=True, highlight=False, markup=False)
+    if failed_again:
+        raise typer.Exit(ExitCode.FAILED)
 
 
 @app.command()
@@ -351,7 +409,8 @@ def dashboard(
     _port_free(settings)
     runtime = _runtime(settings, run_worker=False, migrate=migrate)
     sign_in_hint(console, runtime)
-    _listen(create_api(runtime, receives_webhooks=False), settings, timeout_graceful_shutdown=3)
+    _listen(create_api(runtime, receives_webhooks=False), settings, receives_webhooks=False,
+            timeout_graceful_shutdown=3)  # fmt: skip
 
 
 class UserRole(StrEnum):
@@ -370,12 +429,10 @@ def users_hash(
     from ghingest.app.users import hash_password
 
     if not name or ":" in name or name != name.strip():
-        console.print("[red]error:[/red] a user name is non-empty, has no ':' and no surrounding spaces")
-        raise typer.Exit(2)
+        raise bad_flag("NAME", "a user name is non-empty, has no ':' and no surrounding spaces")
     password = typer.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
     if len(password) < 8:
-        console.print("[red]error:[/red] use a password of at least 8 characters")
-        raise typer.Exit(2)
+        raise fail("use a password of at least 8 characters")
     typer.echo(f"{name}:{hash_password(password)}:{role.value}")
 
 
@@ -396,10 +453,14 @@ from ghingest.app.github_cli import reconcile, track  # noqa: E402 - as replay
 app.command()(reconcile)
 app.command()(track)
 
+from ghingest.app.destinations_cli import destinations_app  # noqa: E402 - as replay
+
+app.add_typer(destinations_app, name="destinations")
+
 
 def main() -> None:
     try:
         app()
     except ConfigError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        sys.exit(2)
+        fail(str(exc))
+        sys.exit(ExitCode.USAGE)

@@ -89,6 +89,18 @@ def api_tokens(settings: Settings, *, generate: bool) -> Credential:
     return _generated(path)
 
 
+def token_whereabouts(tokens: Credential) -> str:
+    """Where the API token that signs in is kept, for the sign-in page (never the token itself)."""
+    if tokens.source == "configuration":
+        return "The API token is one of those in GHINGEST_API_TOKENS, set where this service is configured."
+    if not tokens.values:
+        return "No API token is configured yet: set GHINGEST_API_TOKENS, or start ghingest serve once to make one."
+    return (
+        "The API token is the one ghingest serve printed at its first start (with a sign-in link);"
+        f" it is kept on the server in {tokens.source}."
+    )
+
+
 SESSION_SECRET_FILE = "session-secret"  # noqa: S105 - a file name, not a secret
 
 

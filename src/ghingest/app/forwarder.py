@@ -83,6 +83,7 @@ class Forwarder:
         self._transport_factory = transport_factory
         self._log = get_logger("ghingest.forwarder")
         self._record_failures = _FailureRun(self._log, "forward.record_error")
+        self.paused: frozenset[str] = frozenset()  # destinations paused, as of the last look (`_follow_pauses`)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until `stop` is set; follow route reloads (new destinations get a pump, removed ones stop)."""
@@ -95,6 +96,7 @@ class Forwarder:
         pumps: dict[str, asyncio.Task[None]] = {}
         try:
             while not stop.is_set():
+                await self._follow_pauses()
                 for name in self._routes().destinations:
                     if name not in pumps or pumps[name].done():
                         pumps[name] = asyncio.create_task(self._pump(name, stop), name=f"forward:{name}")
@@ -106,6 +108,21 @@ class Forwarder:
             for task in pumps.values():
                 task.cancel()
             self._offload.close()
+
+    async def _follow_pauses(self) -> None:
+        """Look at which destinations are paused (every `supervise_interval`): their pumps hand back the jobs they
+        hold and claim nothing (a claim would get nothing either: the queue refuses a paused destination's jobs).
+        When the look fails, the last answer stands."""
+        try:
+            paused = frozenset(p.destination for p in await self._queue.paused())
+        except Exception:
+            self._log.exception("forward.paused_error")
+            return
+        for name in sorted(paused - self.paused):
+            self._log.info("forward.paused", destination=name)
+        for name in sorted(self.paused - paused):
+            self._log.info("forward.resumed", destination=name)
+        self.paused = paused
 
     async def deliver(self, jobs: Sequence[ForwardJob]) -> None:
         """Attempt jobs claimed elsewhere once each — a forwarder Lambda's batch, claimed from its event source —
@@ -125,7 +142,7 @@ class Forwarder:
 
     async def _deliver_to(self, destination: Destination, jobs: Sequence[ForwardJob]) -> None:
         transport = self._transport(transport_options(destination), destination.name)
-        target = _target_of(destination.url)
+        target = target_of(destination.url)
         slots = asyncio.Semaphore(destination.concurrency)
 
         async def attempt(job: ForwardJob) -> None:
@@ -161,7 +178,7 @@ class Forwarder:
         # Each destination has its own keep-alive connections, as many as its concurrency: a slow or dead destination
         # never holds a connection another one needs. No proxy from the environment is used.
         transport = self._transport(options, name)
-        target = _target_of(first.url)
+        target = target_of(first.url)
         try:
             while not stop.is_set():
                 destination = self._routes().destinations.get(name)
@@ -173,12 +190,15 @@ class Forwarder:
                     exhausted = exhausted and work is None
                     work = asyncio.ensure_future(self._queue.wait_for_work(self._poll_interval))
                 slot_freed.clear()
+                paused = name in self.paused
+                if paused and held:  # attempts in flight finish; what is held waits with the rest of the queue
+                    await self._hand_back(held, name)
                 while held and len(in_flight) < destination.concurrency:
                     task = asyncio.create_task(self._attempt(transport, target, destination, held.popleft()))
                     in_flight.add(task)
                     task.add_done_callback(finished)
                 holding = len(held) + len(in_flight)
-                if not exhausted and holding <= destination.concurrency:
+                if not paused and not exhausted and holding <= destination.concurrency:
                     want = 2 * destination.concurrency - holding
                     try:
                         jobs = await self._queue.claim(
@@ -208,10 +228,16 @@ class Forwarder:
             except Exception:
                 self._log.exception("forward.close_error", destination=name)
             if held:  # claimed but not started: due again now, for the next pump (or the next start)
-                try:
-                    await self._queue.release([job.id for job in held])
-                except Exception:
-                    self._log.exception("forward.release_error", destination=name)
+                await self._hand_back(held, name)
+
+    async def _hand_back(self, held: deque[ForwardJob], name: str) -> None:
+        """Make jobs claimed but not started due again now; a failure leaves them to their leases."""
+        job_ids = [job.id for job in held]
+        held.clear()
+        try:
+            await self._queue.release(job_ids)
+        except Exception:
+            self._log.exception("forward.release_error", destination=name)
 
     def _transport(self, options: TransportOptions, name: str) -> ForwardTransport:
         """The destination's transport; one that cannot be built fails each attempt with the reason (recorded)."""
@@ -219,7 +245,7 @@ class Forwarder:
             return self._transport_factory(options)
         except Exception as exc:
             self._log.exception("forward.transport_error", destination=name)
-            return _Unusable(describe(exc, secrets=_secrets_of(options)))
+            return _Unusable(describe(exc, secrets=secrets_of(options)))
 
     async def _attempt(
         self, transport: ForwardTransport, target: str, destination: Destination, job: ForwardJob
@@ -237,22 +263,11 @@ class Forwarder:
             except ForwardBuildError as exc:
                 error, verdict = str(exc), Verdict.PERMANENT
             else:
-                answer: Answer | None = None
-                try:
-                    async with asyncio.timeout(destination.timeout):
-                        answer = await transport.post(target, request.headers, request.body)
-                except TimeoutError:
-                    error = f"timeout after {destination.timeout:g} s"
-                except (TransportError, OSError) as exc:
-                    error = describe(exc, secrets=_secrets_of(transport_options(destination)))
-                if answer is not None:
-                    status_code = answer.status
-                    excerpt = answer.body.decode("utf-8", errors="replace").strip()[:EXCERPT_CHARS] or None
-                    retry_after = parse_retry_after(answer.headers.get("retry-after"), now=time.time())
+                status_code, error, excerpt, retry_after = await send(transport, target, destination, request)
                 verdict = classify(status_code)
         except Exception as exc:  # unforeseen: recorded as this attempt's error, transient (the policy still ends it)
             self._log.exception("forward.attempt_error", delivery_id=job.delivery_id, destination=destination.name)
-            error = describe(exc, secrets=_secrets_of(transport_options(destination)))
+            error = describe(exc, secrets=secrets_of(transport_options(destination)))
             verdict = Verdict.TRANSIENT
         latency = time.perf_counter() - t0
         attempts = job.attempts + 1
@@ -349,6 +364,22 @@ class Forwarder:
             self._log.warning("forward.failed", error=result.error, **fields)
 
 
+async def send(
+    transport: ForwardTransport, target: str, destination: Destination, request: OutgoingRequest
+) -> tuple[int | None, str | None, str | None, float | None]:
+    """POST a built request within the destination's `timeout`: its (status code, error, answer's excerpt,
+    `Retry-After` in seconds); a transport failure is its error (no credential in it), never raised."""
+    try:
+        async with asyncio.timeout(destination.timeout):
+            answer = await transport.post(target, request.headers, request.body)
+    except TimeoutError:
+        return None, f"timeout after {destination.timeout:g} s", None, None
+    except (TransportError, OSError) as exc:
+        return None, describe(exc, secrets=secrets_of(transport_options(destination))), None, None
+    excerpt = answer.body.decode("utf-8", errors="replace").strip()[:EXCERPT_CHARS] or None
+    return answer.status, None, excerpt, parse_retry_after(answer.headers.get("retry-after"), now=time.time())
+
+
 class _FailureRun:
     """Logs a run of the same failure once: its first with the traceback, then at most one summary line per
     `REPEAT_LOG_INTERVAL`, and one line when it ends. Bounded whatever the rate of failures."""
@@ -417,7 +448,7 @@ def describe(exc: BaseException, *, secrets: Sequence[str] = ()) -> str:
     return text[:ERROR_CHARS]
 
 
-def _secrets_of(options: TransportOptions) -> list[str]:
+def secrets_of(options: TransportOptions) -> list[str]:
     """What an error message must not show: the URL's path and query (a chat hook's token often is one) and the
     proxy URL's user information."""
     found: list[str] = []
@@ -437,6 +468,6 @@ def destination_timeout(table: RouteTable, name: str) -> float:
     return 10.0 if destination is None else destination.timeout
 
 
-def _target_of(url: str) -> str:
+def target_of(url: str) -> str:
     parts = urlsplit(url)
     return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")

@@ -1,24 +1,25 @@
 """`ghingest reconcile` and `ghingest track`: the GitHub REST API commands.
 
 Both run against the configured store and GitHub credentials, print a table to stdout (`--json` for scripts)
-and a progress display on stderr while they work. Exit codes: 0 done, 1 done but something failed (a hook or a
-repository: see the table), 2 the configuration or the arguments are wrong.
+and a progress display on stderr while they work. Exit codes (`terminal.ExitCode`): 0 done, 1 done but something
+failed (a hook or a repository: see the table), 2 the configuration or the arguments are wrong.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.markup import escape
+from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ghingest.app.logs import configure_logging
+from ghingest.app.settings import ConfigError
+from ghingest.app.terminal import ExitCode, bad_flag, bar, console, fail, progress, stdout, usage_error
 from ghingest.core.github_hooks import HookRef, InvalidHookRef
 from ghingest.core.time import iso
 from ghingest.core.tracking import InvalidRepositoryName, TrackedRepository, repository_key
@@ -27,28 +28,17 @@ if TYPE_CHECKING:
     from ghingest.app.reconciler import HookReport
     from ghingest.app.runtime import Runtime
 
-stdout = Console(width=None if sys.stdout.isatty() else 200)  # piped: no wrapping at 80 columns
-
-
-def _fail(message: str) -> typer.Exit:
-    from ghingest.app import cli
-
-    cli.console.print(f"[red]error:[/red] {message}")
-    return typer.Exit(2)
-
 
 def _runtime() -> Runtime:
     from ghingest.app import cli
-    from ghingest.app.runtime import Runtime
-    from ghingest.app.settings import ConfigError
 
     settings = cli._settings()
-    configure_logging("error")  # the table says what went wrong; no log lines under the progress display
+    configure_logging("error")  # the table says what went wrong
+    runtime = cli._runtime(settings, migrate=False, generate=False)
     try:
-        runtime = Runtime.build(settings, run_worker=False, generate_credentials=False)
         runtime.github()
     except ConfigError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     cli._upgrade(settings)
     return runtime
 
@@ -69,25 +59,21 @@ def reconcile(
     try:
         hooks = [HookRef.parse(text) for text in hook] if hook else None
     except InvalidHookRef as exc:
-        raise _fail(f"--hook: {exc}") from None
+        raise bad_flag("--hook", str(exc)) from None
     runtime = _runtime()
     reconciler = runtime.reconciler(hooks)
     if not reconciler.hooks:
-        raise _fail("no hook to reconcile: pass --hook or set GHINGEST_RECONCILE_HOOKS")
+        raise fail("no hook to reconcile: pass --hook or set GHINGEST_RECONCILE_HOOKS")
 
     async def main() -> list[HookReport]:
-        from ghingest.app import cli
-
         await runtime.start()
         try:
-            with Progress(
-                SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=cli.console,
-                transient=True,
-            ) as progress:  # fmt: skip
-                task = progress.add_task("reading deliveries")
+            with progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                          transient=True) as display:  # fmt: skip
+                task = display.add_task("reading deliveries")
 
                 def show(hook_key: str, read: int) -> None:
-                    progress.update(task, description=f"{hook_key}: {read} deliveries read")
+                    display.update(task, description=f"{hook_key}: {read} deliveries read")
 
                 return await reconciler.run_once(dry_run=dry_run, progress=show)
         finally:
@@ -99,7 +85,7 @@ def reconcile(
     else:
         _print_reports(reports, dry_run=dry_run)
     if any(r.error for r in reports):
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
 
 
 def _report_json(report: HookReport) -> dict[str, object]:
@@ -135,38 +121,33 @@ def track(
     try:
         keys = [repository_key(name) for name in names]
     except InvalidRepositoryName as exc:
-        raise _fail(str(exc)) from None
+        raise bad_flag("REPOSITORIES", str(exc)) from None
     if remove and not names:
-        raise _fail("--remove: name the repositories to stop tracking")
+        raise usage_error("--remove: name the repositories to stop tracking")
     runtime = _runtime()
     failed = False
 
     async def main() -> list[TrackedRepository]:
         nonlocal failed
-        from ghingest.app import cli
-
         await runtime.start()
         try:
             state = runtime.backend.github
             if remove:
                 for key in keys:
                     if not await state.remove_tracked(key):
-                        cli.console.print(f"[yellow]not tracked:[/yellow] {key}")
+                        console.print(f"[yellow]not tracked:[/yellow] {escape(key)}")
                         failed = True
                 return list(await state.list_tracked())
             tracker = runtime.tracker()
             if names:
                 added = await tracker.add(names, added_by="cli")
                 if not no_poll:
-                    with Progress(
-                        TextColumn("polling"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=cli.console, transient=True,
-                    ) as progress:  # fmt: skip
-                        task = progress.add_task("poll", total=len(added))
+                    with progress(*bar("polling"), transient=True) as display:
+                        task = display.add_task("poll", total=len(added))
                         for record in added:
                             result = await tracker.poll(record)
                             failed = failed or result.error is not None
-                            progress.advance(task)
+                            display.advance(task)
             return list(await state.list_tracked())
         finally:
             await runtime.stop()
@@ -177,7 +158,7 @@ def track(
     else:
         _print_tracked(tracked)
     if failed:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
 
 
 def _tracked_json(t: TrackedRepository) -> dict[str, object]:

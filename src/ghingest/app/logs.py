@@ -1,14 +1,45 @@
-"""Structured JSON logs (structlog): one line per record; never a secret, never a body."""
+"""Structured JSON logs (structlog): one line per record; never a secret, never a body.
+
+Lines go to stdout, except while the command line shows a progress display (`diverted`): then info and debug
+lines are dropped and the others go where the display says (above it), so that no line breaks the display.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import orjson
 import structlog
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+_divert: Callable[[bytes], None] | None = None  # set while a progress display runs
+
+
+class _Lines(structlog.BytesLogger):
+    """structlog's bytes logger (it calls the method named after the level), diverted while `_divert` is set."""
+
+    __slots__ = ()
+
+    def msg(self, message: bytes) -> None:
+        if _divert is None:
+            super().msg(message)
+        else:
+            _divert(message)
+
+    def debug(self, message: bytes) -> None:
+        if _divert is None:
+            super().msg(message)
+
+    info = debug
+    log = warn = warning = fatal = failure = err = error = critical = exception = msg
+
+
+def _lines(*_args: Any) -> _Lines:
+    return _Lines(sys.stdout.buffer)
 
 
 def configure_logging(level: str = "info") -> None:
@@ -23,9 +54,20 @@ def configure_logging(level: str = "info") -> None:
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
         # orjson renders bytes and the bytes logger writes them as they are: about half the cost per line of
         # `json.dumps` and a print (one line per delivery is written at every processing rate).
-        logger_factory=structlog.BytesLoggerFactory(sys.stdout.buffer),
+        logger_factory=_lines,
         cache_logger_on_first_use=True,
     )
+
+
+@contextmanager
+def diverted(write: Callable[[bytes], None]) -> Iterator[None]:
+    """For the duration: drop info and debug lines, and hand the others (one rendered line each) to `write`."""
+    global _divert  # one process-wide sink, as stdout is
+    previous, _divert = _divert, write
+    try:
+        yield
+    finally:
+        _divert = previous
 
 
 def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:

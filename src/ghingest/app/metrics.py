@@ -25,6 +25,20 @@ class Metrics:
         self.rejections = Counter(
             "ghingest_rejections_total", "Requests refused, by error code.", ["code"], registry=self.registry
         )
+        self.rejected_requests = Counter(
+            "ghingest_rejected_requests_total",
+            "Webhook requests refused, by reason (wrong_secret, missing_signature, malformed_signature,"
+            " unsupported_algorithm, bad_headers, malformed_payload, too_large, unsupported_media_type,"
+            " forbidden_source): what the Rejected page lists.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.rejections_unrecorded = Counter(
+            "ghingest_rejections_unrecorded_total",
+            "Refused requests counted in no bucket of the rejected-requests log: the buffer was full (the store"
+            " down for long, under a flood).",
+            registry=self.registry,
+        )
         self.inbox_depth = Gauge(
             "ghingest_inbox_depth", "Deliveries recorded but not processed yet.", registry=self.registry
         )
@@ -72,6 +86,12 @@ class Metrics:
             ["destination"],
             registry=self.registry,
         )
+        self.forward_paused = Gauge(
+            "ghingest_forward_destination_paused",
+            "1 while an operator has paused the destination (its forwards wait), else 0.",
+            ["destination"],
+            registry=self.registry,
+        )
         self.routes_reloads = Counter(
             "ghingest_routes_reloads_total",
             "Reloads of the route file, by result (ok, error; an error keeps the running routes).",
@@ -101,6 +121,13 @@ class Metrics:
             "ghingest_sign_ins_total",
             "Dashboard sign-in attempts by method (token, password) and outcome (ok, failed, throttled, busy).",
             ["method", "outcome"],
+            registry=self.registry,
+        )
+        self.audit_write_failures = Counter(
+            "ghingest_audit_write_failures_total",
+            "Audit log entries that could not be written, by action (the action's effect stands; the entry is in"
+            " the error log as audit.not_recorded).",
+            ["action"],
             registry=self.registry,
         )
         self.http_refusals = Counter(

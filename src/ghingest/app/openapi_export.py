@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import orjson
 import yaml
 
 
@@ -31,7 +32,9 @@ def current_document() -> dict[str, Any]:
 
 
 def main() -> None:
-    yaml.safe_dump(current_document(), sys.stdout, sort_keys=False, allow_unicode=True, width=120)
+    # Through JSON, as it is served: a part the document shares (an example, say) is written out again, no anchor.
+    document = orjson.loads(orjson.dumps(current_document()))
+    yaml.safe_dump(document, sys.stdout, sort_keys=False, allow_unicode=True, width=120)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from ghingest.app.leases import Lease, holder_id
 from ghingest.app.metrics import Metrics
 from ghingest.app.offload import Offload
 from ghingest.app.receiver import WebhookReceiver
+from ghingest.app.rejections import RejectionRecorder
 from ghingest.app.routes_config import Routes, TransportDefaults
 from ghingest.app.settings import ConfigError, Settings
 from ghingest.core.github_hooks import HookRef
@@ -55,7 +56,11 @@ class Runtime:
     # The webhook route's source allow-list, built by `receiver(allowlist=True)` (None: none configured), refreshed
     # by `start` while this process serves.
     hook_allowlist: HookAllowlist | None = None
+    # What the webhook route refused, buffered for the rejected-requests log: built with the first `receiver()`,
+    # flushed by `start`'s task while this process serves (a Lambda handler flushes it itself).
+    rejections: RejectionRecorder | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _closing: asyncio.Event = field(default_factory=asyncio.Event)  # `begin_shutdown` was called
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _github: GitHubApi | None = None
 
@@ -115,6 +120,8 @@ class Runtime:
             from ghingest.app.hook_allowlist import HookAllowlist
 
             self.hook_allowlist = HookAllowlist.from_settings(s, metrics=self.metrics, clock=self.clock)
+        if self.rejections is None:
+            self.rejections = RejectionRecorder(self.backend.rejections, metrics=self.metrics, clock=self.clock)
         return WebhookReceiver(
             self.backend.inbox,
             self.backend.store,
@@ -125,6 +132,7 @@ class Runtime:
             offload=self.receiver_offload,
             ack_timeout=s.ack_timeout,
             sources=self.hook_allowlist if allowlist else None,
+            rejections=self.rejections,
         )
 
     def route_table(self) -> RouteTable:
@@ -208,11 +216,24 @@ class Runtime:
         self._tasks.append(asyncio.create_task(lease.keep(self._stop), name="track-lease"))
         self._tasks.append(asyncio.create_task(tracker.run(self._stop, may_run=lease), name="track"))
 
+    @property
+    def closing(self) -> asyncio.Event:
+        """Set when the server begins to shut down (`begin_shutdown`), before it waits for open responses: what
+        would keep a response open (a live stream) ends when it is set."""
+        return self._closing
+
+    def begin_shutdown(self) -> None:
+        """The server stops accepting and waits for open responses (`app.listener.Listener`): end the long ones."""
+        self._closing.set()
+
     async def start(self) -> None:
         await self.backend.resources.start()
         self._stop = asyncio.Event()
+        self._closing = asyncio.Event()
         if self.hook_allowlist is not None:  # in every process that receives webhooks, whatever its roles
             self._tasks.append(asyncio.create_task(self.hook_allowlist.run(self._stop), name="hook-allowlist"))
+        if self.rejections is not None:
+            self._tasks.append(asyncio.create_task(self.rejections.run(self._stop), name="rejections"))
         if self.run_worker:
             if WORKER in self.roles:
                 self._tasks.append(asyncio.create_task(self.worker().run(self._stop), name="worker"))

@@ -10,6 +10,7 @@ from typing import Any
 
 API = "https://api.github.com"
 WEB = "https://github.com"
+PUBLISHED_AT = "2024-05-15T15:20:41Z"
 
 _REPO_URL_TEMPLATES = (
     "forks", "keys{/key_id}", "collaborators{/collaborator}", "teams", "hooks", "issues/events{/number}",
@@ -110,7 +111,7 @@ def release_payload(
     draft: bool = False,
     prerelease: bool = False,
     created_at: str = "2024-05-15T15:19:25Z",
-    published_at: str | None = "2024-05-15T15:20:41Z",
+    published_at: str | None = PUBLISHED_AT,
     installation_id: int | None = 4242,
 ) -> dict[str, Any]:
     """A `release` webhook payload as GitHub sends it."""

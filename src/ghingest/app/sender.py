@@ -19,6 +19,11 @@ class SignedRequest:
     body: bytes
 
 
+def encoded(payload: bytes, *, form: bool) -> bytes:
+    """The body for `payload` (JSON bytes) in either of GitHub's content types."""
+    return urlencode({"payload": payload.decode("utf-8")}).encode("ascii") if form else payload
+
+
 def hookshot_request(
     payload: bytes,
     *,
@@ -31,11 +36,8 @@ def hookshot_request(
     target_type: str = "repository",
 ) -> SignedRequest:
     """The headers and body GitHub would send for `payload` (JSON bytes)."""
-    if form:
-        body = urlencode({"payload": payload.decode("utf-8")}).encode("ascii")
-        content_type = "application/x-www-form-urlencoded"
-    else:
-        body, content_type = payload, "application/json"
+    body = encoded(payload, form=form)
+    content_type = "application/x-www-form-urlencoded" if form else "application/json"
     key = secret.encode("utf-8")
     headers = {
         "Accept": "*/*",

@@ -11,14 +11,18 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
-from ghingest.app.api import BAD_REQUEST, UNAUTHORIZED, Cursor, Limit, RuntimeDep
+from ghingest.app.api import BAD_REQUEST, Cursor, Limit, RuntimeDep
+from ghingest.app.api_models import NEXT_CURSOR, DateTime
 from ghingest.app.auth import require_reader
+from ghingest.app.openapi import DocumentedRoute
 from ghingest.core.pagination import DEFAULT_PAGE_SIZE
-from ghingest.core.reconcile import Gap, GapState, HookScan
+from ghingest.core.reconcile import Gap, GapKind, GapState, HookScan
 from ghingest.core.time import iso
 from ghingest.core.tracking import TrackedRepository
 
-sync = APIRouter(prefix="/api", dependencies=[Depends(require_reader)], responses=UNAUTHORIZED, tags=["GitHub sync"])
+sync = APIRouter(
+    prefix="/api", dependencies=[Depends(require_reader)], tags=["GitHub sync"], route_class=DocumentedRoute
+)
 
 
 class GapDocument(BaseModel):
@@ -27,15 +31,18 @@ class GapDocument(BaseModel):
     github_delivery_id: int = Field(description="GitHub's id of the attempt that is redelivered")
     event: str
     action: str | None
-    delivered_at: str | None = Field(description="When GitHub first tried to deliver it.")
+    delivered_at: DateTime | None = Field(description="When GitHub first tried to deliver it.")
     status_code: int = Field(description="What GitHub last recorded as ghingest's answer (0: none).")
     github_status: str
-    kind: str = Field(description="lost: no hook's copy is here | hook: only this hook's copy is missing")
-    state: str = Field(description="missing | requested | arrived | gave_up | refused | expired")
-    found_at: str | None
+    kind: GapKind = Field(description="lost: no hook's copy is here | hook: only this hook's copy is missing")
+    state: GapState = Field(
+        description="missing: no redelivery asked yet | requested: asked, not arrived | arrived | gave_up: asked as"
+        " often as allowed | refused by GitHub | expired: past GitHub's redelivery window"
+    )
+    found_at: DateTime | None
     requests: int = Field(description="Redeliveries requested so far.")
-    last_requested_at: str | None
-    arrived_at: str | None
+    last_requested_at: DateTime | None
+    arrived_at: DateTime | None
     error: str | None
 
     @classmethod
@@ -43,7 +50,7 @@ class GapDocument(BaseModel):
         return cls(
             hook=gap.hook, delivery_id=gap.delivery_id, github_delivery_id=gap.github_id, event=gap.event,
             action=gap.action, delivered_at=iso(gap.delivered_at), status_code=gap.status_code,
-            github_status=gap.github_status, kind=gap.kind.value, state=gap.state.value, found_at=iso(gap.found_at),
+            github_status=gap.github_status, kind=gap.kind, state=gap.state, found_at=iso(gap.found_at),
             requests=gap.requests, last_requested_at=iso(gap.last_requested_at), arrived_at=iso(gap.arrived_at),
             error=gap.error,
         )  # fmt: skip
@@ -51,14 +58,14 @@ class GapDocument(BaseModel):
 
 class GapPage(BaseModel):
     items: list[GapDocument]
-    next_cursor: str | None
+    next_cursor: str | None = NEXT_CURSOR
     counts: dict[str, int] = Field(description="Gaps in each state (all hooks).")
 
 
 class HookScanDocument(BaseModel):
     hook: str
-    last_run_at: str | None
-    last_ok_at: str | None
+    last_run_at: DateTime | None
+    last_ok_at: DateTime | None
     error: str | None
     deliveries_seen: int = Field(description="Deliveries judged by the last run.")
     requests_made: int = Field(description="API requests of the last run.")
@@ -74,12 +81,12 @@ class HookScanDocument(BaseModel):
 class TrackedRepositoryDocument(BaseModel):
     repository: str = Field(description="OWNER/REPO as GitHub spells it")
     added_by: str = Field(description="config | cli | api")
-    added_at: str | None
-    last_polled_at: str | None
+    added_at: DateTime | None
+    last_polled_at: DateTime | None
     last_status: int | None = Field(description="200, 304 (not modified: no rate-limit cost), or the error's")
-    last_changed_at: str | None = Field(description="The last poll that found a new or changed release.")
+    last_changed_at: DateTime | None = Field(description="The last poll that found a new or changed release.")
     last_error: str | None
-    next_poll_at: str | None
+    next_poll_at: DateTime | None
     releases_known: int
     polls: int
     not_modified: int = Field(description="Polls answered 304.")
@@ -98,10 +105,13 @@ class TrackedRepositoryDocument(BaseModel):
 async def list_gaps(
     runtime: RuntimeDep,
     state: Annotated[list[GapState] | None, Query(description="Only gaps in these states (repeatable).")] = None,
-    hook: Annotated[str | None, Query(max_length=200, description="Only this hook's gaps.")] = None,
+    hook: Annotated[
+        str | None, Query(max_length=200, description="Only this hook's gaps.", examples=["repo:octo-org/octo-repo:1"])
+    ] = None,
     cursor: Cursor = None,
     limit: Limit = DEFAULT_PAGE_SIZE,
 ) -> GapPage:
+    """Deliveries GitHub lists for a reconciled hook that ghingest did not record from it, newest first."""
     github = runtime.backend.github
     page = await github.list_gaps(states=frozenset(state) if state else None, hook=hook, cursor=cursor, limit=limit)
     counts = await github.gap_counts()
@@ -114,6 +124,7 @@ async def list_gaps(
 
 @sync.get("/reconcile/hooks", response_model=list[HookScanDocument], summary="Each reconciled hook's last run")
 async def list_hook_scans(runtime: RuntimeDep) -> list[HookScanDocument]:
+    """When reconciliation last ran for each hook, its last good run, and what it judged."""
     return [HookScanDocument.of(scan) for scan in await runtime.backend.github.list_scans()]
 
 
@@ -122,5 +133,6 @@ async def list_hook_scans(runtime: RuntimeDep) -> list[HookScanDocument]:
     response_model=list[TrackedRepositoryDocument],
     summary="Repositories whose releases are polled",
 )
-async def list_tracked(runtime: RuntimeDep) -> list[TrackedRepositoryDocument]:
+async def list_tracked_repositories(runtime: RuntimeDep) -> list[TrackedRepositoryDocument]:
+    """Repositories whose releases ghingest polls, with their last poll and its answer."""
     return [TrackedRepositoryDocument.of(t) for t in await runtime.backend.github.list_tracked()]

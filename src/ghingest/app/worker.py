@@ -105,13 +105,16 @@ class Worker:
 
     async def run_once(self) -> int:
         """Claim and process one batch; return its size."""
-        claimed = await self._inbox.claim(
+        claimed = await self.claim()
+        if claimed:
+            await self.handle(claimed)
+        return len(claimed)
+
+    async def claim(self) -> Sequence[Claimed]:
+        """The next batch due, bounded by count and bytes, leased to this worker (for `handle`)."""
+        return await self._inbox.claim(
             limit=self._batch_size, max_bytes=self._batch_bytes, lease_seconds=self._lease_seconds
         )
-        if not claimed:
-            return 0
-        await self.handle(claimed)
-        return len(claimed)
 
     async def handle(self, claimed: Sequence[Claimed]) -> list[Settlement]:
         """Process claimed deliveries, record their outcomes and settle what was recorded; return the settlements

@@ -33,6 +33,8 @@ _EVENT_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
 class ContentKind(StrEnum):
+    """How a delivery's payload came: a JSON body, or a form with a `payload` field."""
+
     JSON = "json"
     FORM = "form"
 

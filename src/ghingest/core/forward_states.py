@@ -24,6 +24,9 @@ from ghingest.core.retry import RetryPolicy
 
 
 class ForwardStatus(StrEnum):
+    """A forward job's status: pending, delivering, retry (waiting for the next attempt), then delivered or dead;
+    replayed: a dead job a replay superseded."""
+
     PENDING = "pending"
     DELIVERING = "delivering"
     DELIVERED = "delivered"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from ghingest.core.delivery import ContentKind, IncomingDelivery, parse_payload
@@ -127,6 +128,32 @@ def loggable_error(error: str | None) -> str | None:
         return error
     head, sep, _ = error.partition(": ")
     return head if sep else error[:100]
+
+
+class FailureKind(StrEnum):
+    """Why a recorded delivery failed, as the dashboard and the API say it (`failure_kind`)."""
+
+    SHAPE = "shape"  # the payload does not have the shape ghingest interprets: only a code change makes it succeed
+    INVALID = "invalid"  # the body cannot be parsed at all: it fails again however often it is processed
+    TRANSIENT = "transient"  # anything else (a fault of the moment, or a bug): reprocessing may succeed
+
+
+FAILURE_EXPLANATIONS = {
+    FailureKind.SHAPE: "Cannot succeed without a code change: the payload did not have the shape ghingest expects.",
+    FailureKind.INVALID: "Cannot succeed: the body is not a payload ghingest can parse.",
+    FailureKind.TRANSIENT: "May succeed when reprocessed: a transient fault (or a bug) stopped it.",
+}
+
+
+def failure_kind(error: str | None) -> FailureKind | None:
+    """The kind of a stored processing error (`describe`'s text: the exception's class first); None without one."""
+    if error is None:
+        return None
+    if error.startswith(f"{PayloadMismatch.__name__}: "):
+        return FailureKind.SHAPE
+    if error.startswith(f"{InvalidPayload.__name__}: "):
+        return FailureKind.INVALID
+    return FailureKind.TRANSIENT
 
 
 def tolerant_event_record(delivery: StoredDelivery) -> EventRecord:

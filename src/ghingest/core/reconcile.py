@@ -24,6 +24,8 @@ from ghingest.core.github_hooks import HookDelivery, HookRef
 
 
 class GapState(StrEnum):
+    """Where a gap stands: found, redelivery requested, arrived, or unresolved for good (gave_up, refused, expired)."""
+
     MISSING = "missing"  # found; no redelivery requested yet
     REQUESTED = "requested"  # a redelivery was requested (GitHub answered 202); waiting for it to arrive
     ARRIVED = "arrived"  # the hook's copy is recorded now
@@ -37,6 +39,8 @@ STILL_MISSING = frozenset({GapState.MISSING, GapState.REQUESTED, GapState.GAVE_U
 
 
 class GapKind(StrEnum):
+    """lost: no hook's copy of the event is here; hook: another hook's copy is, this hook's is not."""
+
     LOST = "lost"  # no hook's copy of the event is here: the event itself is missing
     HOOK = "hook"  # the event is here from another hook; this hook's copy is not (a sighting is missing)
 

@@ -28,6 +28,8 @@ from ghingest.core.sources import POLL_SOURCE, WEBHOOK_SOURCE, source_of
 
 
 class ReleaseState(StrEnum):
+    """Where a release stands on GitHub, as its newest recorded change says."""
+
     DRAFT = "draft"
     PUBLISHED = "published"
     UNPUBLISHED = "unpublished"

@@ -11,7 +11,7 @@ import hashlib
 import hmac
 from collections.abc import Sequence
 
-from ghingest.core.errors import InvalidSignature
+from ghingest.core.errors import InvalidSignature, SignatureAlgorithmOff, SignatureMismatch, SignatureMissing
 
 SHA256_HEADER = "x-hub-signature-256"
 SHA1_HEADER = "x-hub-signature"
@@ -56,20 +56,24 @@ def verify(
     so timing does not reveal which secret matched.
     """
     if not secrets:
-        raise InvalidSignature("no webhook secret is configured")
+        raise SignatureMismatch("no webhook secret is configured")
     if signature_256 is not None:
         expected = _digest_of(signature_256.strip(), _SHA256_PREFIX, _SHA256_HEX_LEN)
         algorithm = "sha256"
     elif allow_sha1 and signature_sha1 is not None:
         expected = _digest_of(signature_sha1.strip(), _SHA1_PREFIX, _SHA1_HEX_LEN)
         algorithm = "sha1"
+    elif signature_sha1 is not None:
+        raise SignatureAlgorithmOff(
+            "missing X-Hub-Signature-256 header (SHA-1 signatures are off: GHINGEST_ALLOW_SHA1_SIGNATURES)"
+        )
     else:
-        raise InvalidSignature("missing X-Hub-Signature-256 header")
+        raise SignatureMissing("missing X-Hub-Signature-256 header")
     matched = -1
     for index, secret in enumerate(secrets):
         actual = hmac.digest(secret, body, algorithm)  # one-shot, OpenSSL's fast path
         if hmac.compare_digest(actual, expected) and matched < 0:
             matched = index
     if matched < 0:
-        raise InvalidSignature("signature does not match any configured secret")
+        raise SignatureMismatch("signature does not match any configured secret")
     return matched

@@ -13,6 +13,8 @@ from enum import StrEnum
 
 
 class DeliveryStatus(StrEnum):
+    """A recorded delivery's processing: received (due, or being processed), then processed or failed."""
+
     RECEIVED = "received"
     PROCESSED = "processed"
     FAILED = "failed"

@@ -23,7 +23,7 @@ from ghingest.app.revocations import RevocationCache
 from ghingest.app.runtime import Runtime
 from ghingest.app.users import UsersFile
 from ghingest.core.throttle import SignInThrottle, TokenBuckets
-from ghingest.dashboard import live, pages, sign_in
+from ghingest.dashboard import live, overview, pages, sign_in
 from ghingest.dashboard.errors import install_error_pages
 from ghingest.dashboard.notes import NotesRenderer
 from ghingest.dashboard.pages import ChartCache
@@ -31,6 +31,7 @@ from ghingest.dashboard.security import LoginRequired, OperatorRequired, login_u
 from ghingest.dashboard.templating import NavItem, Renderer, renderer_of
 
 NAV: tuple[NavItem, ...] = (
+    NavItem("Overview", "/overview", ("/overview",)),
     NavItem("Releases", "/", ("/", "/releases", "/repos")),
     NavItem("Events", "/events", ("/events", "/deliveries")),
 )
@@ -73,8 +74,9 @@ def mount_dashboard(
     if runtime.settings.live_updates == "poll":
         app.state.dashboard_renderer.env.globals["live_poll_seconds"] = round(runtime.settings.live_poll_interval)
     app.state.dashboard_chart_cache = ChartCache()
+    app.state.dashboard_overview_cache = overview.OverviewCache()
     app.state.dashboard_notes = NotesRenderer(budget=runtime.settings.notes_render_budget)
-    for router in (sign_in.router, live.router, pages.router, *extra_routers):
+    for router in (sign_in.router, live.router, pages.router, overview.router, *extra_routers):
         app.include_router(router)
     app.mount("/static", StaticFiles(packages=[("ghingest.dashboard", "static")]), name="static")
     install_error_pages(app)
@@ -90,8 +92,9 @@ def mount_dashboard(
         if "text/html" not in request.headers.get("accept", ""):
             return JSONResponse({"error": "forbidden", "detail": OPERATOR_REQUIRED}, status_code=403)
         message = (
-            "Operator role required: your role (viewer) may read everything, but reprocessing, replaying,"
-            " retrying and forwarding again need the operator role. Ask whoever runs ghingest."
+            "Operator role required: your role (viewer) may read releases, events and forwarding, but"
+            " reprocessing, replaying, retrying, forwarding again and the audit log need the operator role."
+            " Ask whoever runs ghingest."
         )
         context = {"title": "Operator role required", "message": message}
         return renderer_of(request).page(request, "error.html", context, status_code=403)

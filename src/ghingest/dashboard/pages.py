@@ -8,19 +8,25 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import date, timedelta
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from ghingest.app import operations
+from ghingest.app import audit
 from ghingest.app.runtime import runtime_of
 from ghingest.core import search
+from ghingest.core.forward_states import ForwardStatus
 from ghingest.core.github_events import ACTIONS, EVENTS
 from ghingest.core.int64 import Int64
 from ghingest.core.pagination import InvalidCursor
 from ghingest.core.releases import ReleaseState
+from ghingest.core.time import parse_iso
 from ghingest.dashboard import charts
 from ghingest.dashboard.errors import PageRoute, bad_request, error_page
+from ghingest.dashboard.flash import flash_target
+from ghingest.dashboard.forwarding import forwards_context
+from ghingest.dashboard.live import live_context
 from ghingest.dashboard.notes import notes_of
 from ghingest.dashboard.security import CurrentUser, OperatorPost, safe_next
 from ghingest.dashboard.templating import pretty_payload, renderer_of
@@ -31,6 +37,7 @@ PAGE_SIZE = 50
 MAX_RAW_PAYLOADS = 20
 CHART_TTL_SECONDS = 15.0
 EVENT_NAMES = sorted(EVENTS)  # GitHub's published vocabulary (core.github_events, generated)
+FORWARD_STATUSES = tuple(s.value for s in ForwardStatus)
 
 
 def action_names(event: str) -> list[str]:
@@ -75,10 +82,6 @@ async def _chart(request: Request, repository: str | None) -> charts.Chart | Non
     if repository is None:
         cache.at, cache.chart = time.monotonic(), chart
     return chart
-
-
-async def _live_seq(request: Request) -> str:
-    return await runtime_of(request).backend.feed.latest()
 
 
 def _bad_cursor(request: Request) -> Response:
@@ -142,7 +145,7 @@ async def releases_page(
         "cursor": cursor or "",
         "states": [s.value for s in ReleaseState],
         "chart": await _chart(request, None) if not cursor else None,
-        "live_seq": await _live_seq(request),
+        **await live_context(request, follows=not cursor),
     }
     return renderer_of(request).page(request, "releases.html", context)
 
@@ -159,7 +162,7 @@ async def release_page(request: Request, _user: CurrentUser, release_id: Int64) 
         if delivery is not None:
             deliveries[entry.delivery_id] = pretty_payload(delivery.content_kind, delivery.body)
     notes = await notes_of(request).html(release_id, view.record.content.body)
-    context = {"release": view, "notes": notes, "payloads": deliveries, "live_seq": await _live_seq(request)}
+    context = {"release": view, "notes": notes, "payloads": deliveries, **await live_context(request)}
     return renderer_of(request).page(request, "release.html", context)
 
 
@@ -178,9 +181,20 @@ async def repository_page(
         "page": page,
         "cursor": cursor or "",
         "chart": await _chart(request, repository) if not cursor else None,
-        "live_seq": await _live_seq(request),
+        **await live_context(request, follows=not cursor),
     }
     return renderer_of(request).page(request, "repository.html", context)
+
+
+def _moment(value: str, errors: list[str], label: str) -> float | None:
+    """A since/until filter (ISO-8601 date-time; no zone: UTC) as epoch seconds; an error for anything else."""
+    if not value:
+        return None
+    try:
+        return parse_iso(value)
+    except ValueError:
+        errors.append(f"{label} must be a date and time such as 2024-05-01T09:30 (UTC); it was ignored.")
+        return None
 
 
 @router.get("/events")
@@ -191,34 +205,66 @@ async def events_page(
     action: str | None = None,
     repo: str | None = None,
     status: str | None = None,
+    sender: str | None = None,
+    destination: str | None = None,
+    forward_status: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    delivery_id: str | None = None,
     cursor: str | None = None,
 ) -> Response:
+    runtime = runtime_of(request)
+    reads = runtime.backend.reads
+    forward_filters = reads.capabilities.event_forward_filters
+    errors: list[str] = []
     filters = {
         "event": _text(event, 100),
         "action": _text(action, 100),
         "repo": _text(repo),
         "status": status if status in ("processed", "failed") else "",
+        "sender": _text(sender, 100),
+        "destination": _text(destination, 200) if forward_filters else "",
+        "forward_status": forward_status if forward_filters and forward_status in FORWARD_STATUSES else "",
+        "since": _text(since, 40),
+        "until": _text(until, 40),
+        "delivery_id": _text(delivery_id, 200),
     }
+    if (destination or forward_status) and not forward_filters:
+        errors.append("Filtering by forwards is not available on this deployment: its store has no index for it.")
     query = EventQuery(
         event=filters["event"] or None,
         action=filters["action"] or None,
         repository=filters["repo"] or None,
         status=filters["status"] or None,
+        sender=filters["sender"] or None,
+        destination=filters["destination"] or None,
+        forward_status=ForwardStatus(filters["forward_status"]) if filters["forward_status"] else None,
+        since=_moment(filters["since"], errors, "From"),
+        until=_moment(filters["until"], errors, "Until"),
+        delivery_id=filters["delivery_id"] or None,
         cursor=cursor or None,
         limit=PAGE_SIZE,
     )
     try:
-        page = await runtime_of(request).backend.reads.list_events(query)
+        page = await reads.list_events(query)
     except InvalidCursor:
         return _bad_cursor(request)
+    if query.delivery_id is not None and not any(v for k, v in filters.items() if k != "delivery_id"):
+        if page.items:  # a delivery id alone: that delivery's page
+            return RedirectResponse(f"/deliveries/{quote(query.delivery_id, safe='')}", status_code=303)
+        errors.append("No event has that delivery id.")
     context = {
         "filters": filters,
         "filtered": any(filters.values()),
+        "errors": errors,
         "page": page,
         "cursor": cursor or "",
         "event_names": EVENT_NAMES,
         "action_names": action_names(filters["event"]),
-        "live_seq": await _live_seq(request),
+        "forward_filters": forward_filters,
+        "forward_statuses": FORWARD_STATUSES,
+        "destinations": sorted(runtime.route_table().destinations),
+        **await live_context(request, follows=not cursor),
     }
     return renderer_of(request).page(request, "events.html", context)
 
@@ -229,28 +275,25 @@ async def delivery_page(request: Request, _user: CurrentUser, delivery_id: str) 
     if view is None:
         return error_page(request, "Not found", "No such delivery.", status_code=404)
     context = {
-        "delivery": view,
         "payload": pretty_payload(view.content_kind, view.body),
         "release_id": view.release_id,
-        "reprocessed": request.query_params.get("reprocessed") == "1",
-        "forwards": list(await runtime_of(request).backend.forward_log.forwards_of(delivery_id)),
-        "forward_destinations": sorted(runtime_of(request).route_table().destinations),
-        "forwarded_again": request.query_params.get("forwarded"),
-        "live_seq": await _live_seq(request),
+        **await forwards_context(request, view),
+        **await live_context(request),
     }
     return renderer_of(request).page(request, "delivery.html", context)
 
 
 @router.post("/deliveries/{delivery_id}/reprocess")
-async def reprocess(request: Request, _user: OperatorPost, delivery_id: str) -> Response:
+async def reprocess(request: Request, user: OperatorPost, delivery_id: str) -> Response:
     form = await request.form()
     back = form.get("next")
     # The worker (in this process or another) picks the delivery up at its next poll.
-    await operations.reprocess(runtime_of(request).backend, ReprocessSelection(delivery_id=delivery_id))
+    selection = ReprocessSelection(delivery_id=delivery_id)
+    done = await audit.reprocess(runtime_of(request), audit.actor_of(request, user.name), selection)
     target = safe_next(back if isinstance(back, str) else None)
     if target == "/":
-        target = f"/deliveries/{delivery_id}?reprocessed=1"
-    return RedirectResponse(target, status_code=303)
+        target = f"/deliveries/{quote(delivery_id, safe='')}"
+    return RedirectResponse(flash_target(request, target, user, done), status_code=303)
 
 
 @router.get("/ui/repositories")

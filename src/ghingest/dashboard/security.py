@@ -9,6 +9,7 @@ from urllib.parse import quote
 from fastapi import Depends, Form, HTTPException, Request
 
 from ghingest.app.auth import Gate, Principal
+from ghingest.dashboard.flash import flash_of
 
 
 class LoginRequired(Exception):
@@ -45,6 +46,8 @@ async def signed_in(request: Request) -> Principal:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise LoginRequired(target)
     request.state.principal = principal
+    if request.method == "GET":
+        request.state.flash = await flash_of(request, principal)  # what the action before this page did
     return principal
 
 
@@ -57,6 +60,16 @@ async def signed_in_or_401(request: Request) -> Principal:
 
 
 CurrentUser = Annotated[Principal, Depends(signed_in)]
+
+
+async def operator_page(principal: CurrentUser) -> Principal:
+    """A page for operators only (the audit log): a viewer gets the "operator role required" page."""
+    if not principal.operator:
+        raise OperatorRequired
+    return principal
+
+
+OperatorPage = Annotated[Principal, Depends(operator_page)]
 
 
 async def checked_post(

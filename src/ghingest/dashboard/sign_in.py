@@ -3,6 +3,11 @@
 Failed attempts are throttled per user name and per client address (`Gate.sign_in_with_*`): past the limit the
 answer is 429 with `Retry-After` and a message saying when to try again; with every password thread busy it is 503
 with `Retry-After: 1`. Each outcome is counted (`ghingest_sign_ins_total`) and each failure logged with the client.
+
+The audit log keeps every sign-in, failed sign-in and sign-out (`ghingest.app.audit`). A failed one names the user
+only when the users file knows the name (what was typed in the name field may be a password typed in the wrong
+box), and never what was typed as the secret. Throttled and busy attempts are counted and logged, not kept in the
+audit log: nothing limits how many of those a client can send, and each would be a write.
 """
 
 from __future__ import annotations
@@ -14,14 +19,18 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
+from ghingest.app import audit
 from ghingest.app.auth import SignInAttempt
+from ghingest.app.credentials import token_whereabouts
 from ghingest.app.logs import get_logger
 from ghingest.app.proxies import client_address
 from ghingest.app.runtime import runtime_of
 from ghingest.core.errors import StoreUnavailable
 from ghingest.dashboard.errors import PageRoute
+from ghingest.dashboard.overview import LANDING
 from ghingest.dashboard.security import CheckedPost, gate_of, safe_next
 from ghingest.dashboard.templating import renderer_of
+from ghingest.ports.audit import SIGN_IN, SIGN_IN_FAILED, SIGN_OUT
 
 router = APIRouter(include_in_schema=False, route_class=PageRoute)
 log = get_logger("ghingest.sign_in")
@@ -47,6 +56,7 @@ async def _form(
             "error": error,
             "login_token": gate.login_form_token(),
             "passwords": gate.users.configured,
+            "token_hint": token_whereabouts(runtime_of(request).api_tokens),
         },
         status_code=status_code,
     )
@@ -67,10 +77,26 @@ def _wait_message(seconds: int, *, busy: bool) -> str:
     return f"Too many failed sign-ins. Try again in {seconds} second{'s' if seconds != 1 else ''} (at {at})."
 
 
+async def _audit_sign_in(request: Request, attempt: SignInAttempt, *, method: str, user: str | None) -> None:
+    gate, runtime = gate_of(request), runtime_of(request)
+    if attempt.outcome == "ok":
+        principal = gate.from_cookie(attempt.cookie)
+        name = principal.name if principal is not None else "unknown"
+        await audit.record(runtime, audit.actor_of(request, name), SIGN_IN, {"method": method}, {})
+        return
+    known = user is not None and gate.users.lookup(user) is not None
+    name = user if known and user is not None else ("unknown user" if method == "password" else "unknown token")
+    selection = {"method": method, "known_user": known}
+    result = {"error": "invalid credentials"}
+    await audit.record(runtime, audit.actor_of(request, name), SIGN_IN_FAILED, selection, result, ok=False)
+
+
 async def _outcome(
     request: Request, attempt: SignInAttempt, *, method: str, next_url: str, error: str, user: str | None = None
 ) -> Response:
     runtime_of(request).metrics.sign_ins.labels(method, attempt.outcome).inc()
+    if attempt.outcome in ("ok", "failed"):
+        await _audit_sign_in(request, attempt, method=method, user=user)
     if attempt.outcome == "ok":
         assert attempt.cookie is not None
         return _signed_in(request, attempt.cookie, next_url)
@@ -94,7 +120,7 @@ async def _outcome(
 
 @router.get("/login")
 async def login_page(request: Request, next: str | None = None, token: str | None = None) -> Response:
-    next_url = safe_next(next)
+    next_url = safe_next(next) if next else LANDING
     if token is not None:
         # A sign-in link: sign in, then redirect to a URL without the token (it must not stay in the history).
         attempt = gate_of(request).sign_in_with_token(token, client_address(request))
@@ -114,7 +140,7 @@ async def login(
     password: Annotated[str | None, Form()] = None,
 ) -> Response:
     gate = gate_of(request)
-    next_url = safe_next(next)
+    next_url = safe_next(next) if next else LANDING
     if not gate.login_form_ok(request, login_token):
         return await _form(request, next_url=next_url, error="The form expired; please try again.", status_code=403)
     error = "Those credentials are not valid."
@@ -132,11 +158,15 @@ async def login(
 @router.post("/logout")
 async def logout(request: Request, principal: CheckedPost) -> Response:
     gate = gate_of(request)
+    result: dict[str, str] = {}
     try:
         await gate.sign_out(principal)
     except StoreUnavailable as exc:
         # This process refuses the session anyway, and the browser drops the cookie; other processes may not.
         log.error("auth.sign_out_not_recorded", error=str(exc))
+        result = {"error": f"the revocation was not stored: {exc}"}
+    actor = audit.actor_of(request, principal.name)
+    await audit.record(runtime_of(request), actor, SIGN_OUT, {"method": principal.method}, result, ok=not result)
     response = RedirectResponse("/login", status_code=303)
     gate.clear_cookie(response, request)
     return response

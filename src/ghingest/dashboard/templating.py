@@ -19,6 +19,7 @@ from starlette.responses import HTMLResponse
 import ghingest
 from ghingest.core.delivery import ContentKind, payload_bytes
 from ghingest.core.errors import GhingestError
+from ghingest.core.processing import FAILURE_EXPLANATIONS, failure_kind
 from ghingest.core.time import iso_utc, time_of
 
 # No request leaves the app: every asset is ours; no inline script; no inline style attribute.
@@ -40,6 +41,7 @@ class NavItem:
     label: str
     href: str
     prefixes: tuple[str, ...]  # the paths under which this item is the current page
+    operator_only: bool = False  # shown to operators only (its page answers 403 to a viewer)
 
 
 def _parse_time(value: str | float | None) -> datetime | None:
@@ -168,8 +170,11 @@ def build_environment() -> Environment:
         initials=initials,
         safe_href=safe_href,
         repo_name=repo_name,
+        failure_kind=failure_kind,
     )
-    env.globals.update(version=ghingest.__version__, query_string=query_string)
+    env.globals.update(
+        version=ghingest.__version__, query_string=query_string, failure_explanations=FAILURE_EXPLANATIONS
+    )
     return env
 
 
@@ -186,10 +191,12 @@ class Renderer:
 
     def page(self, request: Request, name: str, context: Mapping[str, Any], *, status_code: int = 200) -> HTMLResponse:
         principal = getattr(request.state, "principal", None)
+        flash = getattr(request.state, "flash", None)  # ghingest.dashboard.flash, set by `signed_in`
         path = request.url.path
         current = next((item.href for item in self.nav if any(_under(path, p) for p in item.prefixes)), None)
         html = self.env.get_template(name).render(
-            {"request": request, "principal": principal, "nav": self.nav, "current_nav": current, **context}
+            {"request": request, "principal": principal, "flash": flash, "nav": self.nav, "current_nav": current}
+            | dict(context)
         )
         return HTMLResponse(html, status_code=status_code, headers=dict(SECURITY_HEADERS))
 

@@ -6,13 +6,17 @@ port has one contract suite in `tests/contract/`, run unchanged against every ad
 backend cannot do something; docs/adr/0012-ports-for-every-backend.md checks each port against each backend).
 """
 
+from ghingest.ports.audit import AuditEntry, AuditLog, AuditQuery
 from ghingest.ports.backend import Backend, Resources
 from ghingest.ports.clock import SYSTEM_CLOCK, Clock, ManualClock, SystemClock
 from ghingest.ports.feed import Change, ChangeFeed
 from ghingest.ports.forwarding import (
     AttemptResult,
     AttemptView,
+    DestinationActivity,
+    DestinationPause,
     DestinationStats,
+    DestinationTest,
     ForwardJob,
     ForwardLog,
     ForwardQueue,
@@ -20,6 +24,7 @@ from ghingest.ports.forwarding import (
     ForwardView,
     ReplaySelection,
     ReplayTarget,
+    TargetDelivery,
 )
 from ghingest.ports.github_sync import GitHubSyncState
 from ghingest.ports.inbox import Claimed, Inbox, InboxCapabilities, Settle, Settlement
@@ -27,13 +32,17 @@ from ghingest.ports.reads import (
     DeliveryView,
     EventQuery,
     EventView,
+    ForwardOutcome,
+    HourCounts,
     ReadCapabilities,
     Reads,
     ReleaseQuery,
+    ReleaseRef,
     ReleaseView,
     ReprocessSelection,
     Sighting,
 )
+from ghingest.ports.rejections import RejectionLog, RejectionQuery, RejectionSummary
 from ghingest.ports.sessions import SessionRevocations
 from ghingest.ports.store import Outcome, Store, StoreCapabilities
 
@@ -41,28 +50,40 @@ __all__ = [
     "SYSTEM_CLOCK",
     "AttemptResult",
     "AttemptView",
+    "AuditEntry",
+    "AuditLog",
+    "AuditQuery",
     "Backend",
     "Change",
     "ChangeFeed",
     "Claimed",
     "Clock",
     "DeliveryView",
+    "DestinationActivity",
+    "DestinationPause",
     "DestinationStats",
+    "DestinationTest",
     "EventQuery",
     "EventView",
     "ForwardJob",
     "ForwardLog",
+    "ForwardOutcome",
     "ForwardQueue",
     "ForwardQueueCapabilities",
     "ForwardView",
     "GitHubSyncState",
+    "HourCounts",
     "Inbox",
     "InboxCapabilities",
     "ManualClock",
     "Outcome",
     "ReadCapabilities",
     "Reads",
+    "RejectionLog",
+    "RejectionQuery",
+    "RejectionSummary",
     "ReleaseQuery",
+    "ReleaseRef",
     "ReleaseView",
     "ReplaySelection",
     "ReplayTarget",
@@ -75,4 +96,5 @@ __all__ = [
     "Store",
     "StoreCapabilities",
     "SystemClock",
+    "TargetDelivery",
 ]

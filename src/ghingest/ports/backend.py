@@ -9,11 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from ghingest.ports.audit import AuditLog
 from ghingest.ports.feed import ChangeFeed
 from ghingest.ports.forwarding import ForwardLog, ForwardQueue
 from ghingest.ports.github_sync import GitHubSyncState
 from ghingest.ports.inbox import Inbox
 from ghingest.ports.reads import Reads
+from ghingest.ports.rejections import RejectionLog
 from ghingest.ports.sessions import SessionRevocations
 from ghingest.ports.store import Store
 
@@ -41,6 +43,8 @@ class Backend:
     forward_log: ForwardLog
     sessions: SessionRevocations
     github: GitHubSyncState  # what reconciliation and release polling keep of their talks with GitHub's API
+    rejections: RejectionLog  # refused webhook requests, aggregated and bounded
+    audit: AuditLog  # who started which operator action, and what came of it
     resources: Resources
 
     async def ready(self, *, intake: bool = True) -> None:

@@ -1,5 +1,9 @@
 """What changed in the store, in commit order, so that live views follow it and catch up after a reconnect.
 
+Kinds: `event` (an event recorded: its delivery id), `release` (a release record changed: its id), `forward` (a
+forward job of a delivery was created, attempted, replayed or released: the delivery id), each written in the
+transaction that made the change (docs/adr/0026-live-forwards-and-shutdown.md).
+
 Cursors are opaque strings: only the feed that made one reads it (a SQLite sequence number, a PostgreSQL
 position that a late commit can never fall behind, a stream offset).
 """
@@ -14,8 +18,8 @@ from typing import Protocol
 @dataclass(frozen=True, slots=True)
 class Change:
     cursor: str  # resume after this change
-    kind: str  # "event" | "release"
-    ref: str  # delivery id or release id
+    kind: str  # "event" | "release" | "forward"
+    ref: str  # delivery id (event, forward) or release id
 
 
 class ChangeFeed(Protocol):

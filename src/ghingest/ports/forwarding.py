@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ghingest.core.delivery import ContentKind
+from ghingest.core.destination_health import RecentAttempt, WindowFigures
 from ghingest.core.forward_states import ForwardStatus
 
 
@@ -101,6 +102,44 @@ class DestinationStats:
 
 
 @dataclass(frozen=True, slots=True)
+class DestinationPause:
+    """A destination an operator paused: no forwarder claims its jobs until it is resumed (they wait, queued)."""
+
+    destination: str
+    paused_by: str
+    paused_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class DestinationTest:
+    """A signed `ping` sent to a destination on an operator's request: kept apart from the attempt log (it is no
+    forward and must not move the health figures), the last one per destination."""
+
+    destination: str
+    delivery_id: str
+    sent_by: str
+    sent_at: float
+    latency: float
+    status_code: int | None
+    error: str | None
+    response_excerpt: str | None
+
+    @property
+    def delivered(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+@dataclass(frozen=True, slots=True)
+class DestinationActivity:
+    """What `core.destination_health.judge` reads of one destination's attempt log."""
+
+    destination: str
+    windows: tuple[WindowFigures, ...]  # in the order asked for
+    recent: tuple[RecentAttempt, ...]  # its most recent attempts, newest first
+    recovered_at: float | None  # the first delivered attempt after its last error (None: none, or no error)
+
+
+@dataclass(frozen=True, slots=True)
 class ReplaySelection:
     """Which deliveries to forward again, and where. Every field narrows; `to` picks one destination instead of
     the destinations each delivery was forwarded to before."""
@@ -124,6 +163,17 @@ class ReplaySelection:
 
 
 ReplayTarget = tuple[int, str, str | None]  # (the delivery's key in this backend, destination, route)
+
+
+@dataclass(frozen=True, slots=True)
+class TargetDelivery:
+    """What a replay's dry run shows of a delivery it would forward again."""
+
+    seq: int  # the ReplayTarget's key
+    delivery_id: str
+    event: str
+    repository: str | None
+    received_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,14 +210,46 @@ class ForwardQueue(Protocol):
         """Return when new jobs may be due, or after `timeout` seconds."""
         ...
 
+    async def pause(self, destination: str, *, by: str) -> DestinationPause:
+        """Stop every claimer from taking `destination`'s jobs until `resume` (persisted; jobs keep being created and
+        wait). Pausing a paused destination changes nothing: its pause is returned."""
+        ...
+
+    async def resume(self, destination: str) -> DestinationPause | None:
+        """Let claims take `destination`'s jobs again, due ones at once; the time it was paused does not count
+        towards a job's `max_age` (its first attempt moves later by as much). The pause ended, or None."""
+        ...
+
+    async def paused(self) -> Sequence[DestinationPause]:
+        """The paused destinations, by name."""
+        ...
+
+    async def record_test(self, test: DestinationTest) -> None:
+        """Keep `test` as its destination's last test delivery."""
+        ...
+
 
 class ForwardLog(Protocol):
     async def replay_targets(self, selection: ReplaySelection) -> Sequence[ReplayTarget]:
         """The (delivery, destination, route) a replay of `selection` creates jobs for."""
         ...
 
+    async def target_deliveries(self, seqs: Sequence[int]) -> Sequence[TargetDelivery]:
+        """The deliveries of these `ReplayTarget` keys (a dry run's first few), in the order of `seqs`; a key with
+        no delivery is left out."""
+        ...
+
     async def stats(self) -> Sequence[DestinationStats]:
         """Per destination: queue depth, dead letters, attempts, successes, last error."""
+        ...
+
+    async def activity(self, windows: Sequence[float], *, recent: int) -> Sequence[DestinationActivity]:
+        """Per destination that has attempts, by name: its attempts that started in each of the last `windows`
+        seconds (on the clock), its `recent` most recent attempts, and when it recovered from its last error."""
+        ...
+
+    async def tests(self) -> Sequence[DestinationTest]:
+        """Each destination's last test delivery, by name."""
         ...
 
     async def forwards_of(self, delivery_id: str) -> Sequence[ForwardView]:
@@ -178,4 +260,8 @@ class ForwardLog(Protocol):
         self, *, destination: str | None = None, before_id: int | None = None, limit: int = 50
     ) -> Sequence[ForwardView]:
         """Dead-lettered jobs, newest first (keyset: `before_id`)."""
+        ...
+
+    async def dead_lettered_since(self, since: float) -> int:
+        """How many jobs are dead-lettered now that became so at or after `since` (an indexed count)."""
         ...

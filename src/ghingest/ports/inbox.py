@@ -48,6 +48,7 @@ class InboxCapabilities:
     # broker's inbox: the store records a delivery with its first outcome, so the read side shows it from then on
     # (and a sighting that came before cannot be compared with its body: `Sighting.same_body` is None).
     visible_on_receipt: bool = True
+    oldest_waiting: bool = True  # `oldest_waiting_at` answers (a broker's inbox does not say when it was sent)
 
 
 class Inbox(Protocol):
@@ -84,6 +85,11 @@ class Inbox(Protocol):
 
     async def depth(self) -> int:
         """How many deliveries wait to be processed."""
+        ...
+
+    async def oldest_waiting_at(self) -> float | None:
+        """When the oldest delivery still waiting to be processed (or retried) was received; None when none waits.
+        One index probe (`oldest_waiting` capability)."""
         ...
 
     async def ping(self) -> None:

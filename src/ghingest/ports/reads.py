@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ghingest.core.events import EventRecord
+from ghingest.core.forward_states import ForwardStatus
 from ghingest.core.pagination import Page
 from ghingest.core.processing import StoredDelivery
 from ghingest.core.releases import ReleaseRecord
@@ -52,6 +53,25 @@ class DeliveryView:
 
 
 @dataclass(frozen=True, slots=True)
+class ForwardOutcome:
+    """Where one of an event's forward jobs stands (the newest generation per destination)."""
+
+    destination: str
+    status: ForwardStatus
+    status_code: int | None  # the last attempt's HTTP status, if it had one
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseRef:
+    """The release a delivery changed, by the names people know it by."""
+
+    release_id: int
+    repository: str | None
+    tag: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class EventView:
     seq: int
     record: EventRecord
@@ -59,6 +79,9 @@ class EventView:
     received_at: float
     processed_at: float | None
     error: str | None
+    # Filled by `list_events` for the page's rows (batched: one query for the page, never one per row).
+    forwards: tuple[ForwardOutcome, ...] = ()  # by destination
+    release: ReleaseRef | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +112,29 @@ class EventQuery:
     action: str | None = None
     repository: str | None = None
     status: str | None = None
+    sender: str | None = None  # the payload's `sender.login`
+    destination: str | None = None  # events with a forward job to this destination
+    forward_status: ForwardStatus | None = None  # events with a forward job in this status (to `destination`)
+    since: float | None = None  # received at or after (epoch seconds)
+    until: float | None = None  # received before
+    delivery_id: str | None = None  # that one event only
     cursor: str | None = None
     limit: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class HourCounts:
+    """Deliveries received in one hour (`hour`: its start, epoch seconds), by what processing made of them."""
+
+    hour: float
+    received: int
+    processed: int
+    failed: int
+
+    @property
+    def waiting(self) -> int:
+        """Received, not processed or failed yet (waiting, or retrying)."""
+        return max(0, self.received - self.processed - self.failed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +149,8 @@ class ReadCapabilities:
     search: bool = True  # ReleaseQuery.search (full text over tag, name, notes)
     repository_contains: bool = True  # list_repositories matches inside names, not only prefixes
     release_chart: bool = True  # count_releases_by_day
+    event_forward_filters: bool = True  # EventQuery.destination and .forward_status
+    activity: bool = True  # deliveries_per_hour
 
 
 class Reads(Protocol):
@@ -118,7 +164,14 @@ class Reads(Protocol):
         are absent. At most a few queries however many ids (it is called with pages of 100)."""
         ...
 
-    async def list_events(self, query: EventQuery) -> Page[EventView]: ...
+    async def list_events(self, query: EventQuery) -> Page[EventView]:
+        """Events newest first (by `seq`, keyset pages), each with its forwards' outcomes and its release."""
+        ...
+
+    async def deliveries_per_hour(self, *, since: float) -> Sequence[HourCounts]:
+        """Deliveries received from `since` on, per hour of receipt (hours with none left out), oldest first:
+        bounded index range reads (`activity` capability)."""
+        ...
 
     async def get_release(self, release_id: int) -> ReleaseView | None: ...
 

@@ -212,3 +212,27 @@ async def test_a_replay_to_a_chosen_destination_takes_a_delivery_never_forwarded
     assert await backend.forwards.enqueue_replays(targets) == 1
     forwards = await backend.forward_log.forwards_of("d1")
     assert [(f.generation, f.replay) for f in forwards] == [(0, True), (1, True)]
+
+
+async def test_a_paused_destinations_notices_are_parked_off_sqs_and_published_again_on_resume(
+    backend: Any, clock: WallClock, queues: Queues
+) -> None:
+    """The forwarder Lambda is handed a paused destination's notices: it attempts none, and settles them (Lambda
+    deletes them; no receive counts towards the redrive) with their jobs parked; new jobs are not dispatched; the
+    resume publishes a notice per parked job."""
+    await route(backend, clock, {"d1": [CI, CHAT], "d2": [CI]})
+    await backend.forwards.pause("ci", by="alice")
+    records = queues.event_records("ci")
+    assert await backend.forwards.adopt(records) == []
+    assert all(backend.forwards.settled(r["messageId"]) for r in records)
+    assert [j.delivery_id for j in await backend.forwards.adopt(queues.event_records("chat"))] == ["d1"]  # others flow
+    await route(backend, clock, {"d3": [CI]})  # created while paused: not dispatched
+    assert queues.depth("ci") == 2  # the two adopted, in flight for Lambda to delete; nothing new
+    assert await backend.forwards.sweep(older_than=0) == 0  # the sweeper leaves a paused destination's jobs
+    [stats] = [s for s in await backend.forward_log.stats() if s.destination == "ci"]
+    assert (stats.queued, stats.attempts) == (3, 0)
+    await backend.forwards.resume("ci")
+    ci_jobs = [
+        f.id for d in ("d1", "d2", "d3") for f in await backend.forward_log.forwards_of(d) if f.destination == "ci"
+    ]
+    assert queues.drain("ci") == sorted(ci_jobs)  # visible now: a notice per parked job (the adopted two in flight)

@@ -10,6 +10,7 @@ The store creates forward jobs through the same `jobs.AwsJobs` as the forward qu
 
 from __future__ import annotations
 
+from ghingest.adapters.aws.audit import AwsAuditLog
 from ghingest.adapters.aws.clients import AwsClients, clients_for, is_error, unavailable
 from ghingest.adapters.aws.feed import AwsChangeFeed
 from ghingest.adapters.aws.forward_log import AwsForwardLog
@@ -19,6 +20,7 @@ from ghingest.adapters.aws.inbox import AwsInbox
 from ghingest.adapters.aws.jobs import AwsJobs
 from ghingest.adapters.aws.options import AwsOptions
 from ghingest.adapters.aws.reads import AwsReads
+from ghingest.adapters.aws.rejections import AwsRejectionLog
 from ghingest.adapters.aws.sessions import AwsSessionRevocations
 from ghingest.adapters.aws.store import AwsStore
 from ghingest.adapters.aws.table import TableContext
@@ -69,5 +71,7 @@ def open_aws_backend(
         forward_log=forward_log if forward_log is not None else AwsForwardLog(db),
         sessions=AwsSessionRevocations(db),
         github=AwsGitHubSyncState(db),
+        rejections=AwsRejectionLog(db),
+        audit=AwsAuditLog(db),
         resources=AwsResources(db),
     )

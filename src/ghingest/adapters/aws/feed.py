@@ -6,18 +6,24 @@ A cursor is `<epoch>.<position>`: after the change at `position` of the table wh
 (random, written once: a cursor of another table, or of this table made again, names another epoch). A cursor
 past the head, or one whose next entries have expired (TTL, 7 days), is `InvalidCursor`: the reader starts again
 from `latest()`, as after a restart of the other backends. `wait_for_change` polls the head.
+
+Writers put their entries with `feed_writes` in their own transaction: the store plans them with its outcomes;
+the forward queue's transactions (an attempt, a release, a replay) go through `transact_with_changes`, which reads
+the head again and writes again when only the head moved.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from ghingest.adapters.aws import keys
 from ghingest.adapters.aws.clients import is_error
-from ghingest.adapters.aws.table import TableContext, from_item, get, to_item
+from ghingest.adapters.aws.table import Item, TableContext, from_item, get, put_new, to_item, values
+from ghingest.core.errors import StoreUnavailable
 from ghingest.core.int64 import parse_int64
 from ghingest.core.pagination import InvalidCursor
 from ghingest.ports import Change
@@ -25,6 +31,9 @@ from ghingest.ports import Change
 POLL_INTERVAL = 0.2  # seconds between reads of the head while waiting for a change
 RETENTION = 7 * 24 * 3600  # seconds a feed entry is kept (its TTL)
 _LAST = "9" * 20  # the greatest `keys.n20` (entries sort before the head's "HEAD")
+_TRIES = 8  # writes of one transaction while other writers keep moving the head
+_PAUSE = 0.02  # seconds: the first retry's mean pause (doubling)
+_MOVED = ("ConditionalCheckFailed", "TransactionConflict")
 
 
 def ensure_epoch(db: TableContext) -> str:
@@ -47,8 +56,52 @@ def ensure_epoch(db: TableContext) -> str:
 
 def head_position(db: TableContext) -> int:
     """The position of the newest committed change (blocking); 0 before the first."""
+    return read_head(db) or 0
+
+
+def read_head(db: TableContext) -> int | None:
+    """The head's position (blocking, strongly consistent); None when no change was ever recorded."""
     head = get(db, keys.FEED_HEAD)
-    return 0 if head is None else int(head["position"])
+    return None if head is None else int(head["position"])
+
+
+def feed_writes(table: str, head: int | None, feed: Sequence[tuple[str, str]], now: float) -> Iterator[Item]:
+    """Transaction entries: the (kind, ref) changes of `feed` after the head read (`read_head`), and the head moved
+    past them on the condition that it is unmoved (the last entry). Nothing for no change."""
+    if not feed:
+        return
+    start = head or 0
+    expires_at = int(now) + RETENTION
+    for offset, (kind, ref) in enumerate(feed, start=1):
+        entry = {**keys.feed_entry(start + offset), "kind": kind, "ref": ref, "at": now, "expires_at": expires_at}
+        yield {"Put": {"TableName": table, "Item": to_item(entry)}}
+    moved = to_item({**keys.FEED_HEAD, "position": start + len(feed)})
+    if head is None:
+        yield put_new(table, moved)
+    else:
+        condition = {"ConditionExpression": "#position = :head", "ExpressionAttributeValues": values(head=head)}
+        names = {"ExpressionAttributeNames": {"#position": "position"}}
+        yield {"Put": {"TableName": table, "Item": moved, **condition, **names}}
+
+
+def transact_with_changes(db: TableContext, entries: Sequence[Item], feed: Sequence[tuple[str, str]]) -> None:
+    """`TransactWriteItems` of `entries` and the changes of `feed` (blocking). When only the head moved (another
+    writer appended first), the head is read again and the transaction written again, a bounded number of times
+    with a jittered pause; a cancellation for any other reason (a condition of `entries`) raises as it came."""
+    for attempt in range(_TRIES):
+        writes = [*entries, *feed_writes(db.table, read_head(db), feed, db.clock.now())]
+        try:
+            db.clients.dynamodb.transact_write_items(TransactItems=writes)
+            return
+        except Exception as exc:
+            if not feed or not is_error(exc, "TransactionCanceledException"):
+                raise
+            codes = [r.get("Code") for r in getattr(exc, "response", {}).get("CancellationReasons", [])]
+            head_moved = len(codes) == len(writes) and codes[-1] in _MOVED
+            if not head_moved or "ConditionalCheckFailed" in codes[: len(entries)]:
+                raise
+        time.sleep(random.uniform(0, _PAUSE * 2**attempt))  # noqa: S311 - a pause, not a secret
+    raise StoreUnavailable("feed: the head kept moving (contention)")
 
 
 class AwsChangeFeed:

@@ -19,6 +19,9 @@ Leases are visibility timeouts, so a crashed claimer's jobs come back by themsel
 `recover` releases nothing. Receipt handles are the claiming process's own (`release` and the messages of
 `record_attempts` need them); a result for a job this process did not claim is recorded all the same, and its
 message is left to come back and be found done.
+
+Each transaction that moves a job (an attempt, a release, a replay) puts a `forward` change of its delivery on the
+change feed (`feed.transact_with_changes`).
 """
 
 from __future__ import annotations
@@ -33,8 +36,9 @@ from typing import Any
 
 import structlog
 
-from ghingest.adapters.aws import keys
+from ghingest.adapters.aws import keys, pauses
 from ghingest.adapters.aws.clients import condition_failed, is_error, reason, visibility
+from ghingest.adapters.aws.feed import transact_with_changes
 from ghingest.adapters.aws.items import stored_delivery, string_attributes
 from ghingest.adapters.aws.job_items import (
     FINAL,
@@ -43,6 +47,7 @@ from ghingest.adapters.aws.job_items import (
     attempt_item,
     attempt_job_update,
     forward_job,
+    job_update,
     notice_body,
     notice_job_id,
 )
@@ -52,7 +57,14 @@ from ghingest.adapters.aws.replays import create_replays
 from ghingest.adapters.aws.table import TableContext, from_item, get, key, put_new, reserve, values
 from ghingest.core.errors import StoreUnavailable
 from ghingest.core.forward_states import ForwardStatus, can_move
-from ghingest.ports import AttemptResult, ForwardJob, ForwardQueueCapabilities, ReplayTarget
+from ghingest.ports import (
+    AttemptResult,
+    DestinationPause,
+    DestinationTest,
+    ForwardJob,
+    ForwardQueueCapabilities,
+    ReplayTarget,
+)
 
 log = structlog.get_logger("ghingest.aws.forwarding")
 
@@ -80,6 +92,7 @@ class _Held:
     token: str
     attempts: int
     replay: bool
+    delivery_id: str
 
 
 class AwsForwardQueue:
@@ -117,6 +130,7 @@ class AwsForwardQueue:
         if url is None:
             return []
         now = self._db.clock.now()
+        held_back = pauses.paused_names(self._db)
         taken: list[dict[str, Any]] = []
         while len(taken) < limit:
             answer = self._db.clients.sqs.receive_message(
@@ -130,7 +144,7 @@ class AwsForwardQueue:
                 break
             for m in messages:
                 message = _Message(url, m["ReceiptHandle"], m["MessageId"])
-                job = self._take(message, m["Body"], now, lease_seconds, destination)
+                job = self._take(message, m["Body"], now, lease_seconds, held_back, destination)
                 if job is not None:
                     taken.append(job)
         return self._forward_jobs(taken)
@@ -139,20 +153,28 @@ class AwsForwardQueue:
         with self._lock:
             self._settled.clear()  # one batch per invocation: only this one's messages are asked about
         now = self._db.clock.now()
+        held_back = pauses.paused_names(self._db)
         taken = []
         for r in records:
             url = self._queue_of(str(r["eventSourceARN"]))
             message = _Message(url, str(r["receiptHandle"]), str(r["messageId"]), event_source=True)
-            job = self._take(message, str(r["body"]), now, lease_seconds)
+            job = self._take(message, str(r["body"]), now, lease_seconds, held_back)
             if job is not None:
                 taken.append(job)
         return self._forward_jobs(taken)
 
     def _take(
-        self, message: _Message, body: str, now: float, lease_seconds: float, destination: str | None = None
+        self,
+        message: _Message,
+        body: str,
+        now: float,
+        lease_seconds: float,
+        held_back: frozenset[str],
+        destination: str | None = None,
     ) -> dict[str, Any] | None:
         """Take the job of one notice, or settle the notice: finished with when it names no job to attempt
-        (unknown, done, another destination's), hidden until its job is due when that is later."""
+        (unknown, done, another destination's, a paused destination's: parked), hidden until its job is due when
+        that is later."""
         job_id = notice_job_id(body)
         if job_id is None:
             log.warning("forward.bad_notice", message_id=message.message_id)
@@ -163,6 +185,10 @@ class AwsForwardQueue:
         names = dict(STATUS_NAMES)
         if destination is not None:
             condition += " AND #destination = :destination"
+        paused = {f"paused{n}": name for n, name in enumerate(sorted(held_back)[:99])}  # IN takes up to 100
+        if paused:
+            condition += f" AND NOT #destination IN ({', '.join(':' + p for p in paused)})"
+        if destination is not None or paused:
             names["#destination"] = "destination"
         try:
             answer = self._db.clients.dynamodb.update_item(
@@ -182,6 +208,7 @@ class AwsForwardQueue:
                     until=now + lease_seconds,
                     token=token,
                     **({} if destination is None else {"destination": destination}),
+                    **paused,
                 ),
                 ReturnValues="ALL_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
@@ -189,11 +216,13 @@ class AwsForwardQueue:
         except Exception as exc:
             if not is_error(exc, "ConditionalCheckFailedException"):
                 raise
-            self._not_claimable(message, self._job_after_failure(exc, job_id), now, destination)
+            self._not_claimable(message, self._job_after_failure(exc, job_id), now, held_back, destination)
             return None
         job = from_item(answer["Attributes"])
         with self._lock:
-            self._held[job_id] = _Held(message, token, int(job["attempts"]), bool(job["replay"]))
+            self._held[job_id] = _Held(
+                message, token, int(job["attempts"]), bool(job["replay"]), str(job["delivery_id"])
+            )
         self._keep(message)
         return job
 
@@ -202,10 +231,18 @@ class AwsForwardQueue:
         return from_item(old) if old is not None else get(self._db, keys.job(job_id))
 
     def _not_claimable(
-        self, message: _Message, job: dict[str, Any] | None, now: float, destination: str | None
+        self,
+        message: _Message,
+        job: dict[str, Any] | None,
+        now: float,
+        held_back: frozenset[str],
+        destination: str | None,
     ) -> None:
         if job is None or ForwardStatus(job["status"]) in FINAL or destination not in (None, job["destination"]):
             self._finish(message)
+            return
+        if job["destination"] in held_back and pauses.park(self._db, job, now):
+            self._finish(message)  # parked: its notice is published again when the destination is resumed
             return
         # Active, not due: another claimer holds it (its lease) or its retry is later. Hidden until then.
         self._hide(message, float(job["next_attempt_at"]) - now)
@@ -239,23 +276,22 @@ class AwsForwardQueue:
         with self._lock:
             held = self._held.get(r.job_id)
         if held is not None:
-            attempts, replay, token = held.attempts, held.replay, held.token
+            attempts, replay, token, delivery_id = held.attempts, held.replay, held.token, held.delivery_id
         else:
             job = get(self._db, keys.job(r.job_id))
             if job is None or job["status"] != ForwardStatus.DELIVERING.value:
                 return  # not being delivered any more
-            attempts, replay, token = int(job["attempts"]), bool(job["replay"]), None
+            attempts, replay, token, delivery_id = int(job["attempts"]), bool(job["replay"]), None, job["delivery_id"]
         if not can_move(ForwardStatus.DELIVERING, r.next_status):
             return
         table = self._db.table
+        entries = [
+            attempt_job_update(table, r, attempts, token),
+            put_new(table, attempt_item(r, attempt_id, attempts + 1, replay)),
+            attempt_counts_update(table, r),
+        ]
         try:
-            self._db.clients.dynamodb.transact_write_items(
-                TransactItems=[
-                    attempt_job_update(table, r, attempts, token),
-                    put_new(table, attempt_item(r, attempt_id, attempts + 1, replay)),
-                    attempt_counts_update(table, r),
-                ]
-            )
+            transact_with_changes(self._db, entries, [("forward", str(delivery_id))])
         except Exception as exc:
             if not condition_failed(exc):
                 raise
@@ -301,19 +337,14 @@ class AwsForwardQueue:
             held = self._forget(job_id)
             if held is None:
                 continue
+            plain = {"now": now, "delivering": ForwardStatus.DELIVERING.value, "token": held.token}
+            update = job_update(
+                self._db.table, job_id, _RELEASE, "#status = :delivering AND claim_token = :token", plain
+            )
             try:
-                self._db.clients.dynamodb.update_item(
-                    TableName=self._db.table,
-                    Key=key(keys.job(job_id)),
-                    UpdateExpression=_RELEASE,
-                    ConditionExpression="#status = :delivering AND claim_token = :token",
-                    ExpressionAttributeNames=STATUS_NAMES,
-                    ExpressionAttributeValues=values(
-                        now=now, delivering=ForwardStatus.DELIVERING.value, token=held.token
-                    ),
-                )
+                transact_with_changes(self._db, [update], [("forward", held.delivery_id)])
             except Exception as exc:
-                if not is_error(exc, "ConditionalCheckFailedException"):
+                if not condition_failed(exc):
                     raise
                 continue  # not this claim's any more
             self._hide(held.message, 0, least=0)
@@ -334,6 +365,23 @@ class AwsForwardQueue:
         created = await self._db.run("forwards.enqueue_replays", create_replays, self._db, list(targets))
         await self._jobs.dispatch(created)
         return len(created)
+
+    # -- pauses, test deliveries --
+
+    async def pause(self, destination: str, *, by: str) -> DestinationPause:
+        return await self._db.run("forwards.pause", pauses.pause, self._db, destination, by)
+
+    async def resume(self, destination: str) -> DestinationPause | None:
+        ended, parked = await self._db.run("forwards.resume", pauses.unpause, self._db, destination)
+        if parked:
+            await self._jobs.dispatch(parked)
+        return ended
+
+    async def paused(self) -> Sequence[DestinationPause]:
+        return await self._db.run("forwards.paused", pauses.paused, self._db)
+
+    async def record_test(self, test: DestinationTest) -> None:
+        await self._db.run("forwards.record_test", pauses.record_test, self._db, test)
 
     # -- waiting --
 

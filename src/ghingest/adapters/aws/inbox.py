@@ -128,7 +128,9 @@ def _handle(handle: object) -> SqsHandle:
 class AwsInbox:
     def __init__(self, db: TableContext) -> None:
         self._db = db
-        self.capabilities = InboxCapabilities(max_payload_bytes=max_payload_bytes(db), requeue=True)
+        self.capabilities = InboxCapabilities(
+            max_payload_bytes=max_payload_bytes(db), requeue=True, oldest_waiting=False
+        )
 
     # --- the port -------------------------------------------------------------------------------------------------
 
@@ -155,6 +157,11 @@ class AwsInbox:
             if remaining <= 0:
                 return
             await asyncio.sleep(min(POLL_INTERVAL, remaining))
+
+    async def oldest_waiting_at(self) -> float | None:
+        """Not known: SQS gives the age of its oldest message to CloudWatch only (`ApproximateAgeOfOldestMessage`,
+        an alarm of the stack), not to a queue attribute."""
+        raise NotImplementedError("the SQS inbox does not say when its oldest waiting delivery came")
 
     async def depth(self) -> int:
         attributes = await self._db.run("inbox.depth", self._queue_attributes, _DEPTH_ATTRIBUTES)

@@ -136,10 +136,9 @@ def job_update(table: str, job_id: int, expression: str, condition: str, plain: 
     return {"Update": update}
 
 
-def jobs_of(db: TableContext, delivery_id: str) -> list[dict[str, Any]]:
-    """A delivery's jobs, oldest first (blocking): ids from its index partition, items read strongly consistent
-    (the index may lag a write; what a job is now comes from its item)."""
-    ids = [
+def job_ids_of(db: TableContext, delivery_id: str) -> list[int]:
+    """The ids of a delivery's jobs, from its index partition (blocking)."""
+    return [
         int(item["job_id"])
         for item in query(
             db,
@@ -149,6 +148,12 @@ def jobs_of(db: TableContext, delivery_id: str) -> list[dict[str, Any]]:
             ProjectionExpression="job_id",
         )
     ]
+
+
+def jobs_of(db: TableContext, delivery_id: str) -> list[dict[str, Any]]:
+    """A delivery's jobs, oldest first (blocking): ids from its index partition, items read strongly consistent
+    (the index may lag a write; what a job is now comes from its item)."""
+    ids = job_ids_of(db, delivery_id)
     return sorted(batch_get(db, [keys.job(i) for i in ids]), key=lambda job: int(job["job_id"]))
 
 
@@ -163,6 +168,8 @@ def attempt_item(r: AttemptResult, attempt_id: int, number: int, replay: bool) -
     return to_item(
         {
             **keys.attempt(r.job_id, number),
+            "gsi3pk": keys.attempts_of(r.destination),
+            "gsi3sk": keys.attempt_sort(r.started_at, attempt_id),
             "attempt_id": attempt_id,
             "job_id": r.job_id,
             "destination": r.destination,

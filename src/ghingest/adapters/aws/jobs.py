@@ -13,7 +13,7 @@ from typing import Any
 
 import structlog
 
-from ghingest.adapters.aws import keys
+from ghingest.adapters.aws import keys, pauses
 from ghingest.adapters.aws.clients import reason
 from ghingest.adapters.aws.forward_queues import ForwardQueues
 from ghingest.adapters.aws.job_items import counts_update, guard_put, job_item, notice_attributes, notice_body
@@ -123,8 +123,10 @@ class AwsJobs:
                 log.error("forward.dispatch_error", jobs=len(job_ids), error=reason(exc))
 
     def sweep_now(self, older_than: float, limit: int = 1000) -> int:
-        """Dispatch (blocking) the jobs still undispatched `older_than` seconds after their creation; how many."""
+        """Dispatch (blocking) the jobs still undispatched `older_than` seconds after their creation (a paused
+        destination's excepted); how many."""
         before = keys.t(self._db.clock.now() - older_than)
+        held_back = pauses.paused_names(self._db)  # a paused destination's jobs stay parked
         found: list[int] = []
         for item in query(
             self._db,
@@ -132,6 +134,8 @@ class AwsJobs:
             KeyConditionExpression="gsi3pk = :marker AND gsi3sk < :before",
             ExpressionAttributeValues=values(marker=keys.UNDISPATCHED, before=before),
         ):
+            if item["destination"] in held_back:
+                continue
             found.append(int(item["job_id"]))
             if len(found) >= limit:
                 break
@@ -139,10 +143,14 @@ class AwsJobs:
         return len(found)
 
     def dispatch_now(self, job_ids: Sequence[int]) -> None:
-        """`dispatch`, blocking; a destination's failure is logged and does not keep the others from being sent."""
+        """`dispatch`, blocking; a destination's failure is logged and does not keep the others from being sent. A
+        paused destination's jobs stay undispatched (parked, `pauses`) until it is resumed."""
+        if not job_ids:
+            return
         waiting: dict[str, list[dict[str, Any]]] = {}
+        held_back = pauses.paused_names(self._db)
         for job in batch_get(self._db, [keys.job(i) for i in job_ids]):
-            if "gsi3pk" in job:
+            if "gsi3pk" in job and job["destination"] not in held_back:
                 waiting.setdefault(str(job["destination"]), []).append(job)
         for destination, jobs in sorted(waiting.items()):
             try:

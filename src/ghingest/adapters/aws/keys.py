@@ -153,6 +153,27 @@ def destination_counts(destination: str) -> dict[str, str]:
     return {"pk": DESTINATIONS, "sk": destination}
 
 
+PAUSED = "PAUSED"  # one item per paused destination
+PINGS = "PINGS"  # one item per destination: its last test delivery
+
+
+def destination_pause(destination: str) -> dict[str, str]:
+    return {"pk": PAUSED, "sk": destination}
+
+
+def destination_ping(destination: str) -> dict[str, str]:
+    return {"pk": PINGS, "sk": destination}
+
+
+def attempts_of(destination: str) -> str:
+    """gsi3: a destination's attempts, by `attempt_sort` (its health windows, its most recent attempts)."""
+    return f"ATTS#{destination}"
+
+
+def attempt_sort(started_at: float, attempt_id: int) -> str:
+    return f"{t(started_at)}#{n20(attempt_id)}"
+
+
 # sessions
 def session(session_id: str) -> dict[str, str]:
     return {"pk": f"SESSION#{session_id}", "sk": "#"}
@@ -202,6 +223,40 @@ LEASES = "LEASES"
 
 def lease(name: str) -> dict[str, str]:
     return {"pk": LEASES, "sk": name}
+
+
+# refused webhook requests: one partition of buckets, by `rejection_sort` (the list's order: newest minute first)
+REJECTIONS = "REJS"
+
+
+def rejection_sort(minute: int, reason: str, client: str, event: str, hook_id: str) -> str:
+    """Sorts as the tuple: no part holds "#" or anything below it (`core.rejections`: addresses, event names, digits,
+    "(malformed)", "~")."""
+    return f"{t(minute)}#{reason}#{client}#{event}#{hook_id}"
+
+
+def rejection(minute: int, reason: str, client: str, event: str, hook_id: str) -> dict[str, str]:
+    return {"pk": REJECTIONS, "sk": rejection_sort(minute, reason, client, event, hook_id)}
+
+
+# the audit log: an entry by id; every entry (gsi1), an action's (gsi2), an actor's (gsi3), by `audit_sort`
+def audit(entry_id: str) -> dict[str, str]:
+    return {"pk": f"AUDIT#{entry_id}", "sk": "#"}
+
+
+AUDIT = "AUDIT"  # gsi1: every entry
+
+
+def audit_of_action(action: str) -> str:
+    return f"AUDITACT#{action}"
+
+
+def audit_of_actor(actor: str) -> str:
+    return f"AUDITBY#{actor}"
+
+
+def audit_sort(at: float, entry_id: str) -> str:
+    return f"{t(at)}#{entry_id}"
 
 
 # the payload bucket (S3): a body too large for its body item (the claim check)

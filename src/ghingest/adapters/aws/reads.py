@@ -20,8 +20,10 @@ from typing import Any
 
 from ghingest.adapters.aws import keys
 from ghingest.adapters.aws.items import event_record, sighted_hooks, sighting, stored_delivery, stored_release
+from ghingest.adapters.aws.job_items import job_ids_of
 from ghingest.adapters.aws.payloads import body_of
 from ghingest.adapters.aws.table import TableContext, batch_get, float_or_none, from_item, get, key, query, to_item
+from ghingest.core.forward_states import ForwardStatus
 from ghingest.core.pagination import InvalidCursor, Page, decode_cursor, encode_cursor, page_of, page_size
 from ghingest.core.processing import StoredDelivery
 from ghingest.core.releases import sort_at
@@ -30,8 +32,11 @@ from ghingest.ports import (
     DeliveryView,
     EventQuery,
     EventView,
+    ForwardOutcome,
+    HourCounts,
     ReadCapabilities,
     ReleaseQuery,
+    ReleaseRef,
     ReleaseView,
     ReprocessSelection,
 )
@@ -99,6 +104,17 @@ def _items(
             yield attrs
 
 
+def _matches(attrs: Mapping[str, Any], where: _Filter, before: int | None) -> bool:
+    """Whether an item read by its key passes what a query would have filtered (`_items`)."""
+    if before is not None and int(attrs["seq"]) >= before:
+        return False
+    if any(attrs.get(name) != wanted for name, wanted in where.equal.items()):
+        return False
+    if any(attrs.get(name) is None or attrs[name] < low for name, low in (where.at_least or {}).items()):
+        return False
+    return not any(attrs.get(name) is None or attrs[name] >= high for name, high in (where.below or {}).items())
+
+
 def _int_cursor(cursor: str) -> int:
     (number,) = decode_cursor(cursor, types=(int,))
     if not isinstance(number, int) or number < 0:
@@ -107,7 +123,10 @@ def _int_cursor(cursor: str) -> int:
 
 
 class AwsReads:
-    capabilities = ReadCapabilities(search=False, repository_contains=False, release_chart=True)
+    # No index finds events by their forwards, nor deliveries by their hour: `event_forward_filters`, `activity`.
+    capabilities = ReadCapabilities(
+        search=False, repository_contains=False, release_chart=True, event_forward_filters=False, activity=False
+    )
 
     def __init__(self, db: TableContext) -> None:
         self._db = db
@@ -119,8 +138,13 @@ class AwsReads:
         return await self._db.run("reads.hooks_seen", self._hooks_seen, delivery_ids)
 
     async def list_events(self, query: EventQuery) -> Page[EventView]:
+        if query.destination is not None or query.forward_status is not None:
+            raise NotImplementedError("no index finds events by their forwards (ReadCapabilities)")
         before = _int_cursor(query.cursor) if query.cursor else None
         return await self._db.run("reads.list_events", self._list_events, query, before)
+
+    async def deliveries_per_hour(self, *, since: float) -> Sequence[HourCounts]:
+        raise NotImplementedError("no index counts deliveries by hour (ReadCapabilities)")
 
     async def get_release(self, release_id: int) -> ReleaseView | None:
         if release_id < 0:
@@ -203,7 +227,24 @@ class AwsReads:
         return {delivery_id: frozenset(hooks) for delivery_id, hooks in seen.items() if hooks}
 
     def _list_events(self, query: EventQuery, before: int | None) -> Page[EventView]:
-        equal = {"event": query.event, "action": query.action, "repository": query.repository, "status": query.status}
+        equal = {
+            "event": query.event,
+            "action": query.action,
+            "repository": query.repository,
+            "status": query.status,
+            "sender": query.sender,
+            "delivery_id": query.delivery_id,
+        }
+        where = _Filter(
+            {name: wanted for name, wanted in equal.items() if wanted is not None},
+            at_least=None if query.since is None else {"received_at": query.since},
+            below=None if query.until is None else {"received_at": query.until},
+        )
+        size = page_size(query.limit)
+        if query.delivery_id is not None:  # one item, by its key
+            found = get(self._db, keys.event(query.delivery_id))
+            matched = [] if found is None or not _matches(found, where, before) else [found]
+            return page_of(self._event_views(matched), size, lambda view: encode_cursor([view.seq]))
         if query.repository is not None:
             index, partitions = "gsi3", [keys.events_of_repository(query.repository)]
             del equal["repository"]
@@ -212,23 +253,58 @@ class AwsReads:
             del equal["event"]
         else:
             index, partitions = "gsi1", [keys.events_shard(n) for n in range(keys.SHARDS)]
-        where = _Filter({name: wanted for name, wanted in equal.items() if wanted is not None})
+        where = replace(where, equal={k: v for k, v in where.equal.items() if k in equal})
         span = _Range(before=None if before is None else keys.n20(before))
         streams = [_items(self._db, index, p, span, newest_first=True, where=where) for p in partitions]
         merged = heapq.merge(*streams, key=lambda attrs: int(attrs["seq"]), reverse=True)
-        size = page_size(query.limit)
-        views = [
-            EventView(
-                seq=int(a["seq"]),
-                record=event_record(a),
-                status=DeliveryStatus(a["status"]),
-                received_at=float(a["received_at"]),
-                processed_at=float_or_none(a.get("processed_at")),
-                error=a.get("error"),
-            )
-            for a in itertools.islice(merged, size + 1)
-        ]
+        views = self._event_views(list(itertools.islice(merged, size + 1)))
         return page_of(views, size, lambda view: encode_cursor([view.seq]))
+
+    def _event_views(self, found: Sequence[Mapping[str, Any]]) -> list[EventView]:
+        """Events with their forwards (each delivery's job ids from its index partition: no IN on DynamoDB; then
+        one batch of all their job items) and their releases (the deliveries' items name them; one batch of release
+        items)."""
+        ids = [str(a["delivery_id"]) for a in found]
+        job_ids = [job_id for delivery_id in ids for job_id in job_ids_of(self._db, delivery_id)]
+        jobs: dict[str, list[dict[str, Any]]] = {}
+        for job in batch_get(self._db, [keys.job(i) for i in job_ids]):
+            jobs.setdefault(str(job["delivery_id"]), []).append(job)
+        release_of = {
+            str(d["delivery_id"]): int(d["release_id"])
+            for d in batch_get(self._db, [keys.delivery(i) for i in ids])
+            if d.get("release_id") is not None
+        }
+        releases = {int(r["id"]): r for r in batch_get(self._db, [keys.release(i) for i in set(release_of.values())])}
+        views = []
+        for a in found:
+            delivery_id = str(a["delivery_id"])
+            forwards: dict[str, ForwardOutcome] = {}
+            for job in sorted(
+                jobs.get(delivery_id, ()), key=lambda j: (str(j["destination"]), int(j.get("generation", 0)))
+            ):
+                forwards[str(job["destination"])] = ForwardOutcome(
+                    str(job["destination"]),
+                    ForwardStatus(job["status"]),
+                    None if job.get("last_status_code") is None else int(job["last_status_code"]),
+                    int(job.get("attempts", 0)),
+                )
+            release_id = release_of.get(delivery_id)
+            r = releases.get(release_id) if release_id is not None else None
+            views.append(
+                EventView(
+                    seq=int(a["seq"]),
+                    record=event_record(a),
+                    status=DeliveryStatus(a["status"]),
+                    received_at=float(a["received_at"]),
+                    processed_at=float_or_none(a.get("processed_at")),
+                    error=a.get("error"),
+                    forwards=tuple(forwards.values()),
+                    release=None
+                    if r is None or release_id is None
+                    else ReleaseRef(release_id, r.get("repository"), r.get("tag")),
+                )
+            )
+        return views
 
     def _get_release(self, release_id: int) -> ReleaseView | None:
         attrs = get(self._db, keys.release(release_id))

@@ -4,16 +4,18 @@ queue's `enqueue_replays`), each as memory's.
 
 A replay job is one generation above the latest job of its (delivery, destination) and supersedes the dead ones,
 in one transaction: the latest job gets the new one as its successor on the condition that it has none, and a
-first job puts the original-job guard, so that generations never repeat and a concurrent replay reads again.
+first job puts the original-job guard, so that generations never repeat and a concurrent replay reads again. The
+transaction puts a `forward` change of the delivery on the change feed (`feed.transact_with_changes`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ghingest.adapters.aws import keys
 from ghingest.adapters.aws.clients import condition_failed
+from ghingest.adapters.aws.feed import transact_with_changes
 from ghingest.adapters.aws.job_items import (
     STATUS_NAMES,
     counts_update,
@@ -28,7 +30,7 @@ from ghingest.core.errors import StoreUnavailable
 from ghingest.core.forward_states import ForwardStatus
 from ghingest.core.routing import glob_matches
 from ghingest.core.states import DeliveryStatus
-from ghingest.ports import ReplaySelection, ReplayTarget
+from ghingest.ports import ReplaySelection, ReplayTarget, TargetDelivery
 
 _TRIES = 4  # a replay that meets a concurrent one reads its jobs again, this many times at most
 
@@ -84,7 +86,7 @@ def _replay(db: TableContext, seq: int, destination: str, route: str | None, job
         entries.append(successor_update(table, latest, job_id))
     entries += [supersede_update(table, j) for j in dead if j is not latest]
     try:
-        db.clients.dynamodb.transact_write_items(TransactItems=entries)
+        transact_with_changes(db, entries, [("forward", delivery_id)])
     except Exception as exc:
         if condition_failed(exc):
             return None
@@ -101,6 +103,19 @@ def _delivery_of_seq(db: TableContext, seq: int) -> dict[str, Any] | None:
         ExpressionAttributeValues=values(shard=keys.deliveries_shard(seq), seq=keys.n20(seq)),
     )
     return next(found, None)
+
+
+def target_deliveries(db: TableContext, seqs: Sequence[int]) -> list[TargetDelivery]:
+    """A dry run's first few targets: one index query per key (`_delivery_of_seq`)."""
+    found = []
+    for seq in seqs:
+        if (d := _delivery_of_seq(db, seq)) is not None:
+            repository = d.get("repository")
+            found.append(
+                TargetDelivery(seq, str(d["delivery_id"]), str(d["event"]), None if repository is None else
+                               str(repository), float(d["received_at"]))
+            )  # fmt: skip
+    return found
 
 
 # --- selecting what to replay ----------------------------------------------------------------------------------

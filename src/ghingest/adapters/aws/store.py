@@ -34,7 +34,7 @@ import structlog
 
 from ghingest.adapters.aws import keys
 from ghingest.adapters.aws.clients import is_error
-from ghingest.adapters.aws.feed import RETENTION
+from ghingest.adapters.aws.feed import feed_writes, read_head
 from ghingest.adapters.aws.items import (
     StoredRelease,
     body_digest,
@@ -50,9 +50,7 @@ from ghingest.adapters.aws.table import (
     TableContext,
     batch_get,
     from_item,
-    get,
     key,
-    put_new,
     query,
     to_item,
     value,
@@ -166,9 +164,9 @@ def _targets(outcome: Outcome) -> tuple[ForwardTarget, ...]:
 
 
 def _estimate(outcome: Outcome) -> int:
-    """Items an outcome may add to a transaction: delivery, event, release change, release, repository, two feed
-    entries, and per target a job, its guard and its destination's counts."""
-    return 7 + 3 * len(_targets(outcome))
+    """Items an outcome may add to a transaction: delivery, event, release change, release, repository, three feed
+    entries (event, release, forward), and per target a job, its guard and its destination's counts."""
+    return 8 + 3 * len(_targets(outcome))
 
 
 def chunks(outcomes: Sequence[Outcome]) -> Iterator[list[Outcome]]:
@@ -249,7 +247,7 @@ class AwsStore:
         table = self._db.table
         releases = self._read_releases(chunk)
         guarded = self._read_guards(chunk)
-        head = self._read_head()
+        head = read_head(self._db)
         plan = _Plan()
         feed: list[tuple[str, str]] = []
         jobs: list[Item] = []
@@ -275,12 +273,13 @@ class AwsStore:
             if change is not None and changed[index]:
                 feed.append(("release", str(change.release_id)))
             if processed is not None and processed.forwards:
+                feed.append(("forward", d.delivery_id))
                 jobs += self._jobs.writes(d, processed.forwards, guarded, job_ids, now, processed.event)
         for entry in self._release_writes(releases, now, {o.delivery.delivery_id for o in chunk}):
             self._add(plan, entry)
         for entry in (*jobs, *self._jobs.count_updates(jobs)):
             self._add(plan, entry)
-        for entry in self._feed_writes(head, feed, now):
+        for entry in feed_writes(table, head, feed, now):
             self._add(plan, entry)
         plan.job_ids = self._jobs.job_ids_in(jobs)
         return plan
@@ -322,11 +321,6 @@ class AwsStore:
             k for o in chunk if (targets := _targets(o)) for k in self._jobs.guard_keys(o.delivery.delivery_id, targets)
         ]
         return self._jobs.guarded_destinations(batch_get(self._db, guard_keys)) if guard_keys else set()
-
-    def _read_head(self) -> int | None:
-        """The feed head's position; None when no change was ever recorded."""
-        head = get(self._db, keys.FEED_HEAD)
-        return None if head is None else int(head["position"])
 
     def _delivery_update(self, outcome: Outcome, now: float, *, of_release: bool) -> Item:
         """The delivery item's state as the read side shows it; the unpublished marker goes (it was published).
@@ -400,24 +394,6 @@ class AwsStore:
                 repositories.add(repository)
         for repository in sorted(repositories):  # the typeahead's names
             yield {"Put": {"TableName": table, "Item": to_item({"pk": keys.REPOSITORIES, "sk": repository})}}
-
-    def _feed_writes(self, head: int | None, feed: Sequence[tuple[str, str]], now: float) -> Iterator[Item]:
-        """The chunk's feed entries after the head, and the head moved past them on the condition it is unmoved."""
-        if not feed:
-            return
-        table = self._db.table
-        start = head or 0
-        expires_at = int(now) + RETENTION
-        for offset, (kind, ref) in enumerate(feed, start=1):
-            entry = {**keys.feed_entry(start + offset), "kind": kind, "ref": ref, "at": now, "expires_at": expires_at}
-            yield {"Put": {"TableName": table, "Item": to_item(entry)}}
-        moved = to_item({**keys.FEED_HEAD, "position": start + len(feed)})
-        if head is None:
-            yield put_new(table, moved)
-        else:
-            condition = {"ConditionExpression": "#position = :head", "ExpressionAttributeValues": values(head=head)}
-            names = {"ExpressionAttributeNames": {"#position": "position"}}
-            yield {"Put": {"TableName": table, "Item": moved, **condition, **names}}
 
     # --- sightings and readiness ----------------------------------------------------------------------------------
 

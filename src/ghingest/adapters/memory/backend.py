@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from ghingest.adapters.memory.audit import MemoryAuditLog
 from ghingest.adapters.memory.feed import MemoryChangeFeed
 from ghingest.adapters.memory.forwarding import MemoryForwardLog, MemoryForwardQueue
 from ghingest.adapters.memory.github_sync import MemoryGitHubSyncState
 from ghingest.adapters.memory.inbox import MemoryInbox
 from ghingest.adapters.memory.reads import MemoryReads
+from ghingest.adapters.memory.rejections import MemoryRejectionLog
 from ghingest.adapters.memory.sessions import MemorySessionRevocations
 from ghingest.adapters.memory.store import MemoryStore
 from ghingest.adapters.memory.tables import MemoryDatabase
@@ -48,5 +50,7 @@ def open_memory_backend(url: str = "memory://", *, clock: Clock = SYSTEM_CLOCK) 
         forward_log=MemoryForwardLog(database),
         sessions=MemorySessionRevocations(database),
         github=MemoryGitHubSyncState(database),
+        rejections=MemoryRejectionLog(database),
+        audit=MemoryAuditLog(database),
         resources=MemoryResources(database),
     )

@@ -3,8 +3,9 @@ attempt, and per-destination counters.
 
 A claim moves a job to `delivering` and its `next_attempt_at` to the lease's end, so a job whose forwarder died is
 due again when its lease runs out. Attempts move jobs as `core.forward_states` allows (a job that is no longer
-being delivered records nothing). One process holds a memory database, so at a forwarder's start every lease is a
-crashed (or stopped) forwarder's: `single_forwarder`.
+being delivered records nothing). Every operation that moves jobs appends a `forward` change per delivery it
+touched to the change feed, under the same lock. One process holds a memory database, so at a forwarder's start
+every lease is a crashed (or stopped) forwarder's: `single_forwarder`.
 """
 
 from __future__ import annotations
@@ -13,18 +14,23 @@ from collections.abc import Sequence
 
 from ghingest.adapters.memory.signal import wait
 from ghingest.adapters.memory.tables import JobRow, MemoryDatabase, StatsRow
+from ghingest.core.destination_health import RecentAttempt, figures
 from ghingest.core.forward_states import ACTIVE, ForwardStatus, can_move
 from ghingest.core.routing import glob_matches
 from ghingest.core.states import DeliveryStatus
 from ghingest.ports import (
     AttemptResult,
     AttemptView,
+    DestinationActivity,
+    DestinationPause,
     DestinationStats,
+    DestinationTest,
     ForwardJob,
     ForwardQueueCapabilities,
     ForwardView,
     ReplaySelection,
     ReplayTarget,
+    TargetDelivery,
 )
 
 _OUTCOMES = {ForwardStatus.DELIVERED: "delivered", ForwardStatus.RETRY: "retry"}  # anything else: "dead"
@@ -40,6 +46,8 @@ class MemoryForwardQueue:
     async def claim(self, destination: str, *, limit: int, lease_seconds: float) -> Sequence[ForwardJob]:
         with self._db.transaction() as db:
             now = db.now()
+            if destination in db.pauses:
+                return []
             due = [j for j in db.jobs.values() if j.destination == destination and j.status in ACTIVE]
             due = [j for j in due if j.next_attempt_at <= now]
             due.sort(key=lambda j: (j.next_attempt_at, j.id))
@@ -53,26 +61,29 @@ class MemoryForwardQueue:
         if not results:
             return
         with self._db.transaction() as db:
-            for result in results:
-                _record_attempt(db, result)
+            moved = [_record_attempt(db, result) for result in results]
+            _note_forwards(db, [delivery_id for delivery_id in moved if delivery_id is not None])
+        self._db.changed.notify()
         self._db.forward_work.notify()
 
     async def release(self, job_ids: Sequence[int]) -> int:
         with self._db.transaction() as db:
             released = _release(db, [db.jobs[i] for i in job_ids if i in db.jobs])
-        if released:
-            self._db.forward_work.notify()
-        return released
+        return self._released(released)
 
     async def recover(self) -> int:
         with self._db.transaction() as db:
             released = _release(db, list(db.jobs.values()))
+        return self._released(released)
+
+    def _released(self, released: int) -> int:
         if released:
+            self._db.changed.notify()
             self._db.forward_work.notify()
         return released
 
     async def enqueue_replays(self, targets: Sequence[ReplayTarget]) -> int:
-        created = 0
+        replayed: list[str] = []  # the delivery id of each job created
         with self._db.transaction() as db:
             now = db.now()
             for seq, destination, route in targets:
@@ -97,10 +108,12 @@ class MemoryForwardQueue:
                     next_attempt_at=now,
                 )
                 ids.append(db.last_job)
-                created += 1
-        if created:
+                replayed.append(row.delivery.delivery_id)
+            _note_forwards(db, replayed)
+        if replayed:
+            self._db.changed.notify()
             self._db.forward_work.notify()
-        return created
+        return len(replayed)
 
     async def wait_for_work(self, timeout: float) -> None:
         # Only a wake-up, no check of due jobs: a pump waits while it holds jobs, and the method names no destination.
@@ -108,6 +121,31 @@ class MemoryForwardQueue:
         with self._db.transaction():
             pass  # closed: raise
         await wait(event, timeout)
+
+    async def pause(self, destination: str, *, by: str) -> DestinationPause:
+        with self._db.transaction() as db:
+            return db.pauses.setdefault(destination, DestinationPause(destination, by, db.now()))
+
+    async def resume(self, destination: str) -> DestinationPause | None:
+        with self._db.transaction() as db:
+            pause = db.pauses.pop(destination, None)
+            if pause is not None:
+                now = db.now()
+                for job in db.jobs.values():
+                    held_back = job.status in ACTIVE and job.next_attempt_at <= now
+                    if job.destination == destination and held_back and job.first_attempt_at is not None:
+                        job.first_attempt_at += max(0.0, now - pause.paused_at)
+        if pause is not None:
+            self._db.forward_work.notify()
+        return pause
+
+    async def paused(self) -> Sequence[DestinationPause]:
+        with self._db.transaction() as db:
+            return [db.pauses[name] for name in sorted(db.pauses)]
+
+    async def record_test(self, test: DestinationTest) -> None:
+        with self._db.transaction() as db:
+            db.tests[test.destination] = test
 
 
 class MemoryForwardLog:
@@ -117,6 +155,17 @@ class MemoryForwardLog:
     async def replay_targets(self, selection: ReplaySelection) -> Sequence[ReplayTarget]:
         with self._db.transaction() as db:
             return _replay_targets(db, selection)
+
+    async def target_deliveries(self, seqs: Sequence[int]) -> Sequence[TargetDelivery]:
+        with self._db.transaction() as db:
+            found = []
+            for seq in seqs:
+                if (row := db.deliveries.get(seq)) is not None:
+                    event = db.events.get(seq)
+                    d = row.delivery
+                    repository = event.record.repository if event is not None else None
+                    found.append(TargetDelivery(seq, d.delivery_id, d.event, repository, d.received_at))
+            return found
 
     async def stats(self) -> Sequence[DestinationStats]:
         with self._db.transaction() as db:
@@ -146,6 +195,37 @@ class MemoryForwardLog:
                 )
             return stats
 
+    async def activity(self, windows: Sequence[float], *, recent: int) -> Sequence[DestinationActivity]:
+        with self._db.transaction() as db:
+            now = db.now()
+            by_destination: dict[str, list[AttemptView]] = {}
+            for _seq, attempt in db.attempts:
+                by_destination.setdefault(attempt.destination, []).append(attempt)
+            out = []
+            for name in sorted(by_destination):
+                log = sorted(by_destination[name], key=lambda a: (a.started_at, a.id))
+                error_at = db.stats[name].last_error_at if name in db.stats else None
+                recovered = [a.started_at for a in log if a.outcome == "delivered" and error_at is not None
+                             and a.started_at > error_at]  # fmt: skip
+                out.append(
+                    DestinationActivity(
+                        destination=name,
+                        windows=tuple(
+                            figures(w, [(a.latency, a.outcome) for a in log if a.started_at >= now - w])
+                            for w in windows
+                        ),
+                        recent=tuple(
+                            RecentAttempt(a.started_at, a.outcome == "delivered") for a in log[::-1][: max(0, recent)]
+                        ),
+                        recovered_at=min(recovered, default=None),
+                    )
+                )
+            return out
+
+    async def tests(self) -> Sequence[DestinationTest]:
+        with self._db.transaction() as db:
+            return [db.tests[name] for name in sorted(db.tests)]
+
     async def forwards_of(self, delivery_id: str) -> Sequence[ForwardView]:
         with self._db.transaction() as db:
             seq = db.seq_of.get(delivery_id)
@@ -172,6 +252,14 @@ class MemoryForwardLog:
             dead.sort(key=lambda j: j.id, reverse=True)
             return [_forward_view(db, job, ()) for job in dead[: max(0, limit)]]
 
+    async def dead_lettered_since(self, since: float) -> int:
+        with self._db.transaction() as db:
+            return sum(
+                1
+                for job in db.jobs.values()
+                if job.status is ForwardStatus.DEAD and job.completed_at is not None and job.completed_at >= since
+            )
+
 
 def _forward_job(db: MemoryDatabase, job: JobRow) -> ForwardJob:
     delivery = db.deliveries[job.delivery_seq].delivery
@@ -192,10 +280,16 @@ def _forward_job(db: MemoryDatabase, job: JobRow) -> ForwardJob:
     )
 
 
-def _record_attempt(db: MemoryDatabase, r: AttemptResult) -> None:
+def _note_forwards(db: MemoryDatabase, delivery_ids: Sequence[str]) -> None:
+    """A `forward` change per delivery among `delivery_ids`, in order (one per delivery and operation)."""
+    db.changes += [("forward", delivery_id) for delivery_id in dict.fromkeys(delivery_ids)]
+
+
+def _record_attempt(db: MemoryDatabase, r: AttemptResult) -> str | None:
+    """Record one attempt; the delivery id of its job when it moved the job on."""
     job = db.jobs.get(r.job_id)
     if job is None or job.status is not ForwardStatus.DELIVERING or not can_move(job.status, r.next_status):
-        return  # not being delivered any more (its lease ran out and it went elsewhere)
+        return None  # not being delivered any more (its lease ran out and it went elsewhere)
     delivered = r.next_status is ForwardStatus.DELIVERED
     done = r.next_status in (ForwardStatus.DELIVERED, ForwardStatus.DEAD)
     error = r.error if r.error is not None else (None if r.status_code is None else f"HTTP {r.status_code}")
@@ -230,17 +324,17 @@ def _record_attempt(db: MemoryDatabase, r: AttemptResult) -> None:
     else:
         stats.failed += 1
         stats.last_error, stats.last_error_at = error, r.started_at
+    return job.delivery_id
 
 
 def _release(db: MemoryDatabase, jobs: list[JobRow]) -> int:
     """Make the leased ones among `jobs` due now; how many."""
     now = db.now()
-    released = 0
-    for job in jobs:
-        if job.status is ForwardStatus.DELIVERING:
-            job.next_attempt_at = now
-            released += 1
-    return released
+    released = [job for job in jobs if job.status is ForwardStatus.DELIVERING]
+    for job in released:
+        job.next_attempt_at = now
+    _note_forwards(db, [job.delivery_id for job in released])
+    return len(released)
 
 
 def _replay_targets(db: MemoryDatabase, s: ReplaySelection) -> list[ReplayTarget]:

@@ -110,6 +110,10 @@ class MemoryInbox:
         with self._db.transaction() as db:
             return len(db.pending)
 
+    async def oldest_waiting_at(self) -> float | None:
+        with self._db.transaction() as db:
+            return db.deliveries[min(db.pending)].delivery.received_at if db.pending else None
+
     async def ping(self) -> None:
         with self._db.transaction():
             pass

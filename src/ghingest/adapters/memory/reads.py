@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import TypeVar
 
-from ghingest.adapters.memory.tables import DeliveryRow, EventRow, MemoryDatabase, ReleaseRow
+from ghingest.adapters.memory.tables import DeliveryRow, EventRow, JobRow, MemoryDatabase, ReleaseRow
 from ghingest.core import search
 from ghingest.core.pagination import InvalidCursor, Page, decode_cursor, encode_cursor, page_of, page_size
 from ghingest.core.processing import StoredDelivery
@@ -20,14 +20,18 @@ from ghingest.ports import (
     DeliveryView,
     EventQuery,
     EventView,
+    ForwardOutcome,
+    HourCounts,
     ReadCapabilities,
     ReleaseQuery,
+    ReleaseRef,
     ReleaseView,
     ReprocessSelection,
     Sighting,
 )
 
 T = TypeVar("T")
+HOUR = 3600
 _MAX_REPOSITORIES = 100
 
 
@@ -63,19 +67,47 @@ class MemoryReads:
 
     async def list_events(self, query: EventQuery) -> Page[EventView]:
         before = _decode_int(query.cursor) if query.cursor else None
-        wanted = {"event": query.event, "action": query.action, "repository": query.repository}
+        wanted = {
+            "event": query.event,
+            "action": query.action,
+            "repository": query.repository,
+            "sender": query.sender,
+            "delivery_id": query.delivery_id,
+        }
         filters = {name: value for name, value in wanted.items() if value is not None}
 
-        def matches(row: EventRow) -> bool:
-            if query.status is not None and row.status != query.status:
-                return False
-            return all(getattr(row.record, name) == value for name, value in filters.items())
-
         with self._db.transaction() as db:
+
+            def matches(row: EventRow) -> bool:
+                if query.status is not None and row.status != query.status:
+                    return False
+                if query.since is not None and row.received_at < query.since:
+                    return False
+                if query.until is not None and row.received_at >= query.until:
+                    return False
+                if (query.destination or query.forward_status) and not any(
+                    query.destination in (None, job.destination) and query.forward_status in (None, job.status)
+                    for job in _jobs(db, row.seq)
+                ):
+                    return False
+                return all(getattr(row.record, name) == value for name, value in filters.items())
+
             seqs = sorted((seq for seq in db.events if before is None or seq < before), reverse=True)
             rows = _first(matches, (db.events[seq] for seq in seqs), page_size(query.limit) + 1)
-            views = [EventView(r.seq, r.record, r.status, r.received_at, r.processed_at, r.error) for r in rows]
+            views = [_event_view(db, r) for r in rows]
         return page_of(views, page_size(query.limit), lambda view: encode_cursor([view.seq]))
+
+    async def deliveries_per_hour(self, *, since: float) -> Sequence[HourCounts]:
+        with self._db.transaction() as db:
+            counts: dict[int, list[int]] = {}
+            for row in db.deliveries.values():
+                if row.delivery.received_at >= since:
+                    counts.setdefault(int(row.delivery.received_at // HOUR), [0, 0, 0])[0] += 1
+            for event in db.events.values():
+                column = {DeliveryStatus.PROCESSED: 1, DeliveryStatus.FAILED: 2}.get(event.status)
+                if event.received_at >= since and column is not None:
+                    counts.setdefault(int(event.received_at // HOUR), [0, 0, 0])[column] += 1
+        return [HourCounts(float(h * HOUR), *counts[h]) for h in sorted(counts)]
 
     async def get_release(self, release_id: int) -> ReleaseView | None:
         with self._db.transaction() as db:
@@ -181,6 +213,25 @@ def _delivery_view(row: DeliveryRow, sightings: tuple[Sighting, ...], release_id
         hook_id=d.hook_id,
         sightings=sightings,
         release_id=release_id,
+    )
+
+
+def _jobs(db: MemoryDatabase, seq: int) -> list[JobRow]:
+    return sorted((j for j in db.jobs.values() if j.delivery_seq == seq), key=lambda j: j.id)
+
+
+def _event_view(db: MemoryDatabase, row: EventRow) -> EventView:
+    """An event with its forwards (the newest generation per destination) and the release it changed."""
+    forwards: dict[str, ForwardOutcome] = {}
+    for job in sorted(_jobs(db, row.seq), key=lambda j: (j.destination, j.generation)):
+        forwards[job.destination] = ForwardOutcome(job.destination, job.status, job.last_status_code, job.attempts)
+    release = None
+    release_id = db.release_of.get(row.record.delivery_id)
+    if release_id is not None and release_id in db.releases:
+        content = db.releases[release_id].record.content
+        release = ReleaseRef(release_id, content.repository, content.tag)
+    return EventView(
+        row.seq, row.record, row.status, row.received_at, row.processed_at, row.error, tuple(forwards.values()), release
     )
 
 

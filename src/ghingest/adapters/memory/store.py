@@ -76,6 +76,8 @@ def _record(db: MemoryDatabase, outcome: Outcome, now: float) -> bool:
         _write_event(db, delivery, outcome.processed.event, DeliveryStatus.PROCESSED, None, now)
         if outcome.processed.release is not None:
             _apply_release_change(db, outcome.processed.release, now)
+        if outcome.processed.forwards:
+            db.changes.append(("forward", delivery.delivery_id))
         return _create_jobs(db, delivery, outcome.processed.forwards, now)
     row.error = outcome.error
     if outcome.retry_at is None:  # failed for good (a retry leaves the status as it is)

@@ -23,10 +23,12 @@ from ghingest.core.events import EventRecord
 from ghingest.core.forward_states import ForwardStatus
 from ghingest.core.processing import StoredDelivery
 from ghingest.core.reconcile import Gap, HookScan
+from ghingest.core.rejections import Key as RejectionKey
+from ghingest.core.rejections import RejectionBucket
 from ghingest.core.releases import ReleaseChange, ReleaseRecord
 from ghingest.core.states import DeliveryStatus
 from ghingest.core.tracking import TrackedRepository
-from ghingest.ports import AttemptView, Clock
+from ghingest.ports import AttemptView, AuditEntry, Clock, DestinationPause, DestinationTest
 
 
 @dataclass(slots=True)
@@ -137,6 +139,8 @@ class MemoryDatabase:
     last_job: int = 0
     attempts: list[tuple[int, AttemptView]] = field(default_factory=list)  # (delivery seq, attempt), in id order
     stats: dict[str, StatsRow] = field(default_factory=dict)
+    pauses: dict[str, DestinationPause] = field(default_factory=dict)  # destination -> its pause
+    tests: dict[str, DestinationTest] = field(default_factory=dict)  # destination -> its last test delivery
     # sessions
     revocations: dict[str, float] = field(default_factory=dict)  # session id -> until
     # GitHub's API: reconciliation's gaps and each hook's last run, the repositories whose releases are polled
@@ -144,6 +148,10 @@ class MemoryDatabase:
     scans: dict[str, HookScan] = field(default_factory=dict)  # hook -> its last run
     tracked: dict[str, TrackedRepository] = field(default_factory=dict)  # key -> repository
     leases: dict[str, tuple[str, float]] = field(default_factory=dict)  # name -> (holder, until)
+    # refused webhook requests
+    rejections: dict[RejectionKey, RejectionBucket] = field(default_factory=dict)
+    # the audit log
+    audit: dict[str, AuditEntry] = field(default_factory=dict)  # id -> entry, in append order
     # wake-ups
     work: Signal = field(default_factory=Signal)  # deliveries may be due
     forward_work: Signal = field(default_factory=Signal)  # forward jobs may be due

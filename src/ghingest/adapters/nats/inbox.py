@@ -145,7 +145,9 @@ class NatsInbox:
         self._clock = clock
         # Until the first connection the server's max_payload is unknown: the receiver's own cap applies, and a
         # body the server refuses is refused (413) at append.
-        self.capabilities = InboxCapabilities(max_payload_bytes=None, requeue=True, visible_on_receipt=False)
+        self.capabilities = InboxCapabilities(
+            max_payload_bytes=None, requeue=True, visible_on_receipt=False, oldest_waiting=False
+        )
         self._connection = Connection(
             options.servers, name=options.name, on_connect=self._on_connect, connect_timeout=options.connect_timeout
         )
@@ -183,7 +185,7 @@ class NatsInbox:
             self._provisioned = True
         payload_room = client.max_payload - codec.HEADER_ROOM
         self.capabilities = InboxCapabilities(
-            max_payload_bytes=max(0, payload_room), requeue=True, visible_on_receipt=False
+            max_payload_bytes=max(0, payload_room), requeue=True, visible_on_receipt=False, oldest_waiting=False
         )
 
     async def _on_message(self, pull: _Pull, msg: Msg) -> None:
@@ -440,6 +442,10 @@ class NatsInbox:
         finally:
             arrived.cancel()
             ended.cancel()
+
+    async def oldest_waiting_at(self) -> float | None:
+        """Not known: a stream's messages carry no receipt time that a query could find the oldest of."""
+        raise NotImplementedError("the JetStream inbox does not say when its oldest waiting delivery came")
 
     async def depth(self) -> int:
         client = self._live()

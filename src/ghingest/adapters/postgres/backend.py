@@ -6,12 +6,14 @@ beside a PostgreSQL store) and leave `PostgresInbox` unused; the store then reco
 
 from __future__ import annotations
 
+from ghingest.adapters.postgres.audit import PostgresAuditLog
 from ghingest.adapters.postgres.connection import PostgresResources
 from ghingest.adapters.postgres.feed import PostgresChangeFeed
 from ghingest.adapters.postgres.forwarding import PostgresForwardLog, PostgresForwardQueue
 from ghingest.adapters.postgres.github_sync import PostgresGitHubSyncState
 from ghingest.adapters.postgres.inbox import PostgresInbox
 from ghingest.adapters.postgres.reads import PostgresReads
+from ghingest.adapters.postgres.rejections import PostgresRejectionLog
 from ghingest.adapters.postgres.sessions import PostgresSessionRevocations
 from ghingest.adapters.postgres.store import PostgresStore
 from ghingest.ports.backend import Backend
@@ -45,5 +47,7 @@ def open_postgres_backend(
         forward_log=PostgresForwardLog(resources),
         sessions=PostgresSessionRevocations(resources),
         github=PostgresGitHubSyncState(resources),
+        rejections=PostgresRejectionLog(resources),
+        audit=PostgresAuditLog(resources),
         resources=resources,
     )

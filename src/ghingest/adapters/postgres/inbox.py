@@ -155,6 +155,10 @@ class PostgresInbox:
     async def depth(self) -> int:
         return int(await self._db.scalar("SELECT count(*) FROM delivery_states WHERE status = 'received'") or 0)
 
+    async def oldest_waiting_at(self) -> float | None:
+        value = await self._db.scalar(queries.OLDEST_WAITING)
+        return None if value is None else float(value)
+
     async def ping(self) -> None:
         await self._db.scalar(WRITE_PROBE)
 

@@ -18,6 +18,7 @@ from ghingest.ports.reads import (
     DeliveryView,
     EventQuery,
     EventView,
+    HourCounts,
     ReadCapabilities,
     ReleaseQuery,
     ReleaseView,
@@ -44,6 +45,15 @@ def search_condition(text: str) -> sa.ColumnElement[bool]:
 
 
 _SIMPLE: Any = sa.literal_column("'simple'::regconfig")
+
+
+def _count(rows: Sequence[Any]) -> int:
+    return int(rows[0][0]) if rows else 0
+
+
+def _hour(column: Any) -> Any:
+    """The hour (epoch seconds // 3600) of a time: PostgreSQL's CAST rounds, `floor` does not."""
+    return sa.func.floor(column / queries.HOUR)
 
 
 class PostgresReads:
@@ -83,9 +93,21 @@ class PostgresReads:
         return queries.hooks_seen_of(rows)
 
     async def list_events(self, query: EventQuery) -> Page[EventView]:
-        rows = await self._db.fetch_statement(queries.select_events(query))
+        many = True
+        if queries.has_forward_filter(query):
+            cap = queries.FORWARD_FILTER_MANY
+            many = _count(await self._db.fetch_statement(queries.count_forward_matches(query, cap=cap))) >= cap
+        rows = await self._db.fetch_statement(queries.select_events(query, many_forwards=many))
         views = [queries.event_view(row) for row in rows]
+        if views:
+            jobs = await self._db.fetch_statement(queries.select_forward_outcomes([v.seq for v in views]))
+            views = queries.with_forwards(views, [tuple(row) for row in jobs])
         return page_of(views, page_size(query.limit), queries.event_cursor)
+
+    async def deliveries_per_hour(self, *, since: float) -> Sequence[HourCounts]:
+        outcomes = await self._db.fetch_statement(queries.select_outcomes_per_hour(since, _hour))
+        waiting = await self._db.fetch_statement(queries.select_waiting_per_hour(since, _hour))
+        return queries.hours_of([tuple(r) for r in outcomes], [tuple(r) for r in waiting])
 
     async def get_release(self, release_id: int) -> ReleaseView | None:
         rows = await self._db.fetch_statement(queries.select_release(release_id))

@@ -138,9 +138,17 @@ async def _record(cursor: psycopg.AsyncCursor[Any], outcomes: Sequence[Outcome],
     ):
         if rows:
             await cursor.executemany(statement, clean(rows))
-    channels = [CHANGES] + ([FORWARDS] if batch.jobs else [])
-    await cursor.execute("SELECT " + ", ".join(f"pg_notify('{c}', '')" for c in channels))
-    if feed:  # last: the feed's lock is held from here to the commit
+    await append_changes(cursor, feed, *([FORWARDS] if batch.jobs else []))
+
+
+async def append_changes(cursor: psycopg.AsyncCursor[Any], feed: Sequence[tuple[str, str, float]], *also: str) -> None:
+    """The transaction's last statements: NOTIFY `CHANGES` when there are changes (and the channels `also` names),
+    then the change rows (kind, ref, at) in order, under `FEED_LOCK`, which is held from here to the commit. Every
+    transaction that writes changes ends with this."""
+    channels = [*([CHANGES] if feed else []), *also]
+    if channels:
+        await cursor.execute("SELECT " + ", ".join(f"pg_notify('{c}', '')" for c in channels))
+    if feed:
         kinds, refs, ats = zip(*feed, strict=True)
         await cursor.execute(_APPEND_CHANGES, (list(kinds), clean(list(refs)), list(ats)))
 

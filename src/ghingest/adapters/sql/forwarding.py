@@ -7,24 +7,31 @@ subquery in SQLite, `FOR UPDATE SKIP LOCKED` in PostgreSQL), the repository glob
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
 
 from ghingest.adapters.sql.where import Where
 from ghingest.core.delivery import ContentKind
+from ghingest.core.destination_health import RecentAttempt, WindowFigures
 from ghingest.core.forward_states import ForwardStatus
 from ghingest.ports.forwarding import (
     AttemptResult,
     AttemptView,
+    DestinationActivity,
+    DestinationPause,
     DestinationStats,
+    DestinationTest,
     ForwardJob,
     ForwardView,
     ReplaySelection,
+    TargetDelivery,
 )
 
 ACTIVE = "status IN ('pending', 'retry', 'delivering')"  # the very text of ix_forward_jobs_due's condition
+# A claim's condition: the destination is not paused (`forward_destinations`, a handful of rows).
+NOT_PAUSED = "destination NOT IN (SELECT destination FROM forward_destinations WHERE paused_at IS NOT NULL)"
 
 INSERT_JOB = (
     "INSERT INTO forward_jobs (delivery_seq, delivery_id, destination, route, generation, replay, status,"
@@ -35,7 +42,8 @@ INSERT_JOB = (
 RECORD = (
     "UPDATE forward_jobs SET status = ?, attempts = attempts + 1, first_attempt_at = coalesce(first_attempt_at, ?),"
     " last_attempt_at = ?, last_status_code = ?, last_error = ?, next_attempt_at = coalesce(?, next_attempt_at),"
-    " completed_at = ? WHERE id = ? AND status = 'delivering'{held} RETURNING delivery_seq, attempts, replay"
+    " completed_at = ? WHERE id = ? AND status = 'delivering'{held}"
+    " RETURNING delivery_seq, attempts, replay, delivery_id"
 )
 ATTEMPT = (
     "INSERT INTO forward_attempts (job_id, delivery_seq, destination, number, replay, started_at, latency,"
@@ -75,6 +83,23 @@ TOTALS = (
     " FROM forward_stats"
 )
 SEQ_OF = "SELECT seq FROM deliveries WHERE delivery_id = ?"
+
+
+def target_deliveries_query(seqs: Sequence[int]) -> str:
+    """`ForwardLog.target_deliveries`: one `?` per key."""
+    marks = ", ".join("?" * len(seqs))
+    return (
+        "SELECT d.seq, d.delivery_id, d.event, e.repository, d.received_at FROM deliveries d"  # noqa: S608 - marks
+        f" LEFT JOIN events e ON e.seq = d.seq WHERE d.seq IN ({marks})"
+    )
+
+
+def target_deliveries(rows: Iterable[Any], seqs: Sequence[int]) -> list[TargetDelivery]:
+    found = {int(r[0]): TargetDelivery(int(r[0]), str(r[1]), str(r[2]), r[3], float(r[4])) for r in rows}
+    return [found[seq] for seq in seqs if seq in found]
+
+
+DEAD_SINCE = "SELECT count(*) FROM forward_jobs WHERE status = 'dead' AND completed_at >= ?"  # ix_forward_jobs_dead_at
 ATTEMPTS_OF = f"SELECT {ATTEMPT_COLUMNS} FROM forward_attempts WHERE delivery_seq = ? ORDER BY id"  # noqa: S608
 JOBS_OF = (
     f"SELECT {JOB_COLUMNS} FROM forward_jobs j LEFT JOIN events e ON e.seq = j.delivery_seq"  # noqa: S608
@@ -101,7 +126,8 @@ def record_params(r: AttemptResult) -> tuple[Any, ...]:
 
 
 def logged_params(r: AttemptResult, delivery_seq: int, number: int, replay: Any) -> tuple[tuple[Any, ...], ...]:
-    """`ATTEMPT`'s and `STATS`' parameters for an attempt `RECORD` moved its job for (what it returned)."""
+    """`ATTEMPT`'s and `STATS`' parameters for an attempt `RECORD` moved its job for (what it returned, but the
+    delivery id)."""
     delivered = r.next_status is ForwardStatus.DELIVERED
     error = _error_of(r)
     attempt = (
@@ -275,4 +301,91 @@ def forward_job(row: Any, event: str, content_kind: str, headers: str | bytes, b
         content_kind=ContentKind(content_kind),
         headers=orjson.loads(headers),
         body=bytes(body),
+    )
+
+
+# --- pauses and test deliveries (forward_destinations) ---------------------------------------------------------
+
+PAUSE = (
+    "INSERT INTO forward_destinations (destination, paused_by, paused_at) VALUES (?, ?, ?)"
+    " ON CONFLICT (destination) DO UPDATE SET"
+    " paused_by = coalesce(forward_destinations.paused_by, excluded.paused_by),"
+    " paused_at = coalesce(forward_destinations.paused_at, excluded.paused_at)"
+    " RETURNING destination, paused_by, paused_at"
+)
+PAUSE_OF = (
+    "SELECT destination, paused_by, paused_at FROM forward_destinations WHERE destination = ? AND paused_at IS NOT NULL"
+)
+UNPAUSE = "UPDATE forward_destinations SET paused_by = NULL, paused_at = NULL WHERE destination = ?"
+# The time paused does not count towards the `max_age` of a job it held back (due when it ends): the job's first
+# attempt moves later by as much. Parameters: the time paused, the destination, now.
+CREDIT_PAUSE = (
+    f"UPDATE forward_jobs SET first_attempt_at = first_attempt_at + ? WHERE destination = ? AND {ACTIVE}"  # noqa: S608
+    " AND next_attempt_at <= ? AND first_attempt_at IS NOT NULL"
+)
+PAUSED = (
+    "SELECT destination, paused_by, paused_at FROM forward_destinations WHERE paused_at IS NOT NULL"
+    " ORDER BY destination"
+)
+RECORD_TEST = (
+    "INSERT INTO forward_destinations (destination, test_delivery_id, test_by, test_at, test_latency,"
+    " test_status_code, test_error, test_excerpt) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (destination) DO UPDATE SET test_delivery_id = excluded.test_delivery_id,"
+    " test_by = excluded.test_by, test_at = excluded.test_at, test_latency = excluded.test_latency,"
+    " test_status_code = excluded.test_status_code, test_error = excluded.test_error,"
+    " test_excerpt = excluded.test_excerpt"
+)
+TESTS = (
+    "SELECT destination, test_delivery_id, test_by, test_at, test_latency, test_status_code, test_error,"
+    " test_excerpt FROM forward_destinations WHERE test_at IS NOT NULL ORDER BY destination"
+)
+
+
+def pause_of(row: Any) -> DestinationPause:
+    return DestinationPause(destination=row[0], paused_by=row[1], paused_at=row[2])
+
+
+def ping_params(t: DestinationTest) -> tuple[Any, ...]:
+    return (t.destination, t.delivery_id, t.sent_by, t.sent_at, t.latency, t.status_code, t.error,
+            t.response_excerpt)  # fmt: skip
+
+
+def ping_of(row: Any) -> DestinationTest:
+    return DestinationTest(
+        destination=row[0], delivery_id=row[1], sent_by=row[2], sent_at=row[3], latency=row[4], status_code=row[5],
+        error=row[6], response_excerpt=row[7],
+    )  # fmt: skip
+
+
+# --- health: a destination's attempts by time (ix_forward_attempts_destination_started) ------------------------
+
+ACTIVE_DESTINATIONS = "SELECT destination, last_error_at FROM forward_stats ORDER BY destination"
+WINDOW_COUNTS = (
+    "SELECT count(*), coalesce(sum(CASE WHEN outcome = 'delivered' THEN 1 ELSE 0 END), 0),"
+    " coalesce(sum(CASE WHEN outcome = 'dead' THEN 1 ELSE 0 END), 0)"
+    " FROM forward_attempts WHERE destination = ? AND started_at >= ?"
+)
+RECENT = (
+    "SELECT started_at, outcome FROM forward_attempts WHERE destination = ? ORDER BY started_at DESC, id DESC LIMIT ?"
+)
+RECOVERED = (
+    "SELECT started_at FROM forward_attempts WHERE destination = ? AND started_at > ? AND outcome = 'delivered'"
+    " ORDER BY started_at LIMIT 1"
+)
+
+
+def window_figures(seconds: float, counts: Any, p50: float | None, p95: float | None) -> WindowFigures:
+    return WindowFigures(
+        seconds=seconds, attempts=int(counts[0]), delivered=int(counts[1]), dead=int(counts[2]), p50=p50, p95=p95
+    )
+
+
+def destination_activity(
+    destination: str, windows: tuple[WindowFigures, ...], recent: Iterable[Any], recovered_at: float | None
+) -> DestinationActivity:
+    return DestinationActivity(
+        destination=destination,
+        windows=windows,
+        recent=tuple(RecentAttempt(row[0], row[1] == "delivered") for row in recent),
+        recovered_at=recovered_at,
     )

@@ -119,6 +119,8 @@ def plan(outcomes: Sequence[Outcome], now: float) -> Batch:
             batch.feed.append(("event", delivery.delivery_id, now))
             if outcome.processed.release is not None:
                 batch.feed.append(outcome.processed.release)
+            if outcome.processed.forwards:
+                batch.feed.append(("forward", delivery.delivery_id, now))
             for target in outcome.processed.forwards:
                 batch.jobs.append((delivery.seq, delivery.delivery_id, target.destination, target.route,
                                    delivery.received_at, now, now))  # fmt: skip

@@ -75,6 +75,10 @@ sa.Index(  # 0005: the events page filters by type and action together; partial,
     postgresql_where=events.c.action.is_not(None),
 )
 
+# 0017: the event log's filters by sender and by time, and the overview's hourly counts (read from the index)
+sa.Index("ix_events_sender_seq", events.c.sender, events.c.seq)
+sa.Index("ix_events_received_status", events.c.received_at, events.c.status)
+
 # Hooks that delivered a delivery id already recorded (0008): GitHub gives every hook subscribed to an event the
 # same X-GitHub-Delivery; the first is recorded in `deliveries`, each other (delivery id, hook id) is counted here.
 delivery_sightings = sa.Table(
@@ -173,6 +177,21 @@ sa.Index(
     postgresql_where=sa.text(_ACTIVE_FORWARD),
 )
 sa.Index("ix_forward_jobs_status_destination", forward_jobs.c.status, forward_jobs.c.destination, forward_jobs.c.id)
+# 0017: the event log's forward filters (the events with a job to a destination, in a status), and the overview's
+# count of jobs dead-lettered lately
+sa.Index(
+    "ix_forward_jobs_destination_status_seq",
+    forward_jobs.c.destination,
+    forward_jobs.c.status,
+    forward_jobs.c.delivery_seq,
+)
+sa.Index("ix_forward_jobs_status_seq", forward_jobs.c.status, forward_jobs.c.delivery_seq)
+sa.Index(
+    "ix_forward_jobs_dead_at",
+    forward_jobs.c.completed_at,
+    sqlite_where=sa.text("status = 'dead'"),
+    postgresql_where=sa.text("status = 'dead'"),
+)
 
 forward_attempts = sa.Table(
     "forward_attempts",
@@ -192,6 +211,8 @@ forward_attempts = sa.Table(
     sqlite_autoincrement=True,
 )
 sa.Index("ix_forward_attempts_delivery", forward_attempts.c.delivery_seq, forward_attempts.c.id)
+# 0016: a destination's health windows and most recent attempts
+sa.Index("ix_forward_attempts_destination_started", forward_attempts.c.destination, forward_attempts.c.started_at)
 
 forward_stats = sa.Table(
     "forward_stats",
@@ -204,6 +225,23 @@ forward_stats = sa.Table(
     sa.Column("last_success_at", sa.Float),
     sa.Column("last_error", sa.Text),
     sa.Column("last_error_at", sa.Float),
+)
+
+# What operators set per destination (migration 0016): a pause (no claim takes its jobs while `paused_at` is set),
+# and the last test delivery (a signed `ping`, kept apart from the attempt log).
+forward_destinations = sa.Table(
+    "forward_destinations",
+    metadata,
+    sa.Column("destination", sa.Text, primary_key=True),
+    sa.Column("paused_by", sa.Text),
+    sa.Column("paused_at", sa.Float),
+    sa.Column("test_delivery_id", sa.Text),
+    sa.Column("test_by", sa.Text),
+    sa.Column("test_at", sa.Float),
+    sa.Column("test_latency", sa.Float),
+    sa.Column("test_status_code", sa.Integer),
+    sa.Column("test_error", sa.Text),
+    sa.Column("test_excerpt", sa.Text),
 )
 
 # --- dashboard sessions (migration 0009): sign-outs, so that every process refuses a signed-out cookie -------------
@@ -298,3 +336,38 @@ leases = sa.Table(
     sa.Column("holder", sa.Text, nullable=False),  # the holding process's id
     sa.Column("until", sa.Float, nullable=False),  # when it runs out (epoch seconds, on the holders' clock)
 )
+
+# --- refused webhook requests (migration 0014): buckets of `core.rejections`, bounded by age and rows ------------
+
+rejections = sa.Table(
+    "rejections",
+    metadata,
+    sa.Column("minute", sa.BigInteger, primary_key=True),  # epoch seconds of the bucket's minute
+    sa.Column("reason", sa.Text, primary_key=True),  # core.rejections.Reason
+    sa.Column("client", sa.Text, primary_key=True),  # "" unknown, "(malformed)", "~" aggregated
+    sa.Column("event", sa.Text, primary_key=True),
+    sa.Column("hook_id", sa.Text, primary_key=True),
+    sa.Column("delivery_id", sa.Text, nullable=False),  # the newest request's ("" none well-formed)
+    sa.Column("count", sa.BigInteger, nullable=False),
+    sa.Column("first_at", sa.Float, nullable=False),
+    sa.Column("last_at", sa.Float, nullable=False),
+    sa.Column("aggregated", sa.Integer, nullable=False),  # 1: past the cap of distinct keys that minute
+)
+
+# --- the audit log (migration 0015): who started which operator action, when, on what, with what result ---------
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),  # random (ghingest.app.audit)
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("actor", sa.Text, nullable=False),
+    sa.Column("client", sa.Text),
+    sa.Column("action", sa.Text, nullable=False),
+    sa.Column("selection", sa.Text, nullable=False),  # JSON object
+    sa.Column("result", sa.Text, nullable=False),  # JSON object
+    sa.Column("ok", sa.Boolean, nullable=False),
+)
+sa.Index("ix_audit_log_sort", audit_log.c.at, audit_log.c.id)
+sa.Index("ix_audit_log_action_sort", audit_log.c.action, audit_log.c.at, audit_log.c.id)
+sa.Index("ix_audit_log_actor_sort", audit_log.c.actor, audit_log.c.at, audit_log.c.id)

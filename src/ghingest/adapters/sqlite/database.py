@@ -1,11 +1,13 @@
 """The embedded SQLite backend: one database file holding the inbox, the store, the change feed, the forward
-queue, the dashboard's session revocations and what ghingest keeps of its conversations with GitHub's API."""
+queue, the dashboard's session revocations, the audit log and what ghingest keeps of its conversations with
+GitHub's API."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from ghingest.adapters.sql import migrate
+from ghingest.adapters.sqlite.audit import SqliteAuditLog
 from ghingest.adapters.sqlite.connection import Synchronous, path_from_url
 from ghingest.adapters.sqlite.feed import SqliteChangeFeed
 from ghingest.adapters.sqlite.forward_queue import SqliteForwardLog, SqliteForwardQueue
@@ -14,6 +16,7 @@ from ghingest.adapters.sqlite.inbox import SqliteInbox
 from ghingest.adapters.sqlite.notifier import Notifier
 from ghingest.adapters.sqlite.reader import SqliteReader
 from ghingest.adapters.sqlite.reads import SqliteReads
+from ghingest.adapters.sqlite.rejections import SqliteRejectionLog
 from ghingest.adapters.sqlite.sessions import SqliteSessionRevocations
 from ghingest.adapters.sqlite.store import SqliteStore
 from ghingest.adapters.sqlite.writer import BUSY_TIMEOUT, SqliteWriter
@@ -43,11 +46,13 @@ class SqliteDatabase:
         self.inbox = SqliteInbox(self.writer, self.reader, self.work, clock=clock)
         self.store = SqliteStore(self.writer, self.changed, self.forward_work, clock=clock)
         self.reads = SqliteReads(self.reader)
-        self.forwards = SqliteForwardQueue(self.writer, self.forward_work, clock=clock)
-        self.forward_log = SqliteForwardLog(self.reader)
+        self.forwards = SqliteForwardQueue(self.writer, self.reader, self.forward_work, self.changed, clock=clock)
+        self.forward_log = SqliteForwardLog(self.reader, clock=clock)
         self.feed = SqliteChangeFeed(self.reader, self.changed)
         self.sessions = SqliteSessionRevocations(self.writer, self.reader, clock=clock)
         self.github = SqliteGitHubSyncState(self.writer, self.reader, clock=clock)
+        self.rejections = SqliteRejectionLog(self.writer, self.reader, clock=clock)
+        self.audit = SqliteAuditLog(self.writer, self.reader)
 
     def upgrade(self) -> None:
         migrate.upgrade(self.url)
@@ -70,5 +75,7 @@ class SqliteDatabase:
             forward_log=self.forward_log,
             sessions=self.sessions,
             github=self.github,
+            rejections=self.rejections,
+            audit=self.audit,
             resources=self,
         )

@@ -191,6 +191,10 @@ class SqliteInbox:
     async def depth(self) -> int:
         return await self._reader.scalar_int("SELECT count(*) FROM delivery_states WHERE status = 'received'")
 
+    async def oldest_waiting_at(self) -> float | None:
+        value = await self._reader.run(lambda conn: conn.exec_driver_sql(queries.OLDEST_WAITING).scalar())
+        return None if value is None else float(value)
+
     async def ping(self) -> None:
         await self._writer.run(lambda _conn: None)  # appends go through the same writer
 

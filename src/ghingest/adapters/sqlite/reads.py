@@ -16,6 +16,7 @@ from ghingest.ports.reads import (
     DeliveryView,
     EventQuery,
     EventView,
+    HourCounts,
     ReadCapabilities,
     ReleaseQuery,
     ReleaseView,
@@ -23,6 +24,11 @@ from ghingest.ports.reads import (
 )
 
 _READINESS = sa.text(queries.READINESS)
+
+
+def _hour(column: Any) -> Any:
+    """The hour (epoch seconds // 3600) of a time: SQLite's CAST truncates."""
+    return sa.cast(column / queries.HOUR, sa.Integer)
 
 
 class SqliteReads:
@@ -64,9 +70,27 @@ class SqliteReads:
         return await self._reader.run(load)
 
     async def list_events(self, query: EventQuery) -> Page[EventView]:
-        rows = await self._reader.fetch_all(queries.select_events(query))
-        views = [queries.event_view(row) for row in rows]
+        def load(conn: Any) -> list[EventView]:
+            many = True
+            if queries.has_forward_filter(query):
+                cap = queries.FORWARD_FILTER_MANY
+                many = (conn.execute(queries.count_forward_matches(query, cap=cap)).scalar() or 0) >= cap
+            views = [queries.event_view(row) for row in conn.execute(queries.select_events(query, many_forwards=many))]
+            if not views:
+                return views
+            jobs = conn.execute(queries.select_forward_outcomes([v.seq for v in views])).fetchall()
+            return queries.with_forwards(views, jobs)
+
+        views = await self._reader.run(load)
         return page_of(views, page_size(query.limit), queries.event_cursor)
+
+    async def deliveries_per_hour(self, *, since: float) -> Sequence[HourCounts]:
+        def load(conn: Any) -> list[HourCounts]:
+            outcomes = conn.execute(queries.select_outcomes_per_hour(since, _hour)).fetchall()
+            waiting = conn.execute(queries.select_waiting_per_hour(since, _hour)).fetchall()
+            return queries.hours_of(outcomes, waiting)
+
+        return await self._reader.run(load)
 
     async def get_release(self, release_id: int) -> ReleaseView | None:
         def load(conn: Any) -> ReleaseView | None:

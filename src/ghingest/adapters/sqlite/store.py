@@ -19,7 +19,7 @@ from ghingest.ports.clock import SYSTEM_CLOCK, Clock
 from ghingest.ports.store import Outcome, StoreCapabilities
 
 _UPSERT_RELEASE = sql.UPSERT_RELEASE.format(least="min")
-_CHANGE = "INSERT INTO changes (kind, ref, at) VALUES (?, ?, ?)"
+INSERT_CHANGE = "INSERT INTO changes (kind, ref, at) VALUES (?, ?, ?)"
 
 
 class SqliteStore:
@@ -77,7 +77,7 @@ def record_outcomes(conn: sqlite3.Connection, outcomes: Sequence[Outcome], now: 
     conn.executemany(sql.MARK_PROCESSED, batch.processed)
     conn.executemany(sql.MARK_RETRY, batch.retried)
     conn.executemany(sql.MARK_FAILED, batch.failed)
-    conn.executemany(_CHANGE, feed)
+    conn.executemany(INSERT_CHANGE, feed)
 
 
 def _apply_release_change(conn: sqlite3.Connection, change: ReleaseChange, now: float) -> bool:

@@ -4,6 +4,9 @@
 Nothing else is imported at a cold start: no framework, no dashboard. The receiver answers 202 only after the
 delivery item is committed in DynamoDB and its notice was accepted by SNS (`AwsInbox.append`); a failure of either
 is a 503 with `Retry-After`, and the recorded-but-unsent delivery is sent on by GitHub's redelivery or the sweeper.
+A refused request is written to the rejected-requests log before the invocation returns (no task runs between
+invocations): one conditional `UpdateItem` of its bucket, so a flood adds to counts rather than items; a valid
+delivery writes nothing there.
 """
 
 from __future__ import annotations
@@ -58,5 +61,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         response = not_configured()
     else:
         response = mangum(event, context)
+        recorder = current().runtime().rejections
+        if recorder is not None and recorder.pending:  # a refusal: recorded now, no task runs between invocations
+            current().run(recorder.flush())
     count(response_class(int(response.get("statusCode", 500))))
     return response

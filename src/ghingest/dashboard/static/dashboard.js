@@ -1,4 +1,6 @@
 // ghingest dashboard: live updates over Server-Sent Events, and the repository typeahead. No framework.
+// After a live part of the page is re-rendered, it dispatches "ghingest:refreshed" (bubbling): scripts that keep
+// state on its elements listen for it.
 "use strict";
 
 (function () {
@@ -12,66 +14,142 @@
     status.querySelector(".label").textContent = text;
   }
 
-  // --- re-render the page's live region from the server (same URL), keeping focus and filters intact ---------
-  const MIN_REFRESH_MS = 1000;
-  let lastRefresh = 0;
-  let pending = null;
-  let inFlight = false;
+  // --- re-render a live part of the page from the server, keeping focus, form input and filters intact ---------
+  // A part is the page's region ([data-live-region], fetched from the page's own URL), or a section
+  // ([data-live-section="kind,…"], with an id) that a change of one of its kinds refreshes alone, fetched from its
+  // data-live-src (asked with the page's own query: its filters and notices). Refreshes of a part are at least
+  // MIN_REFRESH_MS apart, and a change that comes while one is in flight brings another after it.
+  // A page may ask for a slower pace (the overview: its figures change at most that often on the server).
+  const MIN_REFRESH_MS = Math.max(1000, Number(body.dataset.liveMinMs || 0));
+  const REGION = "region";
+  const parts = new Map(); // part key -> { pending, inFlight, again, last }
 
   function keysIn(root) {
     return new Set(Array.from(root.querySelectorAll("[data-key]"), (el) => el.dataset.key));
   }
 
-  async function refresh() {
-    pending = null;
-    const region = document.querySelector("[data-live-region]");
-    if (!region || inFlight) return;
-    // Older pages (a cursor in the URL) stay as they are: what is new appears on the first page.
-    if (new URLSearchParams(location.search).has("cursor")) return;
-    inFlight = true;
-    lastRefresh = Date.now();
+  function find(root, key) {
+    return key === REGION ? root.querySelector("[data-live-region]") : root.querySelector(key);
+  }
+
+  function sectionKey(section) {
+    return "#" + CSS.escape(section.id);
+  }
+
+  function partFor(kind) {
+    for (const section of document.querySelectorAll("[data-live-section][id]")) {
+      if (section.dataset.liveSection.split(",").includes(kind)) return sectionKey(section);
+    }
+    return REGION;
+  }
+
+  function allParts() {
+    const region = find(document, REGION);
+    const sections = Array.from(document.querySelectorAll("[data-live-section][id]"));
+    return [REGION, ...sections.filter((s) => !(region && region.contains(s))).map(sectionKey)];
+  }
+
+  function sourceOf(key, part) {
+    if (key === REGION || !part.dataset.liveSrc) return location.href;
+    const url = new URL(part.dataset.liveSrc, location.href);
+    if (!url.search) url.search = location.search;
+    return url.href;
+  }
+
+  // What the reader chose or typed in a part: boxes by name and value, other fields by id.
+  function formState(root) {
+    const boxes = new Map();
+    const values = new Map();
+    for (const el of root.querySelectorAll("input, select, textarea")) {
+      if (el.type === "checkbox" || el.type === "radio") boxes.set(el.name + "=" + el.value, el.checked);
+      else if (el.id && el.type !== "hidden") values.set(el.id, el.value);
+    }
+    return { boxes, values };
+  }
+
+  function restoreForm(root, state) {
+    for (const el of root.querySelectorAll("input, select, textarea")) {
+      if (el.type === "checkbox" || el.type === "radio") {
+        const checked = state.boxes.get(el.name + "=" + el.value);
+        if (checked !== undefined) el.checked = checked;
+      } else if (el.id && state.values.has(el.id)) {
+        const value = state.values.get(el.id);
+        if (el.tagName !== "SELECT" || Array.from(el.options).some((o) => o.value === value)) el.value = value;
+      }
+    }
+  }
+
+  async function refresh(key) {
+    const state = parts.get(key);
+    state.pending = null;
+    const part = find(document, key);
+    if (!part) return;
+    if (state.inFlight) {
+      state.again = true;
+      return;
+    }
+    state.inFlight = true;
+    state.last = Date.now();
     try {
-      const response = await fetch(location.href, { credentials: "same-origin", headers: { Accept: "text/html" } });
+      const response = await fetch(sourceOf(key, part), {
+        credentials: "same-origin",
+        headers: { Accept: "text/html" },
+      });
       if (response.redirected && new URL(response.url).pathname === "/login") {
         setStatus("offline", "Signed out");
         return;
       }
       if (!response.ok) return;
       const doc = new DOMParser().parseFromString(await response.text(), "text/html");
-      const fresh = doc.querySelector("[data-live-region]");
+      const fresh = find(doc, key);
       if (!fresh) return;
-      const before = keysIn(region);
-      const focused = region.contains(document.activeElement) ? document.activeElement : null;
+      const before = keysIn(part);
+      const form = formState(part);
+      const focused = part.contains(document.activeElement) ? document.activeElement : null;
       const focusHref = focused && focused.getAttribute("href");
-      region.replaceChildren(...Array.from(fresh.childNodes, (node) => document.importNode(node, true)));
+      part.replaceChildren(...Array.from(fresh.childNodes, (node) => document.importNode(node, true)));
+      restoreForm(part, form);
+      // Figures computed before the newest change (another view's, a moment ago): ask again after the throttle.
+      if (fresh.hasAttribute("data-live-behind")) scheduleRefresh(key);
       if (focused) {
-        // Keep the keyboard where it was: the same link in the new content, else the region itself.
-        const again = focusHref && region.querySelector('a[href="' + CSS.escape(focusHref) + '"]');
+        // Keep the keyboard where it was: the same link in the new content, else the part itself.
+        const again = focusHref && part.querySelector('a[href="' + CSS.escape(focusHref) + '"]');
         if (again) again.focus();
         else {
-          region.setAttribute("tabindex", "-1");
-          region.focus();
+          part.setAttribute("tabindex", "-1");
+          part.focus();
         }
       }
       let added = 0;
-      for (const el of region.querySelectorAll("[data-key]")) {
+      for (const el of part.querySelectorAll("[data-key]")) {
         if (!before.has(el.dataset.key)) {
           el.classList.add("is-new");
           added += 1;
         }
       }
       if (added && announcer) announcer.textContent = added === 1 ? "1 new item" : added + " new items";
+      part.dispatchEvent(new CustomEvent("ghingest:refreshed", { bubbles: true }));
     } catch (error) {
       // The server is away; the stream's reconnection will bring us back here.
     } finally {
-      inFlight = false;
+      state.inFlight = false;
+      if (state.again) {
+        state.again = false;
+        scheduleRefresh(key);
+      }
     }
   }
 
-  function scheduleRefresh() {
-    if (pending) return;
-    const wait = Math.max(0, lastRefresh + MIN_REFRESH_MS - Date.now());
-    pending = setTimeout(refresh, wait);
+  function scheduleRefresh(key) {
+    let state = parts.get(key);
+    if (!state) parts.set(key, (state = { pending: null, inFlight: false, again: false, last: 0 }));
+    if (state.pending) return;
+    const wait = Math.max(0, state.last + MIN_REFRESH_MS - Date.now());
+    state.pending = setTimeout(() => refresh(key), wait);
+  }
+
+  function refreshAll() {
+    allParts().forEach(scheduleRefresh);
   }
 
   // --- the change stream ------------------------------------------------------------------------------------
@@ -100,13 +178,22 @@
       });
       source.addEventListener("hello", (event) => {
         // Resumed: anything committed while we were away was sent before this, or is in the page we fetch now.
-        if (wasOffline) scheduleRefresh();
+        if (wasOffline) refreshAll();
         wasOffline = false;
         seq = event.lastEventId || seq;
       });
       source.addEventListener("reset", (event) => {
         seq = event.lastEventId || seq;
-        scheduleRefresh();
+        refreshAll();
+      });
+      source.addEventListener("bye", () => {
+        // The server is shutting down: say so now (not when a reconnection fails), and come back when it is up.
+        source.close();
+        clearTimeout(offlineTimer);
+        offlineTimer = null;
+        wasOffline = true;
+        setStatus("offline", "Offline – reconnecting…");
+        setTimeout(connect, backoff);
       });
       for (const kind of kinds) {
         source.addEventListener(kind, (event) => {
@@ -115,7 +202,7 @@
             const data = JSON.parse(event.data);
             if (String(data.ref) !== ref) return;
           }
-          scheduleRefresh();
+          scheduleRefresh(partFor(kind));
         });
       }
       source.addEventListener("error", () => {
@@ -202,6 +289,40 @@
     }
   }, 30000);
 
+  // --- "select all" checkboxes: one ticks (or clears) every checkbox of its form named by data-select-all ------
+  // (hidden until this runs: without a script it could do nothing, and "Retry all" covers that case). Delegated, so
+  // that a live refresh that replaces the boxes keeps them working.
+  function showSelectAll(root) {
+    root.querySelectorAll("input[data-select-all]").forEach((box) => {
+      box.hidden = false;
+      syncSelectAll(box);
+    });
+  }
+
+  function boxesOf(box) {
+    return Array.from(box.form.elements).filter((el) => el.type === "checkbox" && el.name === box.dataset.selectAll);
+  }
+
+  function syncSelectAll(box) {
+    if (!box.form) return;
+    const all = boxesOf(box);
+    const ticked = all.filter((el) => el.checked).length;
+    box.checked = ticked > 0 && ticked === all.length;
+    box.indeterminate = ticked > 0 && ticked < all.length;
+  }
+
+  document.addEventListener("change", (event) => {
+    const el = event.target;
+    if (!(el instanceof HTMLInputElement) || el.type !== "checkbox" || !el.form) return;
+    for (const box of Array.from(el.form.elements).filter((other) => other.dataset && other.dataset.selectAll)) {
+      if (el === box) boxesOf(box).forEach((other) => (other.checked = box.checked));
+      else if (el.name === box.dataset.selectAll) syncSelectAll(box);
+    }
+  });
+  document.addEventListener("ghingest:refreshed", (event) => showSelectAll(event.target));
+
   document.querySelectorAll("input[data-typeahead]").forEach(typeahead);
+  showSelectAll(document);
   follow();
+  if (document.querySelector("[data-live-region][data-live-behind]")) scheduleRefresh(REGION);
 })();
