@@ -78,19 +78,6 @@ def create_api(
         app.include_router(rejections_api)
         app.include_router(audit_api)
         mount_api_docs(app)
-    if with_read_api and with_dashboard:
-        from ghingest.dashboard import audit as audit_pages
-        from ghingest.dashboard import forwarding as forwarding_pages
-        from ghingest.dashboard import github as github_pages
-        from ghingest.dashboard import rejected as rejected_pages
-        from ghingest.dashboard.mount import mount_dashboard
-
-        mount_dashboard(
-            app,
-            runtime,
-            extra_routers=[forwarding_pages.router, github_pages.router, rejected_pages.router, audit_pages.router],
-            extra_nav=[forwarding_pages.NAV, github_pages.NAV, rejected_pages.NAV, audit_pages.NAV],
-        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -110,6 +97,21 @@ def create_api(
     @app.exception_handler(InvalidCursor)
     async def invalid_cursor(_request: Request, exc: InvalidCursor) -> JSONResponse:
         return JSONResponse({"error": "invalid_cursor", "detail": str(exc)}, status_code=400)
+
+    # After the JSON error handlers: the dashboard answers a browser's errors with pages in front of them.
+    if with_read_api and with_dashboard:
+        from ghingest.dashboard import audit as audit_pages
+        from ghingest.dashboard import forwarding as forwarding_pages
+        from ghingest.dashboard import github as github_pages
+        from ghingest.dashboard import rejected as rejected_pages
+        from ghingest.dashboard.mount import mount_dashboard
+
+        mount_dashboard(
+            app,
+            runtime,
+            extra_routers=[forwarding_pages.router, github_pages.router, rejected_pages.router, audit_pages.router],
+            extra_nav=[forwarding_pages.NAV, github_pages.NAV, rejected_pages.NAV, audit_pages.NAV],
+        )
 
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
     return app

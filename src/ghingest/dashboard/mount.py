@@ -24,6 +24,7 @@ from ghingest.app.runtime import Runtime
 from ghingest.app.users import UsersFile
 from ghingest.core.throttle import SignInThrottle, TokenBuckets
 from ghingest.dashboard import live, overview, pages, sign_in
+from ghingest.dashboard.errors import install_error_pages
 from ghingest.dashboard.notes import NotesRenderer
 from ghingest.dashboard.pages import ChartCache
 from ghingest.dashboard.security import LoginRequired, OperatorRequired, login_url
@@ -78,6 +79,7 @@ def mount_dashboard(
     for router in (sign_in.router, live.router, pages.router, overview.router, *extra_routers):
         app.include_router(router)
     app.mount("/static", StaticFiles(packages=[("ghingest.dashboard", "static")]), name="static")
+    install_error_pages(app)
 
     @app.exception_handler(LoginRequired)
     async def login_required(request: Request, exc: LoginRequired) -> Response:

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from ghingest.app import audit
 from ghingest.app.runtime import runtime_of
+from ghingest.core import search
 from ghingest.core.forward_states import ForwardStatus
 from ghingest.core.github_events import ACTIONS, EVENTS
 from ghingest.core.int64 import Int64
@@ -138,6 +139,9 @@ async def releases_page(
         "filtered": any(filters.values()),
         "errors": errors,
         "page": page,
+        "hits": {v.record.release_id: search.explain_release(v.record.content, filters["q"]) for v in page.items}
+        if filters["q"]
+        else {},
         "cursor": cursor or "",
         "states": [s.value for s in ReleaseState],
         "chart": await _chart(request, None) if not cursor else None,

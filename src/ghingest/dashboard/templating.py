@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -11,7 +12,7 @@ from urllib.parse import urlencode
 
 import orjson
 from jinja2 import Environment, PackageLoader, select_autoescape
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
@@ -111,6 +112,20 @@ def initials(login: str | None) -> str:
     return letters.upper()
 
 
+_AFTER_SEPARATOR = re.compile(r"(?<=[/\-_.])(?=.)")
+
+
+def breakable(value: str | None) -> Markup:
+    """`value` escaped, with a `<wbr>` after each `/`, `-`, `_` and `.`: a long name (`owner/name`, a tag, an id)
+    wraps at those and nowhere else (the CSS breaks a single over-long part only when nothing else fits)."""
+    return Markup("<wbr>").join(escape(part) for part in _AFTER_SEPARATOR.split(value or ""))
+
+
+def repo_name(value: str | None) -> Markup:
+    """A repository's `owner/name` as shown everywhere: `breakable`, in a `.repo-name` span."""
+    return Markup('<span class="repo-name">{}</span>').format(breakable(value))
+
+
 def safe_href(url: str | None) -> str | None:
     """Only http(s) links from payloads become links (a payload could carry a `javascript:` URL)."""
     if url and url.lower().startswith(("https://", "http://")):
@@ -154,6 +169,7 @@ def build_environment() -> Environment:
         avatar_hue=avatar_hue,
         initials=initials,
         safe_href=safe_href,
+        repo_name=repo_name,
         failure_kind=failure_kind,
     )
     env.globals.update(

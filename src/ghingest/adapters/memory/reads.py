@@ -1,23 +1,20 @@
 """The memory read side: the read API's and the dashboard's queries as scans of the tables, in the same orders
 and with the same keyset cursors as the SQL backends (`core.pagination`).
 
-Search matches as SQLite's FTS5 index does (`adapters/sql/queries.fts_query`): the text's words are tokens (runs of
-letters and digits, case and accents folded) and each must occur in the tag, the name or the notes, a word of
-several tokens as a phrase, the last word as a prefix.
+Search matches as SQLite's FTS5 index does (`core.search.matches`).
 """
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import TypeVar
 
 from ghingest.adapters.memory.tables import DeliveryRow, EventRow, JobRow, MemoryDatabase, ReleaseRow
+from ghingest.core import search
 from ghingest.core.pagination import InvalidCursor, Page, decode_cursor, encode_cursor, page_of, page_size
 from ghingest.core.processing import StoredDelivery
-from ghingest.core.releases import ReleaseContent, sort_at
+from ghingest.core.releases import sort_at
 from ghingest.core.states import DeliveryStatus
 from ghingest.ports import (
     DeliveryView,
@@ -124,7 +121,6 @@ class MemoryReads:
             if not isinstance(last_sort_at, str) or not isinstance(last_id, int):
                 raise InvalidCursor("cursor is not valid")
             after = (last_sort_at, last_id)
-        words = _query_words(query.search) if query.search else None
 
         def matches(row: ReleaseRow) -> bool:
             content, key = row.record.content, _sort_key(row)
@@ -135,7 +131,9 @@ class MemoryReads:
                 and (query.since is None or key[0] >= query.since)
                 and (query.until is None or key[0] < query.until)
                 and (after is None or key < after)
-                and (words is None or _search_matches(content, words))
+                and (
+                    query.search is None or search.matches(list(search.release_fields(content).values()), query.search)
+                )
             )
 
         with self._db.transaction() as db:
@@ -264,41 +262,3 @@ def _sources(row: ReleaseRow) -> frozenset[str]:
 
 def _release_cursor(view: ReleaseView) -> str:
     return encode_cursor([sort_at(view.record.content), view.record.release_id])
-
-
-# --- search -----------------------------------------------------------------------------------------------------
-
-_TOKEN = re.compile(r"[^\W_]+")
-
-
-def _tokens(text: str) -> list[str]:
-    """Runs of letters and digits, lower-cased and without diacritics (FTS5's unicode61 tokenizer)."""
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    return _TOKEN.findall("".join(ch for ch in decomposed if not unicodedata.combining(ch)))
-
-
-def _query_words(text: str) -> list[list[str]]:
-    """Each whitespace-separated word of the search as its tokens (a word without any matches nothing)."""
-    return [_tokens(word) for word in text.replace("\x00", " ").split() if word.strip('"')]
-
-
-def _search_matches(content: ReleaseContent, words: list[list[str]]) -> bool:
-    if not words:
-        return False
-    columns = [_tokens(text) for text in (content.tag, content.name, content.body) if text]
-    return all(
-        any(_phrase_in(tokens, column, prefix=index == len(words) - 1) for column in columns)
-        for index, tokens in enumerate(words)
-    )
-
-
-def _phrase_in(phrase: list[str], column: list[str], *, prefix: bool) -> bool:
-    if not phrase:
-        return False
-    *whole, last = phrase
-    for start in range(len(column) - len(phrase) + 1):
-        if column[start : start + len(whole)] == whole:
-            token = column[start + len(whole)]
-            if token == last or (prefix and token.startswith(last)):
-                return True
-    return False
