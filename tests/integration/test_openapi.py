@@ -300,7 +300,7 @@ def test_a_route_added_later_is_documented_by_the_same_rules() -> None:
     operation = build_openapi(app)["paths"]["/api/things"]["get"]
     assert operation["operationId"] == "listThings"
     assert operation["security"] == [{"bearer": []}, {"session": []}]
-    assert set(operation["responses"]) == {"200", "400", "401"}
+    assert set(operation["responses"]) == {"200", "400", "401", "503"}
     assert operation["responses"]["400"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorDocument")
     since, status = operation["parameters"]
     assert since["description"] == "Received at or after."

@@ -18,7 +18,7 @@ from ghingest.app.runtime import Runtime
 from ghingest.app.settings import Settings
 from ghingest.core.delivery import ContentKind, IncomingDelivery
 from ghingest.core.errors import StoreUnavailable
-from tests.conftest import ThreadedServer, post_webhook, release, signed, sqlite_path
+from tests.conftest import TOKEN, ThreadedServer, post_webhook, release, signed, sqlite_path
 
 
 def big_delivery(n: int) -> IncomingDelivery:
@@ -64,6 +64,11 @@ def test_readiness_fails_when_the_read_api_would(make_settings: Callable[..., Se
         answer = client.get("/readyz")
         assert answer.status_code == 503
         assert answer.json()["error"] == "not_ready"
+        # The read API says so too: a JSON 503 with Retry-After, not an unhandled 500.
+        read = client.get("/api/releases", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert read.status_code == 503, read.text
+        assert read.json() == {"error": "service_unavailable", "detail": "the store is unavailable; try again shortly"}
+        assert read.headers["retry-after"] == "5"
 
 
 def test_readiness_checks_reads_and_writes(server: ThreadedServer) -> None:

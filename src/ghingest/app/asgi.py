@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp
 
@@ -20,11 +20,12 @@ from ghingest.app.auth import TokenAuthenticator
 from ghingest.app.forward_api import forwarding
 from ghingest.app.openapi import DESCRIPTION, build_openapi, operation_id
 from ghingest.app.proxies import ProxyHeadersMiddleware, TrustedProxies
-from ghingest.app.receiver import PATH
+from ghingest.app.receiver import PATH, RETRY_AFTER_SECONDS
 from ghingest.app.rejections_api import rejections_api
 from ghingest.app.request_guard import RequestGuard, error_code
 from ghingest.app.runtime import Runtime
 from ghingest.app.sync_api import sync
+from ghingest.core.errors import StoreUnavailable
 from ghingest.core.pagination import InvalidCursor
 
 
@@ -97,6 +98,16 @@ def create_api(
     @app.exception_handler(InvalidCursor)
     async def invalid_cursor(_request: Request, exc: InvalidCursor) -> JSONResponse:
         return JSONResponse({"error": "invalid_cursor", "detail": str(exc)}, status_code=400)
+
+    @app.exception_handler(StoreUnavailable)
+    async def store_unavailable(request: Request, _exc: StoreUnavailable) -> Response:
+        # A read or an action while the store cannot answer: 503 with Retry-After, as the HTTP error handler in
+        # force answers it (JSON, or the dashboard's page for a browser), never an unhandled 500.
+        unavailable = StarletteHTTPException(
+            503, detail="the store is unavailable; try again shortly", headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
+        )
+        answer = app.exception_handlers[StarletteHTTPException](request, unavailable)
+        return answer if isinstance(answer, Response) else await answer
 
     # After the JSON error handlers: the dashboard answers a browser's errors with pages in front of them.
     if with_read_api and with_dashboard:

@@ -112,7 +112,8 @@ def _calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
 
 
 def authentication_of(route: APIRoute) -> dict[str, Any]:
-    """The `security` and the 401/403/413 answers of a route's operation, from its dependencies."""
+    """The `security` and the 401/403/413 answers of a route's operation, from its dependencies (and the 503 of
+    every route that reads or writes the store on a principal's behalf)."""
     calls = set(_calls(route.dependant))
     if require_reader not in calls:
         return {"security": []}
@@ -129,6 +130,13 @@ def authentication_of(route: APIRoute) -> dict[str, Any]:
         refusals.append(f"a dashboard session sent no (or a wrong) `{CSRF_HEADER}` header")
     if refusals:
         responses["403"] = error_response("Forbidden: " + "; or ".join(refusals) + ".")
+    unavailable = error_response("The store cannot answer now; try again after `Retry-After` seconds.")
+    unavailable["headers"] = {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}}
+    unavailable["content"]["application/json"]["example"] = {
+        "error": "service_unavailable",
+        "detail": "the store is unavailable; try again shortly",
+    }
+    responses["503"] = unavailable
     if writes:
         responses["413"] = error_response(
             "The body is over the API's limit (`GHINGEST_HTTP_MAX_FORM_BYTES`, 64 KiB by default); it was not read."

@@ -34,10 +34,15 @@ class SqliteReader:
             dbapi_connection.execute("PRAGMA query_only=1")
 
     def run_sync(self, work: Callable[[Connection], T]) -> T:
+        """Run `work` on a read connection. The file cannot be read (locked past the busy timeout, not migrated, an
+        I/O error): `StoreUnavailable`, with the error's class only (the API answers 503, as PostgreSQL's does)."""
         if self._closed:
             raise StoreUnavailable("the store is closed")
-        with self.engine.connect() as conn:
-            return work(conn)
+        try:
+            with self.engine.connect() as conn:
+                return work(conn)
+        except (sa.exc.OperationalError, sqlite3.OperationalError) as exc:
+            raise StoreUnavailable(f"the store cannot be read: {exc.__class__.__name__}") from None
 
     async def run(self, work: Callable[[Connection], T]) -> T:
         return await asyncio.to_thread(self.run_sync, work)
