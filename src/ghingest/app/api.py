@@ -113,8 +113,9 @@ async def get_release(runtime: RuntimeDep, release_id: Int64) -> Release:
     return Release.of(view, with_history=True)
 
 
-def _epoch_filter(name: str, value: str | None) -> float | None:
-    if value is None:
+def epoch_filter(name: str, value: str | None) -> float | None:
+    """A time parameter (`since`, `until`) as an epoch; an empty one is none; `HTTPException(400)` naming a bad one."""
+    if not value:
         return None
     try:
         return parse_iso(value)
@@ -161,8 +162,8 @@ async def list_events(
         sender=sender or None,
         destination=destination or None,
         forward_status=forward_status,
-        since=_epoch_filter("since", since),
-        until=_epoch_filter("until", until),
+        since=epoch_filter("since", since),
+        until=epoch_filter("until", until),
         delivery_id=delivery_id or None,
         cursor=cursor,
         limit=limit,

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
-from ghingest.app.api import BAD_REQUEST, Cursor, Limit, RuntimeDep
+from ghingest.app.api import BAD_REQUEST, Cursor, Limit, RuntimeDep, epoch_filter
 from ghingest.app.api_models import EXAMPLE_TIME, DateTime, examples
 from ghingest.app.auth import require_operator, require_reader
 from ghingest.app.openapi import DocumentedRoute
 from ghingest.core.pagination import DEFAULT_PAGE_SIZE
-from ghingest.core.time import iso, parse_iso
+from ghingest.core.time import iso
 from ghingest.ports import AuditEntry, AuditQuery
 
 audit_api = APIRouter(
@@ -67,15 +67,6 @@ class AuditPage(BaseModel):
     next_cursor: str | None
 
 
-def _epoch(name: str, value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        return parse_iso(value)
-    except ValueError:
-        raise HTTPException(400, detail=f"{name} must be an ISO-8601 time such as 2024-05-01T00:00:00Z") from None
-
-
 @audit_api.get("/audit", response_model=AuditPage, responses=BAD_REQUEST, summary="The audit log, newest first")
 async def list_audit(
     runtime: RuntimeDep,
@@ -94,8 +85,8 @@ async def list_audit(
     query = AuditQuery(
         action=action or None,
         actor=actor or None,
-        since=_epoch("since", since),
-        until=_epoch("until", until),
+        since=epoch_filter("since", since),
+        until=epoch_filter("until", until),
         ok=None if outcome is None else outcome == "ok",
         cursor=cursor or None,
         limit=limit,

@@ -8,13 +8,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, Field
 
-from ghingest.app.api import BAD_REQUEST, Cursor, Limit, RuntimeDep
+from ghingest.app.api import BAD_REQUEST, Cursor, Limit, RuntimeDep, epoch_filter
 from ghingest.app.api_models import DateTime
 from ghingest.app.auth import require_reader
 from ghingest.app.openapi import DocumentedRoute
 from ghingest.core.pagination import DEFAULT_PAGE_SIZE
 from ghingest.core.rejections import AGGREGATED, MALFORMED, Reason, RejectionBucket
-from ghingest.core.time import iso, parse_iso
+from ghingest.core.time import iso
 from ghingest.ports.rejections import RejectionQuery
 
 rejections_api = APIRouter(
@@ -55,20 +55,12 @@ class RejectionPage(BaseModel):
 def filters(reasons: list[Reason] | None, since: str | None, until: str | None, hook_id: str | None) -> RejectionQuery:
     """The query of the page's and the API's parameters; `HTTPException(400)` naming a bad one."""
 
-    def when(name: str, value: str | None) -> float | None:
-        if not value:
-            return None
-        try:
-            return parse_iso(value)
-        except ValueError:
-            raise HTTPException(400, detail=f"{name} must be an ISO-8601 time such as 2024-05-01T00:00:00Z") from None
-
     if hook_id and not hook_id.isdigit():
         raise HTTPException(400, detail="hook_id must be digits")
     return RejectionQuery(
         reasons=frozenset(reasons) if reasons else None,
-        since=when("since", since),
-        until=when("until", until),
+        since=epoch_filter("since", since),
+        until=epoch_filter("until", until),
         hook_id=hook_id or None,
     )
 
