@@ -6,6 +6,7 @@ lines are dropped and the others go where the display says (above it), so that n
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from collections.abc import Callable, Iterator
@@ -19,27 +20,47 @@ _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARN
 _divert: Callable[[bytes], None] | None = None  # set while a progress display runs
 
 
+class _Stdout:
+    """The process's standard output as it is when a line is written, not when a logger was made (a logger is
+    cached on first use: one made while a command's output was captured must not keep writing there)."""
+
+    def write(self, data: bytes) -> None:
+        sys.stdout.buffer.write(data)
+
+    def flush(self) -> None:
+        sys.stdout.buffer.flush()
+
+
 class _Lines(structlog.BytesLogger):
-    """structlog's bytes logger (it calls the method named after the level), diverted while `_divert` is set."""
+    """structlog's bytes logger (it calls the method named after the level), diverted while `_divert` is set. A
+    line that cannot be written (stdout closed: the pipe's reader went away) is lost, never raised into the caller:
+    logging must not fail a request."""
 
     __slots__ = ()
 
+    def _emit(self, message: bytes) -> None:
+        with contextlib.suppress(OSError, ValueError):  # ValueError: I/O operation on closed file
+            super().msg(message)
+
     def msg(self, message: bytes) -> None:
         if _divert is None:
-            super().msg(message)
+            self._emit(message)
         else:
             _divert(message)
 
     def debug(self, message: bytes) -> None:
         if _divert is None:
-            super().msg(message)
+            self._emit(message)
 
     info = debug
     log = warn = warning = fatal = failure = err = error = critical = exception = msg
 
 
+_STDOUT = _Stdout()
+
+
 def _lines(*_args: Any) -> _Lines:
-    return _Lines(sys.stdout.buffer)
+    return _Lines(_STDOUT)  # type: ignore[arg-type]
 
 
 def configure_logging(level: str = "info") -> None:
