@@ -26,7 +26,6 @@ change feed (`feed.transact_with_changes`).
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 import uuid
@@ -55,6 +54,8 @@ from ghingest.adapters.aws.jobs import AwsJobs
 from ghingest.adapters.aws.payloads import with_bodies
 from ghingest.adapters.aws.replays import create_replays
 from ghingest.adapters.aws.table import TableContext, from_item, get, key, put_new, reserve, values
+from ghingest.adapters.memory.signal import Signal
+from ghingest.adapters.memory.signal import wait as signal_wait
 from ghingest.core.errors import StoreUnavailable
 from ghingest.core.forward_states import ForwardStatus, can_move
 from ghingest.ports import (
@@ -106,6 +107,7 @@ class AwsForwardQueue:
         self._settled: dict[str, bool] = {}  # adopted message id -> Lambda may delete it (partial batch response)
         self._queue_by_arn: dict[str, str] = {}
         self._lock = threading.Lock()  # the maps above are used from the adapter's threads
+        self._resumed = Signal()  # this process's waiters hear of a resume at once (others see the queue grow)
 
     # -- claiming --
 
@@ -375,6 +377,8 @@ class AwsForwardQueue:
         ended, parked = await self._db.run("forwards.resume", pauses.unpause, self._db, destination)
         if parked:
             await self._jobs.dispatch(parked)
+        if ended is not None:
+            self._resumed.notify()
         return ended
 
     async def paused(self) -> Sequence[DestinationPause]:
@@ -391,6 +395,7 @@ class AwsForwardQueue:
         not end a wait, so that they never make pumps spin."""
         deadline = time.monotonic() + timeout
         least: dict[str, int] | None = None
+        resumed = self._resumed.register()  # before the first look: a resume while it is taken still wakes
         while True:
             try:
                 depths = await self._db.run("forwards.wait_for_work", self._depths)
@@ -403,9 +408,11 @@ class AwsForwardQueue:
                     return
                 least = depths if least is None else {u: min(n, least.get(u, n)) for u, n in depths.items()}
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 or resumed.is_set():
                 return
-            await asyncio.sleep(min(WAIT_POLL, remaining))
+            await signal_wait(resumed, min(WAIT_POLL, remaining))
+            if resumed.is_set():
+                return
 
     def _depths(self) -> dict[str, int]:
         depths = {}
