@@ -32,9 +32,13 @@ fmt: install
 	$(BIN)/ruff format src tests bench scripts deploy
 	$(BIN)/ruff check --fix src tests bench scripts deploy
 
+# The suite runs a test file per worker process (pytest-xdist), one worker per core by default: every fixture's
+# servers, databases and ports are per test (or per module) and on free loopback ports. TEST_WORKERS=0: one process.
+TEST_WORKERS ?= auto
+
 test: install lint
 	bash scripts/ensure-chromium.sh
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-only: install
 	$(BIN)/pytest $(PYTEST_ARGS)
