@@ -170,6 +170,7 @@ if [[ $REJECTIONS_ONLY == 1 ]]; then
   start_server "$WORK/rejections.db" "$PORT"
   rejection_flood "$PORT" "$WORK/rejections.db"
   stop_server
+  "$PY" bench/rejection_cost.py | tee -a "$WORK/rejections.txt"
   cp "$WORK/rejections.txt" "$RESULTS/rejections.txt"
   exit 0
 fi
@@ -200,6 +201,7 @@ nice -n "$NICE" taskset -c "$LOAD_CPUS" "$PY" bench/openloop.py --port "$PORT" -
 cat "$WORK/fixed500.json"
 echo "== rejected requests: 500 good req/s without, then with ~2,000 bad-signature req/s (same server)"
 rejection_flood "$PORT" "$DB"
+"$PY" bench/rejection_cost.py | tee -a "$WORK/rejections.txt"
 grep -E "VmHWM|VmRSS" "/proc/$SERVER_PID/status" | tr -s ' \t' ' ' >"$WORK/rss.txt" || true
 "$PY" - "$DB" "$RUN_TAG" >"$WORK/stored.txt" <<'PYEOF'
 import sqlite3, sys

@@ -39,7 +39,8 @@ class _Lines(structlog.BytesLogger):
     __slots__ = ()
 
     def _emit(self, message: bytes) -> None:
-        with contextlib.suppress(OSError, ValueError):  # ValueError: I/O operation on closed file
+        # ValueError: I/O operation on closed file; AttributeError: a stdout replaced by a text-only stream
+        with contextlib.suppress(OSError, ValueError, AttributeError):
             super().msg(message)
 
     def msg(self, message: bytes) -> None:
