@@ -17,6 +17,7 @@ from ghingest.app.api import api, health
 from ghingest.app.api_docs import mount_api_docs
 from ghingest.app.audit_api import audit_api
 from ghingest.app.auth import TokenAuthenticator
+from ghingest.app.destinations import UnknownDestination
 from ghingest.app.forward_api import forwarding
 from ghingest.app.openapi import DESCRIPTION, build_openapi, operation_id
 from ghingest.app.proxies import ProxyHeadersMiddleware, TrustedProxies
@@ -99,15 +100,23 @@ def create_api(
     async def invalid_cursor(_request: Request, exc: InvalidCursor) -> JSONResponse:
         return JSONResponse({"error": "invalid_cursor", "detail": str(exc)}, status_code=400)
 
+    async def as_http_error(request: Request, error: StarletteHTTPException) -> Response:
+        """`error` as the HTTP error handler in force answers it (JSON, or the dashboard's page for a browser)."""
+        answer = app.exception_handlers[StarletteHTTPException](request, error)
+        return answer if isinstance(answer, Response) else await answer
+
     @app.exception_handler(StoreUnavailable)
     async def store_unavailable(request: Request, _exc: StoreUnavailable) -> Response:
-        # A read or an action while the store cannot answer: 503 with Retry-After, as the HTTP error handler in
-        # force answers it (JSON, or the dashboard's page for a browser), never an unhandled 500.
-        unavailable = StarletteHTTPException(
-            503, detail="the store is unavailable; try again shortly", headers={"Retry-After": str(RETRY_AFTER_SECONDS)}
+        # A read or an action while the store cannot answer: 503 with Retry-After, never an unhandled 500.
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+        return await as_http_error(
+            request, StarletteHTTPException(503, detail="the store is unavailable; try again shortly", headers=headers)
         )
-        answer = app.exception_handlers[StarletteHTTPException](request, unavailable)
-        return answer if isinstance(answer, Response) else await answer
+
+    @app.exception_handler(UnknownDestination)
+    async def unknown_destination(request: Request, exc: UnknownDestination) -> Response:
+        # Pausing, resuming or testing a destination by a name no route or forward knows (API, dashboard alike).
+        return await as_http_error(request, StarletteHTTPException(404, detail=str(exc)))
 
     # After the JSON error handlers: the dashboard answers a browser's errors with pages in front of them.
     if with_read_api and with_dashboard:

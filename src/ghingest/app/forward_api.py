@@ -371,9 +371,10 @@ async def replay_forwards(request: Request, runtime: RuntimeDep, body: ReplayReq
 _OPERATOR_BEARER = [Depends(require_operator), Depends(require_bearer)]
 
 
-def _principal(request: Request) -> Principal:
+def _actor(request: Request) -> audit.Actor:
+    """The bearer principal at the request's address (an `UnknownDestination` is a 404: `asgi.create_api`)."""
     principal: Principal = request.state.principal
-    return principal
+    return audit.actor_of(request, principal.name)
 
 
 @forwarding.post(
@@ -384,11 +385,8 @@ def _principal(request: Request) -> Principal:
     summary="Pause a destination: its forwards wait, none is attempted, until it is resumed",
 )
 async def pause_destination(runtime: RuntimeDep, request: Request, name: str) -> DestinationState:
-    try:
-        await destinations.pause_destination(runtime, name, actor=audit.actor_of(request, _principal(request).name))
-        return await destination_state(runtime, name)
-    except UnknownDestination as exc:
-        raise HTTPException(404, detail=str(exc)) from None
+    await destinations.pause_destination(runtime, name, actor=_actor(request))
+    return await destination_state(runtime, name)
 
 
 @forwarding.post(
@@ -399,11 +397,8 @@ async def pause_destination(runtime: RuntimeDep, request: Request, name: str) ->
     summary="Resume a paused destination: its waiting forwards are attempted at once",
 )
 async def resume_destination(runtime: RuntimeDep, request: Request, name: str) -> DestinationState:
-    try:
-        await destinations.resume_destination(runtime, name, actor=audit.actor_of(request, _principal(request).name))
-        return await destination_state(runtime, name)
-    except UnknownDestination as exc:
-        raise HTTPException(404, detail=str(exc)) from None
+    await destinations.resume_destination(runtime, name, actor=_actor(request))
+    return await destination_state(runtime, name)
 
 
 @forwarding.post(
@@ -414,11 +409,4 @@ async def resume_destination(runtime: RuntimeDep, request: Request, name: str) -
     summary="Send a signed GitHub ping to a configured destination now, and say what it answered",
 )
 async def send_test_delivery(runtime: RuntimeDep, request: Request, name: str) -> PingResult:
-    try:
-        return PingResult.of(
-            await destinations.send_test_delivery(
-                runtime, name, actor=audit.actor_of(request, _principal(request).name)
-            )
-        )
-    except UnknownDestination as exc:
-        raise HTTPException(404, detail=str(exc)) from None
+    return PingResult.of(await destinations.send_test_delivery(runtime, name, actor=_actor(request)))

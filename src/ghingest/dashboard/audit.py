@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from ghingest.app.runtime import runtime_of
 from ghingest.core.pagination import InvalidCursor
 from ghingest.dashboard.errors import PageRoute, bad_request
+from ghingest.dashboard.filters import day_filter
 from ghingest.dashboard.security import OperatorPage
 from ghingest.dashboard.templating import NavItem, renderer_of
 from ghingest.ports import AuditQuery
@@ -22,14 +23,8 @@ NAV = NavItem("Audit", "/audit", ("/audit",), operator_only=True)
 PAGE_SIZE = 50
 
 
-def _day(value: str, errors: list[str], label: str) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.combine(date.fromisoformat(value), datetime.min.time(), UTC)
-    except ValueError:
-        errors.append(f"{label} must be a date such as 2024-05-01; it was ignored.")
-        return None
+def _midnight(day: date | None) -> datetime | None:
+    return None if day is None else datetime.combine(day, datetime.min.time(), UTC)
 
 
 @router.get("/audit")
@@ -51,8 +46,8 @@ async def audit_page(
         "until": (until or "").strip()[:10],
         "outcome": outcome if outcome in ("ok", "failed") else "",
     }
-    first = _day(filters["since"], errors, "From")
-    last = _day(filters["until"], errors, "Until")
+    first = _midnight(day_filter(filters["since"], errors, "From"))
+    last = _midnight(day_filter(filters["until"], errors, "Until"))
     query = AuditQuery(
         action=filters["action"] or None,
         actor=filters["actor"] or None,

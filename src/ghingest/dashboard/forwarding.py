@@ -13,11 +13,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from ghingest.app import audit, destinations, operations
-from ghingest.app.destinations import UnknownDestination, origin_of
+from ghingest.app.destinations import origin_of
 from ghingest.app.runtime import runtime_of
 from ghingest.core.int64 import Int64
 from ghingest.dashboard.errors import PageRoute, error_page
@@ -152,28 +152,19 @@ def _back(action: str, name: str) -> RedirectResponse:
 @router.post("/forwarding/destinations/{name}/pause")
 async def pause_destination(request: Request, user: OperatorPost, name: str) -> Response:
     """Pause a destination: its forwards wait until it is resumed."""
-    try:
-        await destinations.pause_destination(runtime_of(request), name, actor=audit.actor_of(request, user.name))
-    except UnknownDestination as exc:
-        raise HTTPException(404, detail=str(exc)) from None
+    await destinations.pause_destination(runtime_of(request), name, actor=audit.actor_of(request, user.name))
     return _back("paused", name)
 
 
 @router.post("/forwarding/destinations/{name}/resume")
 async def resume_destination(request: Request, user: OperatorPost, name: str) -> Response:
     """Resume a paused destination."""
-    try:
-        await destinations.resume_destination(runtime_of(request), name, actor=audit.actor_of(request, user.name))
-    except UnknownDestination as exc:
-        raise HTTPException(404, detail=str(exc)) from None
+    await destinations.resume_destination(runtime_of(request), name, actor=audit.actor_of(request, user.name))
     return _back("resumed", name)
 
 
 @router.post("/forwarding/destinations/{name}/test")
 async def test_destination(request: Request, user: OperatorPost, name: str) -> Response:
     """Send a signed ping to a configured destination; the page then shows what it answered."""
-    try:
-        await destinations.send_test_delivery(runtime_of(request), name, actor=audit.actor_of(request, user.name))
-    except UnknownDestination as exc:
-        raise HTTPException(404, detail=str(exc)) from None
+    await destinations.send_test_delivery(runtime_of(request), name, actor=audit.actor_of(request, user.name))
     return _back("tested", name)

@@ -21,9 +21,9 @@ from ghingest.core.github_events import ACTIONS, EVENTS
 from ghingest.core.int64 import Int64
 from ghingest.core.pagination import InvalidCursor
 from ghingest.core.releases import ReleaseState
-from ghingest.core.time import parse_iso
 from ghingest.dashboard import charts
 from ghingest.dashboard.errors import PageRoute, bad_request, error_page
+from ghingest.dashboard.filters import day_filter, moment_filter
 from ghingest.dashboard.flash import flash_target
 from ghingest.dashboard.forwarding import forwards_context
 from ghingest.dashboard.live import live_context
@@ -49,16 +49,6 @@ def action_names(event: str) -> list[str]:
 
 def _text(value: str | None, limit: int = 200) -> str:
     return (value or "").strip()[:limit]
-
-
-def _day(value: str, errors: list[str], label: str) -> date | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        errors.append(f"{label} must be a date such as 2024-05-01; it was ignored.")
-        return None
 
 
 @dataclass
@@ -117,8 +107,8 @@ async def releases_page(
     }
     if q and not reads.capabilities.search:
         errors.append("Search is not available on this deployment: its store has no full-text index.")
-    since_day = _day(filters["since"], errors, "From")
-    until_day = _day(filters["until"], errors, "Until")
+    since_day = day_filter(filters["since"], errors, "From")
+    until_day = day_filter(filters["until"], errors, "Until")
     query = ReleaseQuery(
         repository=filters["repo"] or None,
         state=filters["state"] or None,
@@ -186,17 +176,6 @@ async def repository_page(
     return renderer_of(request).page(request, "repository.html", context)
 
 
-def _moment(value: str, errors: list[str], label: str) -> float | None:
-    """A since/until filter (ISO-8601 date-time; no zone: UTC) as epoch seconds; an error for anything else."""
-    if not value:
-        return None
-    try:
-        return parse_iso(value)
-    except ValueError:
-        errors.append(f"{label} must be a date and time such as 2024-05-01T09:30 (UTC); it was ignored.")
-        return None
-
-
 @router.get("/events")
 async def events_page(
     request: Request,
@@ -239,8 +218,8 @@ async def events_page(
         sender=filters["sender"] or None,
         destination=filters["destination"] or None,
         forward_status=ForwardStatus(filters["forward_status"]) if filters["forward_status"] else None,
-        since=_moment(filters["since"], errors, "From"),
-        until=_moment(filters["until"], errors, "Until"),
+        since=moment_filter(filters["since"], errors, "From"),
+        until=moment_filter(filters["until"], errors, "Until"),
         delivery_id=filters["delivery_id"] or None,
         cursor=cursor or None,
         limit=PAGE_SIZE,
